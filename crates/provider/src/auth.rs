@@ -1,0 +1,13 @@
+//! Maps the oras Store's `authProvider` to the registry client's authentication.
+
+use vouch_config::AuthConfig;
+use vouch_oci::AuthProvider;
+
+/// The registry authentication for a Store's `authProvider`.
+pub(crate) fn auth_provider(auth: &AuthConfig) -> AuthProvider {
+    match auth {
+        AuthConfig::DockerConfig { config_path } => AuthProvider::DockerConfig {
+            config_path: config_path.clone(),
+        },
+    }
+}

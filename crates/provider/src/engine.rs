@@ -1,0 +1,428 @@
+//! The verification engine: one image reference in, one Ratify-shaped verdict out.
+//!
+//! For each subject the engine runs the pipeline in order:
+//!
+//! 1. parse and normalise the reference ([`vouch_oci::Reference`]);
+//! 2. resolve it to a digest in its registry;
+//! 3. for each Notation verifier, select the trust-policy statement (a `skip` statement passes
+//!    without touching the registry again);
+//! 4. discover the signatures attached to the digest (Referrers API or `sha256-<hex>` tag);
+//! 5. per signature: fetch the manifest, check its subject and its single layer, fetch the
+//!    envelope, verify it with [`vouch_notation::Verifier`];
+//! 6. let the configured Policy decide the overall verdict from the reports.
+//!
+//! Every failure on the way becomes a report with `isSuccess: false`: nothing here can turn
+//! an error into a pass.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use vouch_config::{Config, Rule};
+use vouch_notation::{ArtifactReference, Descriptor as NotationDescriptor, Verifier};
+use vouch_oci::{ClientOptions, Reference, RegistryClient, RegistryError};
+
+use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
+
+/// The artifact type of Notation signatures.
+pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+
+/// Media types of the envelopes Notation writes.
+const ENVELOPE_MEDIA_TYPES: [&str; 2] = ["application/jose+json", "application/cose"];
+
+/// Knobs of the engine that do not come from the Ratify resources.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// Verify at this instant instead of the system clock (tests, reproducing a verdict).
+    pub now: Option<SystemTime>,
+    /// Deadline of each registry call.
+    pub registry_timeout: Duration,
+    /// Extra root certificates (PEM or DER) trusted for registry TLS.
+    pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Emit `name: "notation"` on Notation reports (what Azure Policy's image-integrity
+    /// template matches on) instead of the Verifier resource's name. The resource name is
+    /// always in `verifierName`.
+    pub notation_report_name: bool,
+    /// At most this many signatures are looked at per image.
+    pub max_signatures: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            now: None,
+            registry_timeout: Duration::from_secs(10),
+            extra_root_certificates: Vec::new(),
+            notation_report_name: true,
+            max_signatures: 100,
+        }
+    }
+}
+
+/// A key that could not be verified at all because it is not a usable image reference.
+///
+/// The provider answers it as a per-key `error`; `vouch verify` prints it and fails.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct KeyError {
+    /// Ratify's error code, e.g. `REFERENCE_INVALID`.
+    pub code: &'static str,
+    /// What was wrong and what is accepted.
+    pub message: String,
+}
+
+/// The engine could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The registry client could not be created.
+    #[error("cannot create the registry client: {0}")]
+    Registry(#[from] RegistryError),
+}
+
+struct NotationVerifier {
+    resource_name: String,
+    verifier: Verifier,
+}
+
+/// Verifies images against one configuration. Cheap to share behind an [`Arc`].
+pub struct Engine {
+    config: Arc<Config>,
+    registry: RegistryClient,
+    verifiers: Vec<NotationVerifier>,
+    options: EngineOptions,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("verifiers", &self.verifiers.len())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds an engine for `config`.
+    pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        let config = Arc::new(config);
+        let mut client_options = ClientOptions::default();
+        if let Some(store) = config.stores.first() {
+            client_options.plain_http = store.use_http;
+            client_options.auth = crate::auth::auth_provider(&store.auth);
+        }
+        client_options.timeout = options.registry_timeout;
+        client_options.extra_root_certificates = options.extra_root_certificates.clone();
+        client_options.max_referrers = options.max_signatures;
+        let registry = RegistryClient::new(client_options)?;
+        let verifiers = config
+            .verifiers
+            .iter()
+            .map(|v| NotationVerifier {
+                resource_name: v.resource_name.clone(),
+                verifier: Verifier::new(v.trust_policy.clone(), v.trust_stores.clone()),
+            })
+            .collect();
+        Ok(Self {
+            config,
+            registry,
+            verifiers,
+            options,
+        })
+    }
+
+    /// The configuration this engine verifies with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Verifies one image reference.
+    ///
+    /// Returns a per-key error only when `key` is not an image reference; every other
+    /// problem (unreachable registry, no signature, bad signature) is a verdict with
+    /// `isSuccess: false` and a report that says what happened.
+    pub async fn verify(&self, key: &str) -> Result<VerificationResponse, KeyError> {
+        let reference = Reference::parse(vouch_oci::strip_runtime_prefix(key)).map_err(|e| {
+            KeyError {
+                code: "REFERENCE_INVALID",
+                message: format!("failed to parse subject reference {key:?}: {e}"),
+            }
+        })?;
+        let subject = reference.to_string();
+        let reports = self.reports(&reference, &subject).await;
+        let typed: Vec<(&str, bool)> = reports
+            .iter()
+            .filter_map(|r| r.artifact_type.as_deref().map(|t| (t, r.is_success)))
+            .collect();
+        let is_success = self.config.policy.decide(&typed);
+        Ok(VerificationResponse {
+            version: RESPONSE_VERSION.to_owned(),
+            is_success,
+            trace_id: None,
+            timestamp: Some(now_rfc3339()),
+            verifier_reports: reports,
+        })
+    }
+
+    async fn reports(&self, reference: &Reference, subject: &str) -> Vec<VerifierReport> {
+        // 2. Resolve the subject.
+        let target = match self.registry.resolve(reference).await {
+            Ok(target) => target,
+            Err(e) => {
+                return vec![synthetic(
+                    subject,
+                    format!("failed to verify artifact {subject}: resolving descriptor: {e}"),
+                    e.to_string(),
+                    remediation_for_registry(&e),
+                )];
+            }
+        };
+        let digest_reference = reference.with_digest(&target.digest);
+        let artifact = ArtifactReference {
+            registry_repo: reference.registry_repository(),
+            digest: target.digest.clone(),
+        };
+
+        // 3. Statement selection and `skip`, per verifier.
+        let mut reports = Vec::new();
+        let mut to_discover = Vec::new();
+        for v in &self.verifiers {
+            match v.verifier.policy().select(&artifact.registry_repo) {
+                None => reports.push(self.notation_failure(
+                    v,
+                    subject,
+                    None,
+                    format!(
+                        "artifact {}@{} has no applicable trust policy statement",
+                        artifact.registry_repo, artifact.digest
+                    ),
+                    "no statement of the trust policy has this repository in its registryScopes, and none has \"*\"".to_owned(),
+                    "add the repository to a statement's registryScopes in the Verifier's trustPolicyDoc, or add a statement with registryScopes [\"*\"]",
+                )),
+                Some(statement) if statement.is_skip() => {
+                    let mut report = self.notation_report(v, subject, true);
+                    report.message = Some(format!(
+                        "trust policy statement {:?} is configured to skip signature verification",
+                        statement.name()
+                    ));
+                    reports.push(report);
+                }
+                Some(_) => to_discover.push(v),
+            }
+        }
+        if to_discover.is_empty() {
+            return reports;
+        }
+
+        // 4. Discover signatures.
+        let referrers = match self
+            .registry
+            .referrers(&digest_reference, &target.digest, NOTATION_ARTIFACT_TYPE)
+            .await
+        {
+            Ok(referrers) => referrers,
+            Err(e) => {
+                reports.push(synthetic(
+                    subject,
+                    format!("failed to verify artifact {subject}: listing referrers: {e}"),
+                    e.to_string(),
+                    remediation_for_registry(&e),
+                ));
+                return reports;
+            }
+        };
+        if referrers.is_empty() {
+            reports.push(synthetic(
+                subject,
+                format!(
+                    "failed to verify artifact {subject}: no referrers found: no Notation signature is attached to {}@{}",
+                    reference.registry_repository(),
+                    target.digest
+                ),
+                format!(
+                    "No verification results for the artifact {subject}. Ensure verifiers are properly configured and that artifact metadata is attached"
+                ),
+                "sign the image with Notation and push the signature to the same repository (notation sign <image>@<digest>)",
+            ));
+            return reports;
+        }
+
+        // 5. Verify each signature; with an `any` rule the first success is enough.
+        let stop_at_first_success = matches!(
+            self.config.policy.rule_for(NOTATION_ARTIFACT_TYPE),
+            Rule::Any
+        );
+        let notation_target = NotationDescriptor::new(
+            target.media_type.clone(),
+            target.digest.clone(),
+            target.size,
+        );
+        for referrer in referrers.iter().take(self.options.max_signatures) {
+            for v in &to_discover {
+                let report = self
+                    .verify_signature(v, subject, &digest_reference, &artifact, &notation_target, referrer)
+                    .await;
+                let passed = report.is_success;
+                reports.push(report);
+                if passed && stop_at_first_success {
+                    return reports;
+                }
+            }
+        }
+        reports
+    }
+
+    async fn verify_signature(
+        &self,
+        v: &NotationVerifier,
+        subject: &str,
+        reference: &Reference,
+        artifact: &ArtifactReference,
+        target: &NotationDescriptor,
+        referrer: &vouch_oci::Descriptor,
+    ) -> VerifierReport {
+        let digest = Some(referrer.digest.as_str());
+        let manifest = match self.registry.fetch_manifest(reference, referrer).await {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                return self.notation_failure(
+                    v,
+                    subject,
+                    digest,
+                    format!("failed to fetch signature manifest {}: {e}", referrer.digest),
+                    e.to_string(),
+                    remediation_for_registry(&e),
+                );
+            }
+        };
+        if manifest.subject().map(|s| s.digest.as_str()) != Some(target.digest.as_str()) {
+            return self.notation_failure(
+                v,
+                subject,
+                digest,
+                format!(
+                    "signature manifest {} does not name {} as its subject",
+                    referrer.digest, target.digest
+                ),
+                "the referrers listing returned a manifest that belongs to another artifact".to_owned(),
+                "re-push the signature; check the registry's referrers index for this digest",
+            );
+        }
+        let [layer] = manifest.layers() else {
+            return self.notation_failure(
+                v,
+                subject,
+                digest,
+                format!(
+                    "signature manifest {} has {} layers; a Notation signature manifest has exactly one (the envelope)",
+                    referrer.digest,
+                    manifest.layers().len()
+                ),
+                "malformed signature manifest".to_owned(),
+                "re-sign the image with Notation",
+            );
+        };
+        if !ENVELOPE_MEDIA_TYPES.contains(&layer.media_type.as_str()) {
+            return self.notation_failure(
+                v,
+                subject,
+                digest,
+                format!(
+                    "signature envelope format with media type {:?} is not supported (accepted: application/jose+json, application/cose)",
+                    layer.media_type
+                ),
+                "integrity: the signature layer is not a Notation envelope".to_owned(),
+                "re-sign the image with Notation",
+            );
+        }
+        let envelope = match self.registry.fetch_blob(reference, layer).await {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return self.notation_failure(
+                    v,
+                    subject,
+                    digest,
+                    format!("failed to fetch signature envelope {}: {e}", layer.digest),
+                    e.to_string(),
+                    remediation_for_registry(&e),
+                );
+            }
+        };
+        let now = self.options.now.unwrap_or_else(SystemTime::now);
+        let verifier = &v.verifier;
+        let media_type = layer.media_type.clone();
+        let result = verifier.verify(artifact, target, &envelope, &media_type, now);
+        match result {
+            Ok(outcome) => {
+                let mut report = self.notation_report(v, subject, true);
+                report.reference_digest = Some(referrer.digest.clone());
+                report.message = Some("Notation signature verification success".to_owned());
+                if let Some(signer) = &outcome.signer {
+                    report.extensions = Some(serde_json::json!({
+                        "Issuer": signer.issuer,
+                        "SN": signer.subject,
+                    }));
+                }
+                report
+            }
+            Err(failure) => self.notation_failure(
+                v,
+                subject,
+                digest,
+                format!("signature {} failed verification: {failure}", referrer.digest),
+                failure.to_string(),
+                crate::remediation::for_failure(&failure),
+            ),
+        }
+    }
+
+    fn notation_report(&self, v: &NotationVerifier, subject: &str, ok: bool) -> VerifierReport {
+        let mut report = VerifierReport::new(subject, ok);
+        report.name = Some(if self.options.notation_report_name {
+            "notation".to_owned()
+        } else {
+            v.resource_name.clone()
+        });
+        report.verifier_name = Some(v.resource_name.clone());
+        report.kind = Some("notation".to_owned());
+        report.verifier_type = Some("notation".to_owned());
+        report.artifact_type = Some(NOTATION_ARTIFACT_TYPE.to_owned());
+        report
+    }
+
+    fn notation_failure(
+        &self,
+        v: &NotationVerifier,
+        subject: &str,
+        reference_digest: Option<&str>,
+        message: String,
+        reason: String,
+        remediation: &str,
+    ) -> VerifierReport {
+        let mut report = self.notation_report(v, subject, false);
+        report.reference_digest = reference_digest.map(str::to_owned);
+        report.message = Some(message);
+        report.error_reason = Some(reason);
+        report.remediation = Some(remediation.to_owned());
+        report
+    }
+}
+
+/// The report for a subject that could not be verified at all: no `name`, `isSuccess: false`.
+fn synthetic(subject: &str, message: String, reason: String, remediation: &str) -> VerifierReport {
+    let mut report = VerifierReport::new(subject, false);
+    report.message = Some(message);
+    report.error_reason = Some(reason);
+    report.remediation = Some(remediation.to_owned());
+    report
+}
+
+fn remediation_for_registry(e: &RegistryError) -> &'static str {
+    crate::remediation::for_registry(e)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,53 @@
+//! What an operator can do about a failure, one line per cause.
+//!
+//! Reports carry `errorReason` (what went wrong) and `remediation` (what to change). The
+//! mapping lives here, once, so every path that fails says the same thing for the same cause.
+
+use vouch_notation::{ErrorKind as VerifyKind, VerificationFailure};
+use vouch_oci::{ErrorKind as RegistryKind, RegistryError};
+
+/// Remediation for a registry failure.
+pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
+    match e.kind() {
+        RegistryKind::NotFound => {
+            "check the image reference (registry, repository, tag or digest) and that it was pushed"
+        }
+        RegistryKind::Unauthorized | RegistryKind::Denied => {
+            "give vouch pull access: add credentials for this registry to the docker config.json named by the oras Store's authProvider"
+        }
+        RegistryKind::Unreachable => {
+            "check that the registry is reachable from vouch; for a plain-HTTP registry set parameters.useHttp: true on the oras Store"
+        }
+        RegistryKind::Timeout => "the registry did not answer in time; check its health and the network path",
+        RegistryKind::TooLarge => {
+            "the registry served an object larger than vouch accepts for a signature; check what is attached to the image"
+        }
+        RegistryKind::DigestMismatch => {
+            "the registry served content that does not match its digest; the registry or a proxy is corrupting or tampering with content"
+        }
+        _ => "check the registry and the image's signature artifacts",
+    }
+}
+
+/// Remediation for a failed signature verification.
+pub(crate) fn for_failure(f: &VerificationFailure) -> &'static str {
+    match f.kind {
+        VerifyKind::UntrustedCertificate | VerifyKind::TrustStoreMissing => {
+            "add the signing certificate's root (or the certificate itself) to a CertificateStore listed in the Verifier's verificationCertStores, or re-sign with a trusted key"
+        }
+        VerifyKind::UntrustedIdentity => {
+            "add the signer's subject to trustedIdentities in the trust policy, or re-sign with a trusted identity"
+        }
+        VerifyKind::Expired => "the signature has expired: re-sign the image",
+        VerifyKind::CertificateExpired | VerifyKind::CertificateNotYetValid => {
+            "the signing certificate is not valid now: re-sign with a valid certificate (or use a timestamped signature)"
+        }
+        VerifyKind::PayloadMismatch => {
+            "the signature was made for other content: the image was changed after signing or the signature belongs to another image; re-sign the image"
+        }
+        VerifyKind::NoApplicablePolicy => {
+            "add the repository to a statement's registryScopes in the trust policy, or add a statement with registryScopes [\"*\"]"
+        }
+        _ => "the signature is invalid or tampered with: re-sign the image with Notation",
+    }
+}

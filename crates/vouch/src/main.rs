@@ -1,0 +1,154 @@
+//! `vouch`: keeps unsigned and tampered container images out of Kubernetes clusters.
+//!
+//! Subcommands:
+//! * `vouch verify --config <file|dir> <image>...` verifies images with the Ratify YAML;
+//! * `vouch demo` runs the whole path on a laptop: a local registry, a signed and an unsigned
+//!   image, and vouch's verdict on both.
+
+mod demo;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use vouch_provider::{Engine, EngineOptions};
+
+/// Keeps unsigned and tampered container images out of Kubernetes clusters.
+#[derive(Debug, Parser)]
+#[command(name = "vouch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify the Notation signatures of images, configured by Ratify resources (YAML).
+    ///
+    /// Exits 0 only when every image passed, 1 when any failed, 2 on a usage or
+    /// configuration error.
+    Verify(VerifyArgs),
+    /// Run a self-contained demo: a local registry, a signed and an unsigned image, verdicts.
+    Demo,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Ratify configuration: a YAML file or a directory of YAML files
+    /// (CertificateStore, Store, Verifier, Policy resources).
+    #[arg(long, short = 'c', env = "VOUCH_CONFIG")]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Deadline of each registry call, e.g. `10s`, `500ms`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    registry_timeout: std::time::Duration,
+    /// Image references: `registry/repo:tag` or `registry/repo@sha256:…`.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    /// A readable summary per image.
+    Text,
+    /// A JSON array of `{"subject", "value"|"error"}`, values in Ratify v1's 0.2.0 shape.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 10s or 500ms"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?}; use ms, s or m")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("vouch: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Verify(args) => verify(args).await,
+            Command::Demo => demo::run().await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vouch: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let config = vouch_config::Config::load(&args.config)
+        .with_context(|| format!("invalid configuration {}", args.config.display()))?;
+    let mut options = EngineOptions::default();
+    options.registry_timeout = args.registry_timeout;
+    let engine = Arc::new(Engine::new(config, options).context("cannot start the engine")?);
+    let results = verify_all(&engine, &args.images).await;
+    let all_passed = output::print(&results, args.output)?;
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Verifies every image concurrently; the results keep the order of `images`.
+pub(crate) async fn verify_all(
+    engine: &Arc<Engine>,
+    images: &[String],
+) -> Vec<(String, Result<vouch_provider::VerificationResponse, vouch_provider::KeyError>)> {
+    let tasks: Vec<_> = images
+        .iter()
+        .map(|image| {
+            let engine = Arc::clone(engine);
+            let image = image.clone();
+            tokio::spawn(async move { engine.verify(&image).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(images.len());
+    for (image, task) in images.iter().zip(tasks) {
+        let result = match task.await {
+            Ok(result) => result,
+            // A panic in one verification fails that image only (and never passes it).
+            Err(e) => Err(vouch_provider::KeyError {
+                code: "EXECUTOR_FAILURE",
+                message: format!("verification of {image} stopped unexpectedly: {e}"),
+            }),
+        };
+        results.push((image.clone(), result));
+    }
+    results
+}
