@@ -1,1 +1,167 @@
-//! placeholder
+//! Ratify v1 configuration resources → validated, typed vouch configuration.
+//!
+//! vouch is configured with the same `config.ratify.deislabs.io` custom resources as
+//! Ratify v1, written as YAML: a file, or a directory of `*.yaml`/`*.yml` files (a mounted
+//! ConfigMap works), each holding one or more `---`-separated documents. [`Config::load`]
+//! reads them and [`Config::from_yaml`] parses a text; both return a [`Config`] whose parts
+//! are already checked and built:
+//!
+//! * [`StoreConfig`]: how to reach registries (Store `oras`);
+//! * [`NotationVerifierConfig`]: a ready [`vouch_notation::TrustStores`] and
+//!   [`vouch_notation::TrustPolicyDocument`] per notation Verifier;
+//! * [`PolicyConfig`]: Ratify's config policy, with [`PolicyConfig::decide`].
+//!
+//! Raw serde structures mirror Ratify's schema; a conversion per kind turns them into these
+//! types (parse, don't validate), and every [`ConfigError`] names the input, the document,
+//! the field path and what is accepted.
+//!
+//! # Resources
+//!
+//! | kind | accepted |
+//! |---|---|
+//! | `CertificateStore` (v1beta1, v1alpha1) | `provider: inline`, `parameters.value`: PEM certificates |
+//! | `KeyManagementProvider`, `NamespacedKeyManagementProvider` (v1beta1) | `type: inline`, `parameters: {contentType: certificate, value: <PEM>}` |
+//! | `Store` (v1beta1, v1alpha1) | `name: oras`; `parameters.useHttp`, `parameters.authProvider: {name: dockerConfig, configPath?}` |
+//! | `Verifier` (v1beta1, v1alpha1) | `name: notation` (or `type: notation`), `artifactTypes`, `parameters.verificationCertStores`, `parameters.trustPolicyDoc` |
+//! | `Policy` (v1beta1 named `ratify-policy`; v1alpha1 named after its type) | `type: config-policy`, `parameters.artifactVerificationPolicies` |
+//!
+//! Details and deliberate differences from Ratify:
+//!
+//! * **Store**: `cosignEnabled`, `cacheEnabled`, `ttl` and `localCachePath` are accepted
+//!   and ignored (vouch verifies Notation signatures only and keeps its own bounded
+//!   in-memory caches). Only the `dockerConfig` auth provider is supported so far; the
+//!   others are rejected with an error naming `spec.parameters.authProvider.name`. When no
+//!   Store is given, vouch uses an `oras` store named `store-oras` with `dockerConfig`
+//!   auth (default Docker config location) and HTTPS.
+//! * **Verifier**: `verificationCertStores` accepts Ratify's legacy form
+//!   `{<store>: [<source>…]}` (meaning `ca` stores) and the typed form
+//!   `{ca|signingAuthority|tsa: {<store>: [<source>…]}}`, not both at once. Sources are
+//!   CertificateStore or KeyManagementProvider names, also written `namespace/name`. Unlike
+//!   Ratify, which only logs a warning, an unknown source, an empty list, or a trust store
+//!   named in the trust policy but not defined, is an error at load time. File-based
+//!   `verificationCerts` is not supported.
+//! * **Names**: CertificateStores and KeyManagementProviders share one name space (a
+//!   reference must not be ambiguous); Store and Verifier names must be unique.
+//! * **Policy**: when none is given, vouch uses
+//!   `{application/vnd.cncf.notary.signature: any, default: all}` ([`PolicyConfig::default`]).
+//!   `rego-policy` is not supported yet. `passthroughEnabled` is kept but, as in Ratify's
+//!   config policy, has no effect.
+//! * **Namespaced resources**: `NamespacedKeyManagementProvider` is accepted as a
+//!   certificate source (it only matters where a Verifier names it).
+//!   `NamespacedStore`, `NamespacedVerifier` and `NamespacedPolicy` are rejected: they apply
+//!   to `[namespace]`-prefixed requests only, and vouch does not have per-namespace
+//!   configuration yet; treating them as cluster-wide would widen what they trust.
+//! * Unknown fields are ignored, as Ratify ignores them. Empty documents are skipped.
+//!
+//! # Example
+//!
+//! ```
+//! let yaml = r#"
+//! apiVersion: config.ratify.deislabs.io/v1beta1
+//! kind: Verifier
+//! metadata:
+//!   name: verifier-notation
+//! spec:
+//!   name: notation
+//!   artifactTypes: application/vnd.cncf.notary.signature
+//!   parameters:
+//!     trustPolicyDoc:
+//!       version: "1.0"
+//!       trustPolicies:
+//!         - name: skip-everything
+//!           registryScopes: ["*"]
+//!           signatureVerification: {level: skip}
+//! "#;
+//! let config = vouch_config::Config::from_yaml(yaml, "example.yaml")?;
+//! assert_eq!(config.verifiers[0].resource_name, "verifier-notation");
+//! assert!(config.policy.from_default);
+//! # Ok::<(), vouch_config::ConfigError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod build;
+mod error;
+mod load;
+mod policy;
+mod raw;
+
+use std::path::{Path, PathBuf};
+
+pub use crate::error::{ConfigError, DocumentRef, ErrorKind};
+pub use crate::policy::{NOTATION_SIGNATURE_ARTIFACT_TYPE, PolicyConfig, Rule};
+
+/// The whole vouch configuration, built from Ratify resources.
+#[derive(Debug)]
+pub struct Config {
+    /// Registry access, one per Store resource (a default one when none is given).
+    pub stores: Vec<StoreConfig>,
+    /// Notation verifiers, in input order; at least one.
+    pub verifiers: Vec<NotationVerifierConfig>,
+    /// How reports combine into the overall verdict.
+    pub policy: PolicyConfig,
+}
+
+impl Config {
+    /// Loads a file, or every `*.yaml`/`*.yml` file of a directory (sorted by name, not
+    /// recursive, dot-files ignored, symlinks followed), as one configuration.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let sources = load::read_path(path)?;
+        build::build(&path.display().to_string(), &sources)
+    }
+
+    /// Parses one YAML text holding one or more documents. `source` names it in errors
+    /// (a file name, "ConfigMap ratify/config", …).
+    pub fn from_yaml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let sources = [load::Source {
+            name: source.to_owned(),
+            text: text.to_owned(),
+        }];
+        build::build(source, &sources)
+    }
+}
+
+/// A Store `oras`: how vouch reaches registries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The Store resource's `metadata.name` (`store-oras` for the default store).
+    pub resource_name: String,
+    /// `parameters.useHttp`: plain HTTP instead of HTTPS.
+    pub use_http: bool,
+    /// `parameters.authProvider`.
+    pub auth: AuthConfig,
+}
+
+/// Registry credentials (`parameters.authProvider` of Store `oras`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthConfig {
+    /// `dockerConfig`: credentials from a Docker `config.json`.
+    DockerConfig {
+        /// `configPath`; `None` means the default location (`$DOCKER_CONFIG/config.json`,
+        /// else `~/.docker/config.json`).
+        config_path: Option<PathBuf>,
+    },
+}
+
+/// A notation Verifier, ready to verify.
+#[derive(Debug)]
+pub struct NotationVerifierConfig {
+    /// The Verifier resource's `metadata.name`, e.g. `verifier-notary-inline`; reported as
+    /// `verifierName`.
+    pub resource_name: String,
+    /// `spec.artifactTypes`, split on commas and trimmed; `*` matches any artifact type.
+    pub artifact_types: Vec<String>,
+    /// The trust stores named in `verificationCertStores`, with their certificates.
+    pub trust_stores: vouch_notation::TrustStores,
+    /// The trust policy document, validated.
+    pub trust_policy: vouch_notation::TrustPolicyDocument,
+}
+
+impl NotationVerifierConfig {
+    /// Whether this verifier handles referrers of `artifact_type` (Ratify's `CanVerify`).
+    pub fn can_verify(&self, artifact_type: &str) -> bool {
+        self.artifact_types
+            .iter()
+            .any(|t| t == "*" || t == artifact_type)
+    }
+}

@@ -1,10 +1,16 @@
 //! Notary Project (Notation) signature verification for vouch.
-//!
-//! (Overview to be completed by the notation work: envelopes, chains, trust stores, trust
-//! policy, the ordered verification algorithm.)
 #![deny(missing_docs)]
 
+mod chain;
 mod descriptor;
+mod envelope;
+mod error;
+mod json;
+mod name;
+mod policy;
 pub mod sign;
+mod x509;
 
 pub use crate::descriptor::Descriptor;
+pub use crate::name::{DistinguishedName, DnError, NameError};
+pub use crate::x509::{Certificate, CertificateError, SignatureAlgorithm, certificates_from_pem_or_der};

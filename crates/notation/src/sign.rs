@@ -34,7 +34,7 @@ use serde_json::{Map as JsonMap, Value as JsonValue};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::Descriptor;
+use crate::{Descriptor, SignatureAlgorithm};
 
 /// Media type of the Notation payload (`cty` / COSE label 3).
 pub const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
@@ -86,51 +86,15 @@ pub enum SignError {
     Crypto,
 }
 
-/// The signature algorithm of a Notation envelope, determined by the signing key (spec §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SignatureAlgorithm {
-    /// RSASSA-PSS with SHA-256 (RSA 2048).
-    Ps256,
-    /// RSASSA-PSS with SHA-384 (RSA 3072).
-    Ps384,
-    /// RSASSA-PSS with SHA-512 (RSA 4096).
-    Ps512,
-    /// ECDSA P-256 with SHA-256.
-    Es256,
-    /// ECDSA P-384 with SHA-384.
-    Es384,
-    /// ECDSA P-521 with SHA-512.
-    Es512,
-}
-
-impl SignatureAlgorithm {
-    /// The JWS `alg` name, e.g. `PS256`.
-    pub fn jws_name(self) -> &'static str {
-        match self {
-            Self::Ps256 => "PS256",
-            Self::Ps384 => "PS384",
-            Self::Ps512 => "PS512",
-            Self::Es256 => "ES256",
-            Self::Es384 => "ES384",
-            Self::Es512 => "ES512",
-        }
-    }
-
-    /// The COSE algorithm identifier, e.g. `-37` for PS256.
-    pub fn cose_id(self) -> i64 {
-        self.cose_algorithm() as i64
-    }
-
-    fn cose_algorithm(self) -> iana::Algorithm {
-        match self {
-            Self::Ps256 => iana::Algorithm::PS256,
-            Self::Ps384 => iana::Algorithm::PS384,
-            Self::Ps512 => iana::Algorithm::PS512,
-            Self::Es256 => iana::Algorithm::ES256,
-            Self::Es384 => iana::Algorithm::ES384,
-            Self::Es512 => iana::Algorithm::ES512,
-        }
+/// The COSE algorithm for a Notation signature algorithm.
+fn cose_algorithm(algorithm: SignatureAlgorithm) -> iana::Algorithm {
+    match algorithm {
+        SignatureAlgorithm::Ps256 => iana::Algorithm::PS256,
+        SignatureAlgorithm::Ps384 => iana::Algorithm::PS384,
+        SignatureAlgorithm::Ps512 => iana::Algorithm::PS512,
+        SignatureAlgorithm::Es256 => iana::Algorithm::ES256,
+        SignatureAlgorithm::Es384 => iana::Algorithm::ES384,
+        SignatureAlgorithm::Es512 => iana::Algorithm::ES512,
     }
 }
 
@@ -460,7 +424,7 @@ fn sign_cose(
     rest.sort_by(|(a, _), (b, _)| (a.len(), a.as_bytes()).cmp(&(b.len(), b.as_bytes())));
 
     let mut protected = HeaderBuilder::new()
-        .algorithm(key.algorithm().cose_algorithm())
+        .algorithm(cose_algorithm(key.algorithm()))
         .content_type(PAYLOAD_MEDIA_TYPE.to_owned());
     for name in critical_names(opts, times) {
         protected = protected.add_critical_label(RegisteredLabelWithPrivate::Text(name));
@@ -689,7 +653,7 @@ mod tests {
             let sign1 = CoseSign1::from_tagged_slice(&cose).unwrap();
             assert_eq!(
                 sign1.protected.header.alg,
-                Some(coset::Algorithm::Assigned(expected.cose_algorithm()))
+                Some(coset::Algorithm::Assigned(cose_algorithm(expected)))
             );
             UnparsedPublicKey::new(verification_alg(expected), &spki)
                 .verify(&sign1.tbs_data(&[]), &sign1.signature)
@@ -841,7 +805,7 @@ mod tests {
             protected.content_type,
             Some(coset::ContentType::Text(PAYLOAD_MEDIA_TYPE.into()))
         );
-        let crit: Vec<_> = protected.crit.iter().cloned().collect();
+        let crit = protected.crit.clone();
         assert_eq!(
             crit,
             [

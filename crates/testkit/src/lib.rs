@@ -1,1 +1,38 @@
-//! placeholder
+//! Test and demo support for vouch: a real registry, generated PKI, images and signatures.
+//!
+//! * [`registry::Registry`] starts Debian's `docker-registry` (Distribution 2.8.2) on a free
+//!   loopback port in a temporary directory, and stops that one process on drop. A missing
+//!   binary is an error naming `apt-get install -y docker-registry`: tests fail, never skip.
+//! * [`pki::TestPki`] generates a root CA, an optional intermediate and a code-signing leaf
+//!   with `rcgen` (RSA 2048/3072/4096 or EC P-256/384/521), plus deliberately bad leaves.
+//! * [`image`] pushes a small deterministic OCI image and Notation signature manifests (both
+//!   forms), keeping the subject's `sha256-<hex>` referrers index up to date.
+//! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use vouch_notation::sign::EnvelopeFormat;
+//! use vouch_testkit::image::{self, ManifestForm};
+//! use vouch_testkit::pki::{KeyKind, TestPki};
+//! use vouch_testkit::registry::Registry;
+//!
+//! let registry = Registry::start()?;
+//! let pki = TestPki::new(KeyKind::EcP256)?;
+//! let subject = image::push_image(&registry.addr(), "vouch-test/demo", "v1", "demo").await?;
+//! image::sign_and_push(&registry.addr(), "vouch-test/demo", &subject, &pki,
+//!     EnvelopeFormat::Jws, ManifestForm::Legacy).await?;
+//! let config = vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict");
+//! # let _ = config; Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod image;
+pub mod pki;
+mod ratify;
+pub mod registry;
+
+pub use crate::image::{ManifestForm, Pusher};
+pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};
+pub use crate::ratify::ratify_config_yaml;
+pub use crate::registry::Registry;

@@ -1,0 +1,728 @@
+//! From documents to [`Config`]: each document is converted on its own (raw serde shape →
+//! checked values), then the cross-document rules run: unique names, certificate source
+//! references, trust stores named by the trust policy, a single Policy, at least one
+//! Verifier, and the defaults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use vouch_notation::{StoreType, TrustPolicyDocument, TrustStores, certificates_from_pem_or_der};
+use yaml_serde::Value;
+
+use crate::error::{ConfigError, ErrorKind};
+use crate::load::{ApiVersion, Ctx, Document, Source, key_path, parse_documents};
+use crate::policy::{PolicyConfig, Rule};
+use crate::raw;
+use crate::{AuthConfig, Config, NotationVerifierConfig, StoreConfig};
+
+/// `metadata.name` Ratify requires of a v1beta1 Policy.
+const RATIFY_POLICY_NAME: &str = "ratify-policy";
+
+/// The Store vouch uses when the configuration has none.
+pub(crate) const DEFAULT_STORE_NAME: &str = "store-oras";
+
+const CERT_STORES_FIELD: &str = "spec.parameters.verificationCertStores";
+const TRUST_POLICY_FIELD: &str = "spec.parameters.trustPolicyDoc";
+
+/// A CertificateStore or KeyManagementProvider: named PEM data.
+#[derive(Debug)]
+struct CertSource {
+    ctx: Ctx,
+    name: String,
+    namespace: Option<String>,
+    /// Checked to hold at least one certificate; parsed again per trust store so that
+    /// certificates need not be `Clone`.
+    pem: String,
+}
+
+/// One `type:name` trust store of a verifier, with its certificate source references.
+#[derive(Debug)]
+struct StoreDef {
+    store_type: StoreType,
+    name: String,
+    /// Field path of the store's list.
+    field: String,
+    references: Vec<String>,
+}
+
+/// A verifier checked on its own; references resolved later.
+#[derive(Debug)]
+struct VerifierDraft {
+    ctx: Ctx,
+    name: String,
+    artifact_types: Vec<String>,
+    stores: Vec<StoreDef>,
+    trust_policy: TrustPolicyDocument,
+    /// The trust policy's `(field path, "type:name")` trust store entries.
+    trust_store_refs: Vec<(String, String)>,
+}
+
+/// Builds the configuration from all inputs. `origin` names the whole input for errors that
+/// concern no single document (no verifier).
+pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigError> {
+    let mut errors = Vec::new();
+    let mut cert_sources: Vec<CertSource> = Vec::new();
+    let mut stores: Vec<(Ctx, StoreConfig)> = Vec::new();
+    let mut verifiers: Vec<VerifierDraft> = Vec::new();
+    let mut policy: Option<(Ctx, PolicyConfig)> = None;
+
+    for source in sources {
+        for document in parse_documents(&source.name, &source.text) {
+            let document = match document {
+                Ok(document) => document,
+                Err(error) => {
+                    errors.push(error);
+                    continue;
+                }
+            };
+            let result = match document.kind.as_str() {
+                "CertificateStore" => certificate_store(document).map(|s| cert_sources.push(s)),
+                "KeyManagementProvider" | "NamespacedKeyManagementProvider" => {
+                    key_management_provider(document).map(|s| cert_sources.push(s))
+                }
+                "Store" => store(document).map(|s| stores.push(s)),
+                "Verifier" => verifier(document).map(|v| verifiers.push(v)),
+                "Policy" => config_policy(document).and_then(|(ctx, p)| match &policy {
+                    Some((first, _)) => Err(ctx.err(
+                        "",
+                        ErrorKind::MultiplePolicies {
+                            first: first.describe(),
+                        },
+                    )),
+                    None => {
+                        policy = Some((ctx, p));
+                        Ok(())
+                    }
+                }),
+                "NamespacedStore" => Err(namespaced(&document, "Store")),
+                "NamespacedVerifier" => Err(namespaced(&document, "Verifier")),
+                "NamespacedPolicy" => Err(namespaced(&document, "Policy")),
+                other => Err(document.ctx.err(
+                    "kind",
+                    ErrorKind::UnsupportedKind {
+                        found: other.to_owned(),
+                    },
+                )),
+            };
+            if let Err(error) = result {
+                errors.push(error);
+            }
+        }
+    }
+
+    check_unique(
+        "certificate source",
+        cert_sources.iter().map(|s| (&s.ctx, &s.name)),
+        &mut errors,
+    );
+    check_unique(
+        "Store",
+        stores.iter().map(|(ctx, s)| (ctx, &s.resource_name)),
+        &mut errors,
+    );
+    check_unique(
+        "Verifier",
+        verifiers.iter().map(|v| (&v.ctx, &v.name)),
+        &mut errors,
+    );
+    if let Some(error) = ConfigError::from_many(errors) {
+        return Err(error);
+    }
+
+    if verifiers.is_empty() {
+        return Err(ConfigError::new(origin, None, None, ErrorKind::NoVerifier));
+    }
+    let mut errors = Vec::new();
+    let mut built = Vec::new();
+    for draft in verifiers {
+        match finish_verifier(draft, &cert_sources) {
+            Ok(verifier) => built.push(verifier),
+            Err(error) => errors.push(error),
+        }
+    }
+    if let Some(error) = ConfigError::from_many(errors) {
+        return Err(error);
+    }
+
+    let stores = if stores.is_empty() {
+        vec![StoreConfig {
+            resource_name: DEFAULT_STORE_NAME.to_owned(),
+            use_http: false,
+            auth: AuthConfig::DockerConfig { config_path: None },
+        }]
+    } else {
+        stores.into_iter().map(|(_, s)| s).collect()
+    };
+    let policy = policy.map(|(_, p)| p).unwrap_or_default();
+    Ok(Config {
+        stores,
+        verifiers: built,
+        policy,
+    })
+}
+
+fn namespaced(document: &Document, cluster_kind: &'static str) -> ConfigError {
+    document.ctx.err(
+        "kind",
+        ErrorKind::NamespacedKindUnsupported {
+            kind: document.kind.clone(),
+            cluster_kind,
+        },
+    )
+}
+
+fn require_spec(document: &mut Document, hint: &'static str) -> Result<Value, ConfigError> {
+    document
+        .spec
+        .take()
+        .ok_or_else(|| document.ctx.err("spec", ErrorKind::MissingField { hint }))
+}
+
+fn check_unique<'a>(
+    kind: &'static str,
+    items: impl Iterator<Item = (&'a Ctx, &'a String)>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut seen: BTreeMap<&str, &Ctx> = BTreeMap::new();
+    for (ctx, name) in items {
+        if let Some(first) = seen.get(name.as_str()) {
+            errors.push(ctx.err(
+                "metadata.name",
+                ErrorKind::DuplicateName {
+                    kind,
+                    name: name.clone(),
+                    first: first.describe(),
+                },
+            ));
+        } else {
+            seen.insert(name, ctx);
+        }
+    }
+}
+
+fn parse_pem(ctx: &Ctx, field: &str, pem: &str) -> Result<(), ConfigError> {
+    let certificates = certificates_from_pem_or_der(pem.as_bytes())
+        .map_err(|source| ctx.err(field, ErrorKind::Certificate { source }))?;
+    if certificates.is_empty() {
+        return Err(ctx.err(
+            field,
+            ErrorKind::EmptyValue {
+                hint: "give one or more PEM certificates",
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn certificate_store(mut document: Document) -> Result<CertSource, ConfigError> {
+    let spec = require_spec(
+        &mut document,
+        "provider: inline, parameters.value: <PEM certificates>",
+    )?;
+    let ctx = &document.ctx;
+    let spec: raw::CertificateStoreSpec = ctx.decode(spec, "spec")?;
+    if !spec.provider.eq_ignore_ascii_case("inline") {
+        return Err(ctx.err(
+            "spec.provider",
+            ErrorKind::UnsupportedCertificateStoreProvider {
+                provider: spec.provider,
+            },
+        ));
+    }
+    let parameters = spec.parameters.ok_or_else(|| {
+        ctx.err(
+            "spec.parameters",
+            ErrorKind::MissingField {
+                hint: "value: <PEM certificates>",
+            },
+        )
+    })?;
+    let parameters: raw::InlineCertificateStoreParameters =
+        ctx.decode(parameters, "spec.parameters")?;
+    parse_pem(ctx, "spec.parameters.value", &parameters.value)?;
+    Ok(CertSource {
+        name: document.name,
+        namespace: document.namespace,
+        pem: parameters.value,
+        ctx: document.ctx,
+    })
+}
+
+fn key_management_provider(mut document: Document) -> Result<CertSource, ConfigError> {
+    if document.api_version != ApiVersion::V1beta1 {
+        return Err(document.ctx.err(
+            "apiVersion",
+            ErrorKind::KindNotInVersion {
+                kind: document.kind.clone(),
+                api_version: document.api_version.as_str().to_owned(),
+            },
+        ));
+    }
+    let spec = require_spec(
+        &mut document,
+        "type: inline, parameters: {contentType: certificate, value: <PEM certificates>}",
+    )?;
+    let ctx = &document.ctx;
+    let spec: raw::KeyManagementProviderSpec = ctx.decode(spec, "spec")?;
+    if !spec.kmp_type.eq_ignore_ascii_case("inline") {
+        return Err(ctx.err(
+            "spec.type",
+            ErrorKind::UnsupportedKeyManagementProviderType {
+                kmp_type: spec.kmp_type,
+            },
+        ));
+    }
+    let parameters = spec.parameters.ok_or_else(|| {
+        ctx.err(
+            "spec.parameters",
+            ErrorKind::MissingField {
+                hint: "contentType: certificate, value: <PEM certificates>",
+            },
+        )
+    })?;
+    let parameters: raw::InlineKeyManagementProviderParameters =
+        ctx.decode(parameters, "spec.parameters")?;
+    if parameters.content_type != "certificate" {
+        return Err(ctx.err(
+            "spec.parameters.contentType",
+            ErrorKind::UnsupportedContentType {
+                content_type: parameters.content_type,
+            },
+        ));
+    }
+    parse_pem(ctx, "spec.parameters.value", &parameters.value)?;
+    Ok(CertSource {
+        name: document.name,
+        namespace: document.namespace,
+        pem: parameters.value,
+        ctx: document.ctx,
+    })
+}
+
+fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
+    let spec = require_spec(&mut document, "name: oras")?;
+    let ctx = &document.ctx;
+    let spec: raw::StoreSpec = ctx.decode(spec, "spec")?;
+    if spec.name != "oras" {
+        return Err(ctx.err("spec.name", ErrorKind::UnsupportedStore { name: spec.name }));
+    }
+    let parameters: raw::OrasParameters = match spec.parameters {
+        None => raw::OrasParameters::default(),
+        Some(value) => ctx.decode(value, "spec.parameters")?,
+    };
+    let auth = match parameters.auth_provider {
+        None => AuthConfig::DockerConfig { config_path: None },
+        Some(provider) if provider.name == "dockerConfig" => AuthConfig::DockerConfig {
+            config_path: provider
+                .config_path
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+        },
+        Some(provider) => {
+            return Err(ctx.err(
+                "spec.parameters.authProvider.name",
+                ErrorKind::UnsupportedAuthProvider {
+                    name: provider.name,
+                },
+            ));
+        }
+    };
+    let config = StoreConfig {
+        resource_name: document.name,
+        use_http: parameters.use_http.unwrap_or(false),
+        auth,
+    };
+    Ok((document.ctx, config))
+}
+
+fn verifier(mut document: Document) -> Result<VerifierDraft, ConfigError> {
+    let spec = require_spec(
+        &mut document,
+        "name: notation, artifactTypes: application/vnd.cncf.notary.signature, parameters: {...}",
+    )?;
+    let ctx = &document.ctx;
+    let spec: raw::VerifierSpec = ctx.decode(spec, "spec")?;
+
+    // Ratify: the type is spec.type, or spec.name when the type is empty.
+    let (type_field, verifier_type) = match (&spec.verifier_type, &spec.name) {
+        (Some(t), _) if !t.is_empty() => ("spec.type", t.clone()),
+        (_, Some(n)) if !n.is_empty() => ("spec.name", n.clone()),
+        _ => {
+            return Err(ctx.err(
+                "spec.name",
+                ErrorKind::MissingField {
+                    hint: "name: notation",
+                },
+            ));
+        }
+    };
+    if verifier_type != "notation" {
+        return Err(ctx.err(
+            type_field,
+            ErrorKind::UnsupportedVerifierType { verifier_type },
+        ));
+    }
+
+    let artifact_types: Vec<String> = spec
+        .artifact_types
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if artifact_types.is_empty() {
+        let hint = "e.g. artifactTypes: application/vnd.cncf.notary.signature (comma-separated; * matches any)";
+        let kind = if spec.artifact_types.is_none() {
+            ErrorKind::MissingField { hint }
+        } else {
+            ErrorKind::EmptyValue { hint }
+        };
+        return Err(ctx.err("spec.artifactTypes", kind));
+    }
+
+    let parameters = spec.parameters.ok_or_else(|| {
+        ctx.err(
+            "spec.parameters",
+            ErrorKind::MissingField {
+                hint: "verificationCertStores and trustPolicyDoc",
+            },
+        )
+    })?;
+    let parameters: raw::NotationParameters = ctx.decode(parameters, "spec.parameters")?;
+    let no_certs = match &parameters.verification_certs {
+        None | Some(Value::Null) => true,
+        Some(Value::Sequence(paths)) => paths.is_empty(),
+        Some(_) => false,
+    };
+    if !no_certs {
+        return Err(ctx.err(
+            "spec.parameters.verificationCerts",
+            ErrorKind::VerificationCertsUnsupported,
+        ));
+    }
+    let stores = match parameters.verification_cert_stores {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => cert_stores(ctx, value)?,
+    };
+    let Some(doc_json) = parameters.trust_policy_doc else {
+        return Err(ctx.err(
+            TRUST_POLICY_FIELD,
+            ErrorKind::MissingField {
+                hint: "the Notation trust policy document: version: \"1.0\", trustPolicies: [...]",
+            },
+        ));
+    };
+    let trust_store_refs = trust_policy_store_refs(&doc_json);
+    let trust_policy = TrustPolicyDocument::from_json_value(doc_json)
+        .map_err(|source| ctx.err(TRUST_POLICY_FIELD, ErrorKind::TrustPolicy { source }))?;
+
+    Ok(VerifierDraft {
+        name: document.name.clone(),
+        ctx: document.ctx,
+        artifact_types,
+        stores,
+        trust_policy,
+        trust_store_refs,
+    })
+}
+
+/// The `trustPolicies[i].trustStores[j]` strings, with their field paths.
+fn trust_policy_store_refs(doc: &serde_json::Value) -> Vec<(String, String)> {
+    let mut refs = Vec::new();
+    let statements = doc
+        .get("trustPolicies")
+        .and_then(serde_json::Value::as_array);
+    for (i, statement) in statements.into_iter().flatten().enumerate() {
+        let stores = statement
+            .get("trustStores")
+            .and_then(serde_json::Value::as_array);
+        for (j, store) in stores.into_iter().flatten().enumerate() {
+            if let Some(store) = store.as_str() {
+                refs.push((
+                    format!("{TRUST_POLICY_FIELD}.trustPolicies[{i}].trustStores[{j}]"),
+                    store.to_owned(),
+                ));
+            }
+        }
+    }
+    refs
+}
+
+fn store_type(key: &str) -> Option<StoreType> {
+    match key {
+        "ca" => Some(StoreType::Ca),
+        "signingAuthority" => Some(StoreType::SigningAuthority),
+        "tsa" => Some(StoreType::Tsa),
+        _ => None,
+    }
+}
+
+fn store_type_name(store_type: StoreType) -> &'static str {
+    match store_type {
+        StoreType::Ca => "ca",
+        StoreType::SigningAuthority => "signingAuthority",
+        StoreType::Tsa => "tsa",
+    }
+}
+
+/// Decodes `verificationCertStores` in either Ratify form. An entry whose value is a list is
+/// the legacy form (a `ca` store); an entry whose value is a mapping is the typed form.
+fn cert_stores(ctx: &Ctx, value: Value) -> Result<Vec<StoreDef>, ConfigError> {
+    let Value::Mapping(mapping) = value else {
+        return Err(ctx.err(
+            CERT_STORES_FIELD,
+            ErrorKind::InvalidField {
+                message: "expected a mapping {<store>: [<certificate store>…]} or \
+                          {ca|signingAuthority|tsa: {<store>: [<certificate store>…]}}"
+                    .to_owned(),
+            },
+        ));
+    };
+    let mut defs = Vec::new();
+    let (mut legacy, mut typed) = (false, false);
+    for (key, entry) in mapping {
+        let Some(key) = key.as_str().map(str::to_owned) else {
+            return Err(ctx.err(
+                CERT_STORES_FIELD,
+                ErrorKind::InvalidField {
+                    message: "keys must be strings".to_owned(),
+                },
+            ));
+        };
+        let field = key_path(CERT_STORES_FIELD, &key);
+        match entry {
+            Value::Mapping(inner) => {
+                typed = true;
+                let Some(store_type) = store_type(&key) else {
+                    return Err(ctx.err(field, ErrorKind::UnknownTrustStoreType { found: key }));
+                };
+                for (name, list) in inner {
+                    let Some(name) = name.as_str().map(str::to_owned) else {
+                        return Err(ctx.err(
+                            field,
+                            ErrorKind::InvalidField {
+                                message: "keys must be strings".to_owned(),
+                            },
+                        ));
+                    };
+                    let field = key_path(&field, &name);
+                    let references = references(ctx, &field, list)?;
+                    defs.push(StoreDef {
+                        store_type,
+                        name,
+                        field,
+                        references,
+                    });
+                }
+            }
+            list => {
+                legacy = true;
+                let references = references(ctx, &field, list)?;
+                defs.push(StoreDef {
+                    store_type: StoreType::Ca,
+                    name: key,
+                    field,
+                    references,
+                });
+            }
+        }
+        if legacy && typed {
+            return Err(ctx.err(CERT_STORES_FIELD, ErrorKind::MixedCertStoreForms));
+        }
+    }
+    Ok(defs)
+}
+
+fn references(ctx: &Ctx, field: &str, list: Value) -> Result<Vec<String>, ConfigError> {
+    let references: Vec<String> = ctx.decode(list, field)?;
+    if references.is_empty() {
+        return Err(ctx.err(
+            field,
+            ErrorKind::EmptyValue {
+                hint: "list CertificateStore or KeyManagementProvider names",
+            },
+        ));
+    }
+    Ok(references)
+}
+
+fn finish_verifier(
+    draft: VerifierDraft,
+    sources: &[CertSource],
+) -> Result<NotationVerifierConfig, ConfigError> {
+    let ctx = &draft.ctx;
+    let mut trust_stores = TrustStores::new();
+    let mut defined = BTreeSet::new();
+    for def in &draft.stores {
+        let mut certificates = Vec::new();
+        let mut used = BTreeSet::new();
+        for (i, reference) in def.references.iter().enumerate() {
+            let field = format!("{}[{i}]", def.field);
+            let source = resolve(reference, sources).ok_or_else(|| {
+                ctx.err(
+                    field.clone(),
+                    ErrorKind::UnknownCertificateSource {
+                        reference: reference.clone(),
+                        known: sources.iter().map(|s| s.name.clone()).collect(),
+                    },
+                )
+            })?;
+            if !used.insert(source.name.as_str()) {
+                continue; // listed twice: the same certificates
+            }
+            let parsed = certificates_from_pem_or_der(source.pem.as_bytes())
+                .map_err(|source| ctx.err(field, ErrorKind::Certificate { source }))?;
+            certificates.extend(parsed);
+        }
+        trust_stores
+            .insert(def.store_type, def.name.clone(), certificates)
+            .map_err(|source| ctx.err(def.field.clone(), ErrorKind::TrustStore { source }))?;
+        defined.insert(format!("{}:{}", store_type_name(def.store_type), def.name));
+    }
+    for (field, trust_store) in &draft.trust_store_refs {
+        if !defined.contains(trust_store) {
+            return Err(ctx.err(
+                field.clone(),
+                ErrorKind::UndefinedTrustStore {
+                    trust_store: trust_store.clone(),
+                    defined: defined.iter().cloned().collect(),
+                },
+            ));
+        }
+    }
+    Ok(NotationVerifierConfig {
+        resource_name: draft.name,
+        artifact_types: draft.artifact_types,
+        trust_stores,
+        trust_policy: draft.trust_policy,
+    })
+}
+
+/// Finds the certificate source a reference names: `name`, or `namespace/name` (the
+/// namespace must then match the resource's `metadata.namespace` when it has one).
+fn resolve<'a>(reference: &str, sources: &'a [CertSource]) -> Option<&'a CertSource> {
+    let (namespace, name) = match reference.rsplit_once('/') {
+        Some((namespace, name)) => (Some(namespace), name),
+        None => (None, reference),
+    };
+    sources.iter().find(|source| {
+        source.name == name
+            && match (namespace, source.namespace.as_deref()) {
+                (Some(wanted), Some(actual)) => wanted == actual,
+                _ => true,
+            }
+    })
+}
+
+fn config_policy(mut document: Document) -> Result<(Ctx, PolicyConfig), ConfigError> {
+    // v1alpha1 has no spec.type: metadata.name is the type, and the v1beta1 name rule does
+    // not apply (Ratify's conversion renames it ratify-policy).
+    let (type_field, policy_type, parameters) = if document.api_version == ApiVersion::V1alpha1 {
+        let spec = match document.spec.take() {
+            None => raw::PolicySpec {
+                policy_type: None,
+                parameters: None,
+            },
+            Some(spec) => document.ctx.decode(spec, "spec")?,
+        };
+        ("metadata.name", document.name.clone(), spec.parameters)
+    } else {
+        if document.name != RATIFY_POLICY_NAME {
+            return Err(document.ctx.err(
+                "metadata.name",
+                ErrorKind::InvalidPolicyName {
+                    found: document.name.clone(),
+                },
+            ));
+        }
+        let spec = require_spec(
+            &mut document,
+            "type: config-policy, parameters: {artifactVerificationPolicies: {...}}",
+        )?;
+        let spec: raw::PolicySpec = document.ctx.decode(spec, "spec")?;
+        let Some(policy_type) = spec.policy_type.filter(|t| !t.is_empty()) else {
+            return Err(document.ctx.err(
+                "spec.type",
+                ErrorKind::MissingField {
+                    hint: "type: config-policy",
+                },
+            ));
+        };
+        ("spec.type", policy_type, spec.parameters)
+    };
+    let ctx = document.ctx;
+    match policy_type.to_lowercase().replace('-', "").as_str() {
+        "configpolicy" => {}
+        "regopolicy" => return Err(ctx.err(type_field, ErrorKind::RegoPolicyUnsupported)),
+        _ => {
+            let hint = if type_field == "metadata.name" {
+                "in v1alpha1, metadata.name is the policy type: name it configpolicy, or use \
+                 v1beta1 with metadata.name: ratify-policy and spec.type: config-policy"
+            } else {
+                ""
+            };
+            return Err(ctx.err(
+                type_field,
+                ErrorKind::UnsupportedPolicyType {
+                    found: policy_type,
+                    hint,
+                },
+            ));
+        }
+    }
+    // Ratify rejects a policy without parameters ("no policy parameters provided").
+    let parameters = parameters.ok_or_else(|| {
+        ctx.err(
+            "spec.parameters",
+            ErrorKind::MissingField {
+                hint: "artifactVerificationPolicies: {default: all}",
+            },
+        )
+    })?;
+    let parameters: raw::ConfigPolicyParameters = ctx.decode(parameters, "spec.parameters")?;
+    let mut rules = BTreeMap::new();
+    let mut default = Rule::All;
+    for (artifact_type, rule) in parameters
+        .artifact_verification_policies
+        .unwrap_or_default()
+    {
+        let field = key_path(
+            "spec.parameters.artifactVerificationPolicies",
+            &artifact_type,
+        );
+        let rule = match rule.as_str() {
+            "any" => Rule::Any,
+            "all" => Rule::All,
+            _ => return Err(ctx.err(field, ErrorKind::InvalidRule { found: rule })),
+        };
+        if artifact_type == "default" {
+            default = rule;
+        } else {
+            rules.insert(artifact_type, rule);
+        }
+    }
+    let policy = PolicyConfig {
+        rules,
+        default,
+        passthrough: parameters.passthrough_enabled.unwrap_or(false),
+        from_default: false,
+    };
+    Ok((ctx, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::SUPPORTED_KINDS;
+
+    #[test]
+    fn unknown_kind_message_lists_supported_kinds() {
+        let message = ErrorKind::UnsupportedKind {
+            found: "Executor".into(),
+        }
+        .to_string();
+        assert!(message.contains(SUPPORTED_KINDS), "{message}");
+    }
+}

@@ -1,0 +1,149 @@
+//! Raw serde structures mirroring Ratify v1's `config.ratify.deislabs.io` schema.
+//!
+//! These only describe shapes; nothing here is validated. [`crate::build`] turns them into
+//! the checked types of the public API. Unknown fields are ignored, as Ratify (Go
+//! `encoding/json`) ignores them, so a configuration that Ratify accepts is not rejected
+//! for a field vouch does not use.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use yaml_serde::Value;
+
+/// `spec` of a CertificateStore.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CertificateStoreSpec {
+    /// `inline` or `azurekeyvault`.
+    pub(crate) provider: String,
+    /// Provider-specific; [`InlineCertificateStoreParameters`] for `inline`.
+    #[serde(default)]
+    pub(crate) parameters: Option<Value>,
+}
+
+/// `spec.parameters` of an inline CertificateStore.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct InlineCertificateStoreParameters {
+    /// One or more PEM certificates.
+    pub(crate) value: String,
+}
+
+/// `spec` of a KeyManagementProvider (ignored: `refreshInterval`, AKV only).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KeyManagementProviderSpec {
+    /// `inline` or `azurekeyvault`.
+    #[serde(rename = "type")]
+    pub(crate) kmp_type: String,
+    /// Provider-specific; [`InlineKeyManagementProviderParameters`] for `inline`.
+    #[serde(default)]
+    pub(crate) parameters: Option<Value>,
+}
+
+/// `spec.parameters` of an inline KeyManagementProvider.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct InlineKeyManagementProviderParameters {
+    /// `certificate` or `key`.
+    pub(crate) content_type: String,
+    /// PEM data.
+    pub(crate) value: String,
+}
+
+/// `spec` of a Store (ignored: `version`, `address`, `source`: plugin location, meaningless
+/// for the built-in ORAS store).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoreSpec {
+    /// The store type: `oras`.
+    pub(crate) name: String,
+    /// [`OrasParameters`].
+    #[serde(default)]
+    pub(crate) parameters: Option<Value>,
+}
+
+/// `spec.parameters` of the ORAS store.
+///
+/// Accepted and ignored: `cosignEnabled` (vouch verifies Notation only), `cacheEnabled` and
+/// `ttl` (vouch has its own bounded caches), `localCachePath` (vouch keeps no on-disk cache).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OrasParameters {
+    /// Plain HTTP instead of HTTPS.
+    #[serde(default)]
+    pub(crate) use_http: Option<bool>,
+    /// Registry credentials.
+    #[serde(default)]
+    pub(crate) auth_provider: Option<AuthProvider>,
+}
+
+/// `spec.parameters.authProvider` of the ORAS store.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuthProvider {
+    /// `dockerConfig`, `k8Secrets`, `azureWorkloadIdentity`, …
+    pub(crate) name: String,
+    /// `dockerConfig` only: path of the Docker `config.json`.
+    #[serde(default)]
+    pub(crate) config_path: Option<String>,
+}
+
+/// `spec` of a Verifier (ignored: `version`, `address`, `source`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct VerifierSpec {
+    /// Verifier name; doubles as the type when `type` is empty.
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// Verifier type (v1beta1).
+    #[serde(default, rename = "type")]
+    pub(crate) verifier_type: Option<String>,
+    /// Comma-separated artifact types; `*` matches any.
+    #[serde(default)]
+    pub(crate) artifact_types: Option<String>,
+    /// [`NotationParameters`].
+    #[serde(default)]
+    pub(crate) parameters: Option<Value>,
+}
+
+/// `spec.parameters` of the notation verifier.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NotationParameters {
+    /// Legacy `{store: [source…]}` or typed `{ca|signingAuthority|tsa: {store: [source…]}}`;
+    /// decoded by hand because the form depends on the values' shapes.
+    #[serde(default)]
+    pub(crate) verification_cert_stores: Option<Value>,
+    /// Certificate paths on disk (unsupported; any non-empty value is rejected).
+    #[serde(default)]
+    pub(crate) verification_certs: Option<Value>,
+    /// The Notation trust policy document, verbatim.
+    #[serde(default)]
+    pub(crate) trust_policy_doc: Option<serde_json::Value>,
+}
+
+/// `spec` of a Policy (v1beta1; v1alpha1 has only `parameters` and names the type in
+/// `metadata.name`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PolicySpec {
+    /// `config-policy` or `rego-policy`.
+    #[serde(default, rename = "type")]
+    pub(crate) policy_type: Option<String>,
+    /// [`ConfigPolicyParameters`].
+    #[serde(default)]
+    pub(crate) parameters: Option<Value>,
+}
+
+/// `spec.parameters` of a config policy.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConfigPolicyParameters {
+    /// `{<artifactType>: any|all, default: any|all}`.
+    #[serde(default)]
+    pub(crate) artifact_verification_policies: Option<BTreeMap<String, String>>,
+    /// Rego-only in Ratify; kept for information.
+    #[serde(default)]
+    pub(crate) passthrough_enabled: Option<bool>,
+}

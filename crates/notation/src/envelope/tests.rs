@@ -1,0 +1,1 @@
+//! Envelope tests.

@@ -1,0 +1,967 @@
+//! X.509 certificates: parsing from PEM or DER, the facts verification needs (names, key,
+//! validity, basicConstraints, keyUsage, extendedKeyUsage, revocation endpoints), the
+//! key → signature-algorithm table (spec §5), and certificate signature checks with aws-lc-rs.
+//!
+//! A [`Certificate`] keeps its DER and an owned, already-decoded view of the fields, so it can
+//! be cloned and shared without lifetimes.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use aws_lc_rs::{digest, signature};
+use base64::Engine as _;
+use time::OffsetDateTime;
+use x509_parser::der_parser::oid::Oid;
+use x509_parser::extensions::ParsedExtension;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey as ParsedKey;
+use x509_parser::signature_algorithm::RsaSsaPssParams;
+
+use crate::name::{Name, NameError};
+
+/// Upper bound on certificates read from one PEM/DER input.
+const MAX_CERTIFICATES: usize = 4096;
+/// Upper bound on the size of one PEM/DER input.
+const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+
+// Extended key usage OIDs.
+const EKU_ANY: &str = "2.5.29.37.0";
+const EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+const EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+const EKU_EMAIL_PROTECTION: &str = "1.3.6.1.5.5.7.3.4";
+const EKU_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
+const EKU_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
+
+/// A Notation signature algorithm: the leaf key decides which one a signature must use
+/// (spec §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignatureAlgorithm {
+    /// RSASSA-PSS with SHA-256 (RSA 2048).
+    Ps256,
+    /// RSASSA-PSS with SHA-384 (RSA 3072).
+    Ps384,
+    /// RSASSA-PSS with SHA-512 (RSA 4096).
+    Ps512,
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// ECDSA P-384 with SHA-384.
+    Es384,
+    /// ECDSA P-521 with SHA-512.
+    Es512,
+}
+
+impl SignatureAlgorithm {
+    /// The JWS `alg` name, e.g. `PS256`.
+    pub fn jws_name(self) -> &'static str {
+        match self {
+            Self::Ps256 => "PS256",
+            Self::Ps384 => "PS384",
+            Self::Ps512 => "PS512",
+            Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::Es512 => "ES512",
+        }
+    }
+
+    /// The COSE algorithm identifier, e.g. -37 for PS256.
+    pub fn cose_id(self) -> i64 {
+        match self {
+            Self::Ps256 => -37,
+            Self::Ps384 => -38,
+            Self::Ps512 => -39,
+            Self::Es256 => -7,
+            Self::Es384 => -35,
+            Self::Es512 => -36,
+        }
+    }
+
+    /// The algorithm for a JWS `alg` name, if Notation allows it.
+    pub fn from_jws_name(name: &str) -> Option<Self> {
+        [
+            Self::Ps256,
+            Self::Ps384,
+            Self::Ps512,
+            Self::Es256,
+            Self::Es384,
+            Self::Es512,
+        ]
+        .into_iter()
+        .find(|a| a.jws_name() == name)
+    }
+
+    /// The algorithm for a COSE algorithm identifier, if Notation allows it.
+    pub fn from_cose_id(id: i64) -> Option<Self> {
+        [
+            Self::Ps256,
+            Self::Ps384,
+            Self::Ps512,
+            Self::Es256,
+            Self::Es384,
+            Self::Es512,
+        ]
+        .into_iter()
+        .find(|a| a.cose_id() == id)
+    }
+
+    /// The digest used for payloads, blobs and timestamp imprints with this algorithm.
+    pub(crate) fn digest(self) -> &'static digest::Algorithm {
+        match self {
+            Self::Ps256 | Self::Es256 => &digest::SHA256,
+            Self::Ps384 | Self::Es384 => &digest::SHA384,
+            Self::Ps512 | Self::Es512 => &digest::SHA512,
+        }
+    }
+}
+
+impl fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.jws_name())
+    }
+}
+
+/// Why certificate bytes could not be turned into [`Certificate`]s, or why a certificate's key
+/// is not usable for Notation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The DER could not be parsed as an X.509 certificate.
+    #[error("malformed X.509 certificate: {reason}")]
+    Malformed {
+        /// The parser's explanation.
+        reason: String,
+    },
+    /// Bytes follow the certificate's DER encoding.
+    #[error("malformed X.509 certificate: trailing data after the certificate")]
+    TrailingData,
+    /// A PEM block could not be decoded.
+    #[error("invalid PEM: {reason}")]
+    InvalidPem {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The input holds no certificate.
+    #[error("no x509 certificates were found")]
+    NoCertificates,
+    /// The input is larger or holds more certificates than vouch accepts.
+    #[error("certificate input exceeds the limit of {limit}")]
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: &'static str,
+    },
+    /// The subject or issuer name cannot be decoded.
+    #[error("certificate name cannot be decoded: {0}")]
+    Name(#[from] NameError),
+    /// An RSA key whose size is not 2048, 3072 or 4096 bits.
+    #[error("rsa key size {bits} bits is not supported")]
+    RsaKeySize {
+        /// Modulus size in bits.
+        bits: usize,
+    },
+    /// An EC key on a curve other than P-256, P-384, P-521.
+    #[error("ecdsa key size {bits} bits is not supported")]
+    EcdsaKeySize {
+        /// Curve size in bits.
+        bits: usize,
+    },
+    /// A public key algorithm other than RSA or ECDSA.
+    #[error("public key algorithm {oid} is not supported")]
+    UnsupportedKeyAlgorithm {
+        /// The SPKI algorithm OID.
+        oid: String,
+    },
+}
+
+/// An elliptic curve Notation allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+/// The subject public key, decoded enough to pick algorithms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PublicKey {
+    /// RSA; `key` is the PKCS#1 `RSAPublicKey` DER.
+    Rsa { bits: usize, key: Vec<u8> },
+    /// EC; `point` is the SEC1 encoded point. `curve` is `None` for curves Notation rejects.
+    Ec {
+        curve: Option<Curve>,
+        bits: usize,
+        point: Vec<u8>,
+    },
+    /// Anything else.
+    Other { oid: String },
+}
+
+/// Hash functions allowed in certificate signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// A certificate signature algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CertSignatureAlgorithm {
+    RsaPkcs1(Hash),
+    /// RSASSA-PSS with MGF1 of the same hash and salt length = hash length.
+    RsaPss(Hash),
+    Ecdsa(Hash),
+    /// Any SHA-1 based algorithm (never accepted).
+    Sha1,
+    Unsupported(String),
+}
+
+/// Why a certificate's signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SignatureCheckError {
+    #[error("certificates signed with SHA-1 are not accepted")]
+    Sha1,
+    #[error("unsupported certificate signature algorithm {0}")]
+    Unsupported(String),
+    #[error("the signature algorithm does not match the issuer's key type")]
+    KeyMismatch,
+    #[error("signature verification failed")]
+    Invalid,
+}
+
+/// basicConstraints as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BasicConstraints {
+    pub(crate) critical: bool,
+    pub(crate) ca: bool,
+    pub(crate) path_len: Option<u32>,
+}
+
+/// keyUsage as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyUsage {
+    pub(crate) critical: bool,
+    pub(crate) flags: u16,
+}
+
+impl KeyUsage {
+    pub(crate) const DIGITAL_SIGNATURE: u16 = 1 << 0;
+    pub(crate) const KEY_ENCIPHERMENT: u16 = 1 << 2;
+    pub(crate) const DATA_ENCIPHERMENT: u16 = 1 << 3;
+    pub(crate) const KEY_AGREEMENT: u16 = 1 << 4;
+    pub(crate) const KEY_CERT_SIGN: u16 = 1 << 5;
+    pub(crate) const CRL_SIGN: u16 = 1 << 6;
+    pub(crate) const ENCIPHER_ONLY: u16 = 1 << 7;
+    pub(crate) const DECIPHER_ONLY: u16 = 1 << 8;
+
+    pub(crate) fn has(&self, bit: u16) -> bool {
+        self.flags & bit != 0
+    }
+}
+
+/// extendedKeyUsage as found: the OIDs in dotted form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExtendedKeyUsage {
+    pub(crate) critical: bool,
+    pub(crate) oids: Vec<String>,
+}
+
+impl ExtendedKeyUsage {
+    /// The first forbidden purpose for a code-signing leaf (spec §6 and §14).
+    pub(crate) fn forbidden_for_code_signing(&self) -> Option<&'static str> {
+        const FORBIDDEN: &[(&str, &str)] = &[
+            (EKU_SERVER_AUTH, "ServerAuth"),
+            (EKU_CLIENT_AUTH, "ClientAuth"),
+            (EKU_EMAIL_PROTECTION, "EmailProtection"),
+            (EKU_TIME_STAMPING, "TimeStamping"),
+            (EKU_OCSP_SIGNING, "OCSPSigning"),
+            (EKU_ANY, "anyExtendedKeyUsage"),
+        ];
+        self.oids.iter().find_map(|oid| {
+            FORBIDDEN
+                .iter()
+                .find(|(o, _)| o == oid)
+                .map(|(_, name)| *name)
+        })
+    }
+
+    /// True when the only purpose is id-kp-timeStamping.
+    pub(crate) fn is_only_time_stamping(&self) -> bool {
+        self.oids.len() == 1 && self.oids.iter().all(|o| o == EKU_TIME_STAMPING)
+    }
+
+    /// True when id-kp-codeSigning is listed.
+    #[allow(dead_code)]
+    pub(crate) fn has_code_signing(&self) -> bool {
+        self.oids.iter().any(|o| o == EKU_CODE_SIGNING)
+    }
+}
+
+/// A parsed X.509 certificate that keeps its DER encoding.
+///
+/// Equality is byte equality of the DER, which is how trust anchors are matched (spec §10
+/// step 3).
+#[derive(Clone)]
+pub struct Certificate {
+    der: Vec<u8>,
+    tbs: Vec<u8>,
+    raw_subject: Vec<u8>,
+    raw_issuer: Vec<u8>,
+    subject: Name,
+    issuer: Name,
+    subject_go: String,
+    issuer_go: String,
+    serial: Vec<u8>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    key: PublicKey,
+    signature_algorithm: CertSignatureAlgorithm,
+    signature: Vec<u8>,
+    basic_constraints: Option<BasicConstraints>,
+    key_usage: Option<KeyUsage>,
+    extended_key_usage: Option<ExtendedKeyUsage>,
+    has_crl_distribution_points: bool,
+    has_ocsp: bool,
+}
+
+impl PartialEq for Certificate {
+    fn eq(&self, other: &Self) -> bool {
+        self.der == other.der
+    }
+}
+
+impl Eq for Certificate {}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("subject", &self.subject_go)
+            .field("issuer", &self.issuer_go)
+            .field("serial", &self.serial_hex())
+            .finish()
+    }
+}
+
+impl Certificate {
+    /// Parses one DER-encoded certificate; trailing bytes are an error.
+    pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        let (rest, cert) = parse_one(der)?;
+        if !rest.is_empty() {
+            return Err(CertificateError::TrailingData);
+        }
+        Ok(cert)
+    }
+
+    /// The DER encoding.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The subject in Go `pkix.Name.String()` form, e.g. `CN=Ratify Sample,O=Ratify`
+    /// (what Ratify reports as `SN`).
+    pub fn subject(&self) -> &str {
+        &self.subject_go
+    }
+
+    /// The issuer in Go `pkix.Name.String()` form (what Ratify reports as `Issuer`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer_go
+    }
+
+    /// The subject in RFC 4514 form, as used for `x509.subject` matching.
+    pub fn subject_rfc4514(&self) -> String {
+        self.subject.rfc4514_string()
+    }
+
+    /// The issuer in RFC 4514 form.
+    pub fn issuer_rfc4514(&self) -> String {
+        self.issuer.rfc4514_string()
+    }
+
+    /// The serial number as lowercase hex, without leading zero bytes.
+    pub fn serial_hex(&self) -> String {
+        let start = self
+            .serial
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(self.serial.len().saturating_sub(1));
+        hex::encode(self.serial.get(start..).unwrap_or_default())
+    }
+
+    /// SHA-256 of the DER, lowercase hex (the Notation thumbprint).
+    pub fn sha256_thumbprint(&self) -> String {
+        hex::encode(digest::digest(&digest::SHA256, &self.der))
+    }
+
+    /// Start of the validity period.
+    pub fn not_before(&self) -> SystemTime {
+        self.not_before.into()
+    }
+
+    /// End of the validity period.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after.into()
+    }
+
+    /// True when basicConstraints is present with cA set.
+    pub fn is_ca(&self) -> bool {
+        self.basic_constraints.is_some_and(|bc| bc.ca)
+    }
+
+    /// True when the certificate's signature verifies with its own key ("self-signed" is
+    /// decided by signature, never by name, spec §6).
+    pub fn is_self_signed(&self) -> bool {
+        self.verify_signed_by_key(&self.key).is_ok()
+    }
+
+    /// True when the raw subject and issuer names are byte-identical.
+    pub fn is_self_issued(&self) -> bool {
+        self.raw_subject == self.raw_issuer
+    }
+
+    /// True when the certificate names CRL distribution points or an OCSP responder, i.e. its
+    /// revocation status could be checked.
+    pub fn has_revocation_endpoints(&self) -> bool {
+        self.has_crl_distribution_points || self.has_ocsp
+    }
+
+    /// The Notation signature algorithm this certificate's key must sign with (spec §5):
+    /// RSA 2048/3072/4096 → PS256/384/512, P-256/384/521 → ES256/384/512.
+    pub fn signature_algorithm(&self) -> Result<SignatureAlgorithm, CertificateError> {
+        match &self.key {
+            PublicKey::Rsa { bits, .. } => match bits {
+                2048 => Ok(SignatureAlgorithm::Ps256),
+                3072 => Ok(SignatureAlgorithm::Ps384),
+                4096 => Ok(SignatureAlgorithm::Ps512),
+                _ => Err(CertificateError::RsaKeySize { bits: *bits }),
+            },
+            PublicKey::Ec { curve, bits, .. } => match curve {
+                Some(Curve::P256) => Ok(SignatureAlgorithm::Es256),
+                Some(Curve::P384) => Ok(SignatureAlgorithm::Es384),
+                Some(Curve::P521) => Ok(SignatureAlgorithm::Es512),
+                None => Err(CertificateError::EcdsaKeySize { bits: *bits }),
+            },
+            PublicKey::Other { oid } => {
+                Err(CertificateError::UnsupportedKeyAlgorithm { oid: oid.clone() })
+            }
+        }
+    }
+
+    pub(crate) fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    pub(crate) fn raw_subject(&self) -> &[u8] {
+        &self.raw_subject
+    }
+
+    pub(crate) fn raw_issuer(&self) -> &[u8] {
+        &self.raw_issuer
+    }
+
+    pub(crate) fn subject_name(&self) -> &Name {
+        &self.subject
+    }
+
+    pub(crate) fn not_before_time(&self) -> OffsetDateTime {
+        self.not_before
+    }
+
+    pub(crate) fn not_after_time(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    pub(crate) fn basic_constraints(&self) -> Option<BasicConstraints> {
+        self.basic_constraints
+    }
+
+    pub(crate) fn key_usage(&self) -> Option<KeyUsage> {
+        self.key_usage
+    }
+
+    pub(crate) fn extended_key_usage(&self) -> Option<&ExtendedKeyUsage> {
+        self.extended_key_usage.as_ref()
+    }
+
+    /// Verifies this certificate's signature with the issuer's public key. Only the signature
+    /// is checked here; CA rights are checked by the chain rules.
+    pub(crate) fn verify_signed_by_key(&self, issuer: &PublicKey) -> Result<(), SignatureCheckError> {
+        let alg: &'static dyn signature::VerificationAlgorithm = match (&self.signature_algorithm, issuer) {
+            (CertSignatureAlgorithm::Sha1, _) => return Err(SignatureCheckError::Sha1),
+            (CertSignatureAlgorithm::Unsupported(what), _) => {
+                return Err(SignatureCheckError::Unsupported(what.clone()));
+            }
+            (CertSignatureAlgorithm::RsaPkcs1(h), PublicKey::Rsa { .. }) => match h {
+                Hash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                Hash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                Hash::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            },
+            (CertSignatureAlgorithm::RsaPss(h), PublicKey::Rsa { .. }) => match h {
+                Hash::Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
+                Hash::Sha384 => &signature::RSA_PSS_2048_8192_SHA384,
+                Hash::Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
+            },
+            (CertSignatureAlgorithm::Ecdsa(h), PublicKey::Ec { curve: Some(c), .. }) => {
+                match (c, h) {
+                    (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+                    (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+                    (Curve::P256, Hash::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
+                    (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+                    (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+                    (Curve::P384, Hash::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+                    (Curve::P521, Hash::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
+                    (Curve::P521, Hash::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
+                    (Curve::P521, Hash::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
+                }
+            }
+            _ => return Err(SignatureCheckError::KeyMismatch),
+        };
+        let key_bytes = match issuer {
+            PublicKey::Rsa { key, .. } => key.as_slice(),
+            PublicKey::Ec { point, .. } => point.as_slice(),
+            PublicKey::Other { .. } => return Err(SignatureCheckError::KeyMismatch),
+        };
+        signature::UnparsedPublicKey::new(alg, key_bytes)
+            .verify(&self.tbs, &self.signature)
+            .map_err(|_| SignatureCheckError::Invalid)
+    }
+}
+
+fn parse_one(der: &[u8]) -> Result<(&[u8], Certificate), CertificateError> {
+    let malformed = |e: &dyn fmt::Display| CertificateError::Malformed {
+        reason: e.to_string(),
+    };
+    let (rest, cert) =
+        x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| malformed(&e))?;
+    let consumed = der.len().saturating_sub(rest.len());
+    let own_der = der.get(..consumed).unwrap_or_default().to_vec();
+    let tbs_cert = &cert.tbs_certificate;
+
+    let subject = Name::from_x509(tbs_cert.subject())?;
+    let issuer = Name::from_x509(tbs_cert.issuer())?;
+
+    // The signature algorithm must agree between the outer and TBS fields.
+    if cert.signature_algorithm.algorithm != tbs_cert.signature.algorithm {
+        return Err(CertificateError::Malformed {
+            reason: "signature algorithm differs between certificate and TBS".to_owned(),
+        });
+    }
+
+    let key = decode_key(tbs_cert.public_key())?;
+    let signature_algorithm = decode_signature_algorithm(&cert.signature_algorithm);
+
+    let basic_constraints = tbs_cert
+        .basic_constraints()
+        .map_err(|e| malformed(&e))?
+        .map(|ext| BasicConstraints {
+            critical: ext.critical,
+            ca: ext.value.ca,
+            path_len: ext.value.path_len_constraint,
+        });
+    let key_usage = tbs_cert
+        .key_usage()
+        .map_err(|e| malformed(&e))?
+        .map(|ext| KeyUsage {
+            critical: ext.critical,
+            flags: ext.value.flags,
+        });
+    let extended_key_usage = match tbs_cert.extended_key_usage().map_err(|e| malformed(&e))? {
+        None => None,
+        Some(ext) => {
+            let v = ext.value;
+            let mut oids = Vec::new();
+            for (flag, oid) in [
+                (v.any, EKU_ANY),
+                (v.server_auth, EKU_SERVER_AUTH),
+                (v.client_auth, EKU_CLIENT_AUTH),
+                (v.code_signing, EKU_CODE_SIGNING),
+                (v.email_protection, EKU_EMAIL_PROTECTION),
+                (v.time_stamping, EKU_TIME_STAMPING),
+                (v.ocsp_signing, EKU_OCSP_SIGNING),
+            ] {
+                if flag {
+                    oids.push(oid.to_owned());
+                }
+            }
+            oids.extend(v.other.iter().map(Oid::to_id_string));
+            Some(ExtendedKeyUsage {
+                critical: ext.critical,
+                oids,
+            })
+        }
+    };
+    let mut has_crl_distribution_points = false;
+    let mut has_ocsp = false;
+    for ext in tbs_cert.iter_extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(points) => {
+                has_crl_distribution_points |= !points.points.is_empty();
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                has_ocsp |= aia
+                    .accessdescs
+                    .iter()
+                    .any(|d| d.access_method.to_id_string() == "1.3.6.1.5.5.7.48.1");
+            }
+            _ => {
+                // An unparsable CRL DP or AIA extension still means "revocable" (fail closed).
+                let id = ext.oid.to_id_string();
+                has_crl_distribution_points |= id == "2.5.29.31";
+                has_ocsp |= id == "1.3.6.1.5.5.7.1.1";
+            }
+        }
+    }
+
+    let signature = cert.signature_value.data.to_vec();
+    let certificate = Certificate {
+        tbs: tbs_cert.as_ref().to_vec(),
+        raw_subject: tbs_cert.subject().as_raw().to_vec(),
+        raw_issuer: tbs_cert.issuer().as_raw().to_vec(),
+        subject_go: subject.go_string(),
+        issuer_go: issuer.go_string(),
+        subject,
+        issuer,
+        serial: tbs_cert.raw_serial().to_vec(),
+        not_before: tbs_cert.validity().not_before.to_datetime(),
+        not_after: tbs_cert.validity().not_after.to_datetime(),
+        key,
+        signature_algorithm,
+        signature,
+        basic_constraints,
+        key_usage,
+        extended_key_usage,
+        has_crl_distribution_points,
+        has_ocsp,
+        der: own_der,
+    };
+    Ok((rest, certificate))
+}
+
+fn decode_key(
+    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<PublicKey, CertificateError> {
+    let parsed = spki.parsed().map_err(|e| CertificateError::Malformed {
+        reason: format!("public key: {e}"),
+    })?;
+    Ok(match parsed {
+        ParsedKey::RSA(rsa) => {
+            let modulus = rsa.modulus;
+            let start = modulus.iter().position(|b| *b != 0).unwrap_or(modulus.len());
+            let significant = modulus.get(start..).unwrap_or_default();
+            let bits = match significant.first() {
+                Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+                None => 0,
+            };
+            PublicKey::Rsa {
+                bits,
+                key: spki.subject_public_key.data.to_vec(),
+            }
+        }
+        ParsedKey::EC(point) => {
+            let curve_oid = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            let (curve, bits) = match curve_oid.as_deref() {
+                Some("1.2.840.10045.3.1.7") => (Some(Curve::P256), 256),
+                Some("1.3.132.0.34") => (Some(Curve::P384), 384),
+                Some("1.3.132.0.35") => (Some(Curve::P521), 521),
+                Some("1.2.840.10045.3.1.1") => (None, 192),
+                Some("1.3.132.0.33") => (None, 224),
+                _ => (None, point.key_size()),
+            };
+            PublicKey::Ec {
+                curve,
+                bits,
+                point: point.data().to_vec(),
+            }
+        }
+        _ => PublicKey::Other {
+            oid: spki.algorithm.algorithm.to_id_string(),
+        },
+    })
+}
+
+fn hash_from_oid(oid: &str) -> Option<Hash> {
+    match oid {
+        "2.16.840.1.101.3.4.2.1" => Some(Hash::Sha256),
+        "2.16.840.1.101.3.4.2.2" => Some(Hash::Sha384),
+        "2.16.840.1.101.3.4.2.3" => Some(Hash::Sha512),
+        _ => None,
+    }
+}
+
+fn decode_signature_algorithm(
+    alg: &x509_parser::x509::AlgorithmIdentifier<'_>,
+) -> CertSignatureAlgorithm {
+    let oid = alg.algorithm.to_id_string();
+    match oid.as_str() {
+        "1.2.840.113549.1.1.11" => CertSignatureAlgorithm::RsaPkcs1(Hash::Sha256),
+        "1.2.840.113549.1.1.12" => CertSignatureAlgorithm::RsaPkcs1(Hash::Sha384),
+        "1.2.840.113549.1.1.13" => CertSignatureAlgorithm::RsaPkcs1(Hash::Sha512),
+        "1.2.840.10045.4.3.2" => CertSignatureAlgorithm::Ecdsa(Hash::Sha256),
+        "1.2.840.10045.4.3.3" => CertSignatureAlgorithm::Ecdsa(Hash::Sha384),
+        "1.2.840.10045.4.3.4" => CertSignatureAlgorithm::Ecdsa(Hash::Sha512),
+        // sha1WithRSAEncryption, ecdsa-with-SHA1, and the old OIW SHA-1 RSA OID
+        "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.3.14.3.2.29" => {
+            CertSignatureAlgorithm::Sha1
+        }
+        "1.2.840.113549.1.1.10" => decode_pss(alg),
+        _ => CertSignatureAlgorithm::Unsupported(oid),
+    }
+}
+
+fn decode_pss(alg: &x509_parser::x509::AlgorithmIdentifier<'_>) -> CertSignatureAlgorithm {
+    let unsupported = |why: &str| CertSignatureAlgorithm::Unsupported(format!("RSASSA-PSS ({why})"));
+    let Some(params) = alg.parameters.as_ref() else {
+        return unsupported("missing parameters");
+    };
+    let Ok(params) = RsaSsaPssParams::try_from(params) else {
+        return unsupported("malformed parameters");
+    };
+    let hash_oid = params.hash_algorithm_oid().to_id_string();
+    if hash_oid == "1.3.14.3.2.26" {
+        return CertSignatureAlgorithm::Sha1;
+    }
+    let Some(hash) = hash_from_oid(&hash_oid) else {
+        return unsupported("unsupported hash");
+    };
+    let Ok(mgf) = params.mask_gen_algorithm() else {
+        return unsupported("malformed mask generation function");
+    };
+    if mgf.mgf.to_id_string() != "1.2.840.113549.1.1.8"
+        || hash_from_oid(&mgf.hash.to_id_string()) != Some(hash)
+    {
+        return unsupported("MGF1 must use the signature hash");
+    }
+    let hash_len = match hash {
+        Hash::Sha256 => 32,
+        Hash::Sha384 => 48,
+        Hash::Sha512 => 64,
+    };
+    // aws-lc-rs verifies PSS with salt length = hash length only.
+    if params.salt_length() != hash_len || params.trailer_field() != 1 {
+        return unsupported("salt length must equal the hash length");
+    }
+    CertSignatureAlgorithm::RsaPss(hash)
+}
+
+/// Reads certificates from PEM (any number of `CERTIFICATE` blocks; other block types are
+/// ignored) or DER (one or more concatenated certificates). An input without any certificate,
+/// or with anything unparsable, is an error.
+pub fn certificates_from_pem_or_der(input: &[u8]) -> Result<Vec<Certificate>, CertificateError> {
+    if input.len() > MAX_INPUT_BYTES {
+        return Err(CertificateError::TooLarge { limit: "16 MiB" });
+    }
+    let certs = if find(input, b"-----BEGIN").is_some() {
+        let mut certs = Vec::new();
+        for block in pem_blocks(input)? {
+            if block.label == "CERTIFICATE" {
+                certs.push(Certificate::from_der(&block.der)?);
+                if certs.len() > MAX_CERTIFICATES {
+                    return Err(CertificateError::TooLarge {
+                        limit: "4096 certificates",
+                    });
+                }
+            }
+        }
+        certs
+    } else {
+        let mut certs = Vec::new();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let (next, cert) = parse_one(rest)?;
+            certs.push(cert);
+            if certs.len() > MAX_CERTIFICATES {
+                return Err(CertificateError::TooLarge {
+                    limit: "4096 certificates",
+                });
+            }
+            rest = next;
+        }
+        certs
+    };
+    if certs.is_empty() {
+        return Err(CertificateError::NoCertificates);
+    }
+    Ok(certs)
+}
+
+struct PemBlock {
+    label: String,
+    der: Vec<u8>,
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A small strict PEM reader (RFC 7468): `-----BEGIN X-----`, base64 body (optional RFC 1421
+/// headers are skipped), `-----END X-----`. Text between blocks is ignored.
+fn pem_blocks(input: &[u8]) -> Result<Vec<PemBlock>, CertificateError> {
+    let text = std::str::from_utf8(input).map_err(|_| CertificateError::InvalidPem {
+        reason: "PEM input is not valid UTF-8",
+    })?;
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let label_end = after.find("-----").ok_or(CertificateError::InvalidPem {
+            reason: "unterminated BEGIN line",
+        })?;
+        let label = &after[..label_end];
+        let body_start = &after[label_end + 5..];
+        let end_marker = format!("-----END {label}-----");
+        let body_end = body_start.find(&end_marker).ok_or(CertificateError::InvalidPem {
+            reason: "missing END line",
+        })?;
+        let body = &body_start[..body_end];
+        let mut b64 = String::with_capacity(body.len());
+        for line in body.lines() {
+            if line.contains(':') {
+                continue; // RFC 1421 header such as Proc-Type
+            }
+            b64.extend(line.chars().filter(|c| !c.is_ascii_whitespace()));
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_bytes())
+            .map_err(|_| CertificateError::InvalidPem {
+                reason: "invalid base64 in PEM body",
+            })?;
+        blocks.push(PemBlock {
+            label: label.to_owned(),
+            der,
+        });
+        rest = &body_start[body_end + end_marker.len()..];
+    }
+    Ok(blocks)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const VECTORS: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/notation");
+
+    pub(crate) fn vector(path: &str) -> Vec<u8> {
+        std::fs::read(format!("{VECTORS}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    pub(crate) fn vector_certs(path: &str) -> Vec<Certificate> {
+        certificates_from_pem_or_der(&vector(path)).unwrap()
+    }
+
+    #[test]
+    fn reads_pem_and_der_files() {
+        let base = "notation-core-go/x509/testdata";
+        assert_eq!(vector_certs(&format!("{base}/pem.crt")).len(), 1);
+        assert_eq!(vector_certs(&format!("{base}/multi-pem.crt")).len(), 2);
+        assert_eq!(vector_certs(&format!("{base}/der.der")).len(), 1);
+        assert_eq!(vector_certs(&format!("{base}/multi-der.der")).len(), 2);
+        assert!(certificates_from_pem_or_der(&vector(&format!("{base}/invalid"))).is_err());
+    }
+
+    #[test]
+    fn empty_and_garbage_inputs_fail() {
+        assert_eq!(
+            certificates_from_pem_or_der(b""),
+            Err(CertificateError::NoCertificates)
+        );
+        assert!(certificates_from_pem_or_der(b"\x30\x03\x02\x01\x01").is_err());
+        assert!(certificates_from_pem_or_der(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err());
+        assert!(certificates_from_pem_or_der(b"-----BEGIN CERTIFICATE-----\nAAAA").is_err());
+        // A PEM file with only a non-certificate block holds no certificate.
+        assert_eq!(
+            certificates_from_pem_or_der(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            Err(CertificateError::NoCertificates)
+        );
+    }
+
+    #[test]
+    fn der_with_trailing_bytes_is_rejected() {
+        let mut der = vector("notation-core-go/x509/testdata/der.der");
+        assert!(Certificate::from_der(&der).is_ok());
+        der.push(0);
+        assert_eq!(
+            Certificate::from_der(&der),
+            Err(CertificateError::TrailingData)
+        );
+    }
+
+    #[test]
+    fn go_style_names_and_facts() {
+        let certs = vector_certs(
+            "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem",
+        );
+        let root = &certs[0];
+        assert_eq!(root.subject(), "CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US");
+        assert_eq!(root.subject(), root.issuer());
+        assert!(root.is_self_signed());
+        assert!(root.is_self_issued());
+        assert!(root.is_ca());
+        assert_eq!(root.signature_algorithm(), Ok(SignatureAlgorithm::Ps384));
+        assert_eq!(root.sha256_thumbprint().len(), 64);
+
+        let signing = vector_certs("notation-go/verifier/testdata/verifier/signing-cert.pem");
+        assert_eq!(
+            signing[0].subject(),
+            "CN=SomeCN,OU=SomeOU,O=SomeOrg,L=Seattle,ST=WA,C=US"
+        );
+    }
+
+    #[test]
+    fn key_size_table() {
+        let dir = "notation-core-go/_extracted_from_tests/x509/codesigning_cert_validations_test";
+        let rsa = vector_certs(&format!("{dir}/rsaKeyTooSmallLeaf.pem"));
+        assert_eq!(
+            rsa[0].signature_algorithm(),
+            Err(CertificateError::RsaKeySize { bits: 1024 })
+        );
+        let ec = vector_certs(&format!("{dir}/ecdsaKeyTooSmallLeaf.pem"));
+        assert_eq!(
+            ec[0].signature_algorithm(),
+            Err(CertificateError::EcdsaKeySize { bits: 224 })
+        );
+        assert_eq!(
+            rsa[0].signature_algorithm().unwrap_err().to_string(),
+            "rsa key size 1024 bits is not supported"
+        );
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for alg in [
+            SignatureAlgorithm::Ps256,
+            SignatureAlgorithm::Ps384,
+            SignatureAlgorithm::Ps512,
+            SignatureAlgorithm::Es256,
+            SignatureAlgorithm::Es384,
+            SignatureAlgorithm::Es512,
+        ] {
+            assert_eq!(SignatureAlgorithm::from_jws_name(alg.jws_name()), Some(alg));
+            assert_eq!(SignatureAlgorithm::from_cose_id(alg.cose_id()), Some(alg));
+        }
+        assert_eq!(SignatureAlgorithm::from_jws_name("none"), None);
+        assert_eq!(SignatureAlgorithm::from_jws_name("HS256"), None);
+        assert_eq!(SignatureAlgorithm::from_cose_id(-8), None);
+    }
+
+    #[test]
+    fn generated_keys_map_to_algorithms() {
+        for (alg, expected) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, SignatureAlgorithm::Es256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, SignatureAlgorithm::Es384),
+            (&rcgen::PKCS_ECDSA_P521_SHA512, SignatureAlgorithm::Es512),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let params = rcgen::CertificateParams::new(vec![]).unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            let parsed = Certificate::from_der(cert.der()).unwrap();
+            assert_eq!(parsed.signature_algorithm(), Ok(expected));
+            assert!(parsed.is_self_signed());
+        }
+    }
+}

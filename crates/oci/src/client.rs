@@ -1,0 +1,900 @@
+//! The registry client: resolve, referrers, bounded manifest and blob fetches, pushes.
+//!
+//! Built on `oci-client`, which does the token (Bearer) and Basic auth flows, blob streaming
+//! and pushes. vouch adds what oci-client lacks:
+//!
+//! * manifests and referrers indexes are read with a byte limit (oci-client buffers any
+//!   size), through a `reqwest` client with the same TLS settings whose `Authorization`
+//!   header comes from oci-client's auth flow (cached per repository for
+//!   [`SESSION_TTL`]);
+//! * the Referrers API follows `Link: <…>; rel="next"` pages, re-filters by artifact type on
+//!   the client, and only a 404 falls back to the `sha256-<hex>` tag schema (oci-client also
+//!   swallows other errors of the fallback as "no referrers");
+//! * every call runs under one deadline ([`ClientOptions::timeout`]);
+//! * every digest is checked against the bytes received.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LINK, WWW_AUTHENTICATE};
+use reqwest::{StatusCode, Url};
+
+use crate::auth::credentials_for;
+use crate::digest::{digest_like, referrers_tag, sha256_digest, validate_digest};
+use crate::error::{ErrorKind, RegistryError};
+use crate::manifest::{
+    ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX,
+};
+use crate::options::ClientOptions;
+use crate::reference::Reference;
+
+/// How long an `Authorization` header obtained for a repository is reused. Registry tokens
+/// live at least 60 s (distribution spec); a 401 on a reused header triggers one refresh.
+pub const SESSION_TTL: Duration = Duration::from_secs(50);
+
+/// Most pages followed on the Referrers API.
+const MAX_REFERRER_PAGES: usize = 64;
+
+/// Bytes of an error response body read for its OCI error code.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// A registry client. Cheap to clone; clones share connections, credentials and tokens.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: ClientOptions,
+    oci_tls: oci_client::Client,
+    oci_plain: oci_client::Client,
+    http: reqwest::Client,
+    /// Credentials per registry, resolved once.
+    credentials: Mutex<HashMap<String, RegistryAuth>>,
+    /// `Authorization` per (registry, repository) for vouch's own requests.
+    sessions: Mutex<HashMap<(String, String), Session>>,
+}
+
+#[derive(Clone)]
+struct Session {
+    header: Option<HeaderValue>,
+    expires: Instant,
+}
+
+/// A successful bounded GET.
+struct Fetched {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// Builds a client. Fails on unusable root certificates.
+    pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
+        let config_error = |what: String| {
+            RegistryError::new(ErrorKind::Configuration, "(all)", what).with_hint(
+                "pass each extra root certificate as PEM (one or more CERTIFICATE blocks) or DER",
+            )
+        };
+        let certificates = split_certificates(&options.extra_root_certificates)
+            .map_err(|e| config_error(e.to_owned()))?;
+        let mut reqwest_certs = Vec::new();
+        for c in &certificates {
+            let cert = match c.encoding {
+                CertificateEncoding::Pem => reqwest::Certificate::from_pem(&c.data),
+                CertificateEncoding::Der => reqwest::Certificate::from_der(&c.data),
+            }
+            .map_err(|e| config_error(format!("invalid extra root certificate: {e}")))?;
+            reqwest_certs.push(cert);
+        }
+        let oci = |protocol: ClientProtocol| {
+            oci_client::Client::try_from(ClientConfig {
+                protocol,
+                extra_root_certificates: certificates.clone(),
+                connect_timeout: Some(options.connect_timeout),
+                read_timeout: Some(options.timeout),
+                platform_resolver: None,
+                ..ClientConfig::default()
+            })
+            .map_err(|e| config_error(format!("cannot build the registry client: {e}")))
+        };
+        let oci_tls = oci(ClientProtocol::Https)?;
+        let oci_plain = oci(ClientProtocol::Http)?;
+        let http = reqwest::Client::builder()
+            .tls_certs_merge(reqwest_certs)
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.timeout)
+            .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                options,
+                oci_tls,
+                oci_plain,
+                http,
+                credentials: Mutex::new(HashMap::new()),
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The options this client was built with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Resolves `reference` to the descriptor of its manifest: media type (`Content-Type`),
+    /// digest (computed over the bytes received) and size.
+    ///
+    /// With a digest in the reference, the manifest is fetched by digest and the bytes must
+    /// hash to it ([`ErrorKind::DigestMismatch`] otherwise). Manifests larger than
+    /// `max_manifest_bytes` fail with [`ErrorKind::TooLarge`].
+    pub async fn resolve(&self, reference: &Reference) -> Result<Descriptor, RegistryError> {
+        self.deadline(reference, "resolve", async {
+            let selector = reference.manifest_selector();
+            let url = self.url(reference, &format!("manifests/{selector}"))?;
+            let operation = format!("fetching manifest {selector} of {}", reference.repository());
+            let fetched = self
+                .get_bounded(reference, url, &MANIFEST_ACCEPT.join(", "), None, &operation)
+                .await?;
+            let digest = match reference.digest() {
+                Some(expected) => {
+                    let actual = digest_like(expected, &fetched.body)
+                        .map_err(|e| self.error(reference, ErrorKind::Configuration, e.to_string()))?;
+                    if actual != expected {
+                        return Err(self.error(
+                            reference,
+                            ErrorKind::DigestMismatch,
+                            format!("served manifest bytes with digest {actual} for {expected} ({operation})"),
+                        ));
+                    }
+                    expected.to_owned()
+                }
+                None => sha256_digest(&fetched.body),
+            };
+            let media_type = content_type(&fetched.headers)
+                .or_else(|| body_media_type(&fetched.body))
+                .ok_or_else(|| {
+                    self.error(
+                        reference,
+                        ErrorKind::InvalidManifest,
+                        format!("served a manifest without a media type (no Content-Type, no mediaType field) ({operation})"),
+                    )
+                })?;
+            Ok(Descriptor::new(media_type, digest, fetched.body.len() as u64))
+        })
+        .await
+    }
+
+    /// Lists the referrers of `subject_digest` in `reference`'s repository whose artifact
+    /// type is `artifact_type`.
+    ///
+    /// Uses the Referrers API (`GET /v2/<name>/referrers/<digest>?artifactType=…`),
+    /// following `Link: <…>; rel="next"` pages on the same registry; a **404** (and only a
+    /// 404) falls back to the referrers tag schema (the image index tagged
+    /// `sha256-<hex>`), where a missing tag means no referrers. Entries are always
+    /// re-filtered by artifact type here, because registries may ignore the filter.
+    /// Duplicate digests are dropped. More than `max_referrers` matching entries is
+    /// [`ErrorKind::TooManyReferrers`]: vouch fails closed instead of verifying a subset.
+    pub async fn referrers(
+        &self,
+        reference: &Reference,
+        subject_digest: &str,
+        artifact_type: &str,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        self.deadline(reference, "referrers", async {
+            validate_digest(subject_digest)
+                .map_err(|e| self.error(reference, ErrorKind::Configuration, e.to_string()))?;
+            let mut collector = Collector::new(artifact_type, self.inner.options.max_referrers);
+            let mut url = self.url(reference, &format!("referrers/{subject_digest}"))?;
+            url.query_pairs_mut().append_pair("artifactType", artifact_type);
+            let mut visited = HashSet::new();
+            for page in 0..MAX_REFERRER_PAGES {
+                let operation = format!("listing referrers of {subject_digest} (page {})", page + 1);
+                visited.insert(url.to_string());
+                let fetched = match self
+                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, &operation)
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) if page == 0 && e.kind() == ErrorKind::NotFound => {
+                        tracing::debug!(registry = reference.registry(), "no Referrers API (404); using the tag schema");
+                        return self.referrers_by_tag(reference, subject_digest, collector).await;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let index = parse_index(&fetched.body)
+                    .map_err(|m| self.error(reference, ErrorKind::InvalidManifest, format!("{m} ({operation})")))?;
+                collector
+                    .add(index.manifests)
+                    .map_err(|m| self.error(reference, ErrorKind::TooManyReferrers, m))?;
+                match next_link(&fetched.headers, &url) {
+                    None => return Ok(collector.into_vec()),
+                    Some(next) => {
+                        if !same_origin(&next, &url) {
+                            return Err(self.error(
+                                reference,
+                                ErrorKind::Protocol,
+                                format!("sent a referrers page link to another origin ({next}); not followed"),
+                            ));
+                        }
+                        if visited.contains(next.as_str()) {
+                            return Err(self.error(
+                                reference,
+                                ErrorKind::Protocol,
+                                format!("sent a referrers page link that loops back to {next}"),
+                            ));
+                        }
+                        url = next;
+                    }
+                }
+            }
+            Err(self.error(
+                reference,
+                ErrorKind::TooManyReferrers,
+                format!("returned more than {MAX_REFERRER_PAGES} pages of referrers for {subject_digest}"),
+            ))
+        })
+        .await
+    }
+
+    async fn referrers_by_tag(
+        &self,
+        reference: &Reference,
+        subject_digest: &str,
+        mut collector: Collector,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let tag = referrers_tag(subject_digest);
+        let url = self.url(reference, &format!("manifests/{tag}"))?;
+        let operation = format!("fetching referrers index tag {tag}");
+        let fetched = match self
+            .get_bounded(reference, url, OCI_IMAGE_INDEX, None, &operation)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let index = parse_index(&fetched.body)
+            .map_err(|m| self.error(reference, ErrorKind::InvalidManifest, format!("{m} ({operation})")))?;
+        if let Some(mt) = index.media_type.as_deref() {
+            if mt != OCI_IMAGE_INDEX {
+                return Err(self.error(
+                    reference,
+                    ErrorKind::InvalidManifest,
+                    format!("has a {mt} under the referrers tag {tag}; expected an OCI image index"),
+                ));
+            }
+        }
+        collector
+            .add(index.manifests)
+            .map_err(|m| self.error(reference, ErrorKind::TooManyReferrers, m))?;
+        Ok(collector.into_vec())
+    }
+
+    /// Fetches the manifest `descriptor` names (by digest) from `reference`'s repository.
+    ///
+    /// Descriptors declaring more than `max_manifest_bytes` are refused before any request
+    /// ([`ErrorKind::TooLarge`]); the bytes must match the declared size and digest
+    /// ([`ErrorKind::DigestMismatch`]) and parse as an OCI image manifest (or the withdrawn
+    /// artifact manifest) ([`ErrorKind::InvalidManifest`]).
+    pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+    ) -> Result<ArtifactManifest, RegistryError> {
+        self.deadline(reference, "fetch_manifest", async {
+            self.check_descriptor(reference, descriptor, self.inner.options.max_manifest_bytes, "manifest")?;
+            let url = self.url(reference, &format!("manifests/{}", descriptor.digest))?;
+            let operation = format!("fetching manifest {}", descriptor.digest);
+            let fetched = self
+                .get_bounded(reference, url, &MANIFEST_ACCEPT.join(", "), Some(descriptor.size), &operation)
+                .await?;
+            self.check_content(reference, descriptor, &fetched.body, &operation)?;
+            let hint = content_type(&fetched.headers).unwrap_or_else(|| descriptor.media_type.clone());
+            ArtifactManifest::from_bytes(fetched.body, Some(&hint)).map_err(|e| {
+                self.error(reference, ErrorKind::InvalidManifest, format!("served manifest {}: {e}", descriptor.digest))
+            })
+        })
+        .await
+    }
+
+    /// Fetches the blob `descriptor` names, streaming into a buffer that stops past the
+    /// declared size. Declared sizes above `max_blob_bytes` are refused before any request
+    /// ([`ErrorKind::TooLarge`]); size and digest are checked
+    /// ([`ErrorKind::DigestMismatch`]).
+    pub async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.deadline(reference, "fetch_blob", async {
+            self.check_descriptor(reference, descriptor, self.inner.options.max_blob_bytes, "blob")?;
+            let operation = format!("fetching blob {}", descriptor.digest);
+            let oci = self.oci_with_auth(reference).await?;
+            let oci_ref = reference.to_oci();
+            let stream = oci
+                .pull_blob_stream(&oci_ref, descriptor.digest.as_str())
+                .await
+                .map_err(|e| RegistryError::from_oci(reference.registry(), &operation, e))?;
+            if let Some(len) = stream.content_length {
+                if len != descriptor.size {
+                    return Err(self.size_error(reference, descriptor, len, &operation));
+                }
+            }
+            let mut body = Vec::with_capacity(usize::try_from(descriptor.size.min(1 << 20)).unwrap_or(0));
+            let mut stream = stream.stream;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => return Err(self.stream_error(reference, descriptor, &body, e, &operation)),
+                };
+                if body.len() as u64 + chunk.len() as u64 > descriptor.size {
+                    let got = body.len() as u64 + chunk.len() as u64;
+                    return Err(self.size_error(reference, descriptor, got, &operation));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            self.check_content(reference, descriptor, &body, &operation)?;
+            Ok(body)
+        })
+        .await
+    }
+
+    /// Pushes `bytes` as a blob to `reference`'s repository; returns its sha256 digest.
+    pub async fn push_blob(&self, reference: &Reference, bytes: Vec<u8>) -> Result<String, RegistryError> {
+        self.deadline(reference, "push_blob", async {
+            let digest = sha256_digest(&bytes);
+            let oci = self.oci_with_auth(reference).await?;
+            oci.push_blob(&reference.to_oci(), bytes, &digest)
+                .await
+                .map_err(|e| RegistryError::from_oci(reference.registry(), &format!("pushing blob {digest}"), e))?;
+            Ok(digest)
+        })
+        .await
+    }
+
+    /// Pushes `bytes` byte for byte as a manifest of `media_type` under `reference`'s digest
+    /// (when it has one, which must match the bytes) or tag; returns the sha256 digest.
+    pub async fn push_manifest_raw(
+        &self,
+        reference: &Reference,
+        bytes: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, RegistryError> {
+        self.deadline(reference, "push_manifest_raw", async {
+            let digest = sha256_digest(&bytes);
+            if let Some(d) = reference.digest() {
+                let actual = digest_like(d, &bytes)
+                    .map_err(|e| self.error(reference, ErrorKind::Configuration, e.to_string()))?;
+                if actual != d {
+                    return Err(self.error(
+                        reference,
+                        ErrorKind::Configuration,
+                        format!("cannot push manifest with digest {actual} under digest {d}"),
+                    ));
+                }
+            }
+            let content_type = HeaderValue::from_str(media_type).map_err(|_| {
+                self.error(reference, ErrorKind::Configuration, format!("invalid media type {media_type:?}"))
+            })?;
+            let oci = self.oci_with_auth(reference).await?;
+            oci.push_manifest_raw(&reference.to_oci(), bytes, content_type)
+                .await
+                .map_err(|e| {
+                    RegistryError::from_oci(
+                        reference.registry(),
+                        &format!("pushing manifest {digest} as {}", reference.manifest_selector()),
+                        e,
+                    )
+                })?;
+            Ok(digest)
+        })
+        .await
+    }
+
+    // ----- internals -----
+
+    async fn deadline<T>(
+        &self,
+        reference: &Reference,
+        operation: &str,
+        fut: impl Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        let limit = self.inner.options.timeout;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(RegistryError::timeout(reference.registry(), operation, limit)),
+        }
+    }
+
+    fn error(&self, reference: &Reference, kind: ErrorKind, message: impl Into<String>) -> RegistryError {
+        RegistryError::new(kind, reference.registry(), message)
+    }
+
+    fn scheme(&self, reference: &Reference) -> &'static str {
+        if self.inner.options.uses_plain_http(reference.registry()) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// `<scheme>://<host>/v2/<repository>/<rest>`.
+    fn url(&self, reference: &Reference, rest: &str) -> Result<Url, RegistryError> {
+        let oci_ref = reference.to_oci();
+        let text = format!(
+            "{}://{}/v2/{}/{rest}",
+            self.scheme(reference),
+            oci_ref.resolve_registry(),
+            reference.repository()
+        );
+        Url::parse(&text).map_err(|e| {
+            self.error(reference, ErrorKind::Configuration, format!("cannot build URL {text:?}: {e}"))
+        })
+    }
+
+    fn oci(&self, reference: &Reference) -> &oci_client::Client {
+        if self.inner.options.uses_plain_http(reference.registry()) {
+            &self.inner.oci_plain
+        } else {
+            &self.inner.oci_tls
+        }
+    }
+
+    /// The oci-client for `reference`, with the registry's credentials registered.
+    async fn oci_with_auth(&self, reference: &Reference) -> Result<&oci_client::Client, RegistryError> {
+        let auth = self.credentials(reference).await?;
+        let oci = self.oci(reference);
+        oci.store_auth_if_needed(reference.to_oci().resolve_registry(), &auth).await;
+        Ok(oci)
+    }
+
+    async fn credentials(&self, reference: &Reference) -> Result<RegistryAuth, RegistryError> {
+        let registry = reference.registry().to_owned();
+        if let Some(auth) = lock(&self.inner.credentials).get(&registry) {
+            return Ok(auth.clone());
+        }
+        let provider = self.inner.options.auth.clone();
+        let r = registry.clone();
+        let auth = tokio::task::spawn_blocking(move || credentials_for(&provider, &r))
+            .await
+            .map_err(|e| {
+                RegistryError::new(ErrorKind::Other, &registry, format!("credential lookup failed: {e}"))
+            })??;
+        lock(&self.inner.credentials).insert(registry, auth.clone());
+        Ok(auth)
+    }
+
+    /// The `Authorization` header for vouch's own requests to `reference`'s repository, and
+    /// whether it came from the cache.
+    async fn session(&self, reference: &Reference, refresh: bool) -> Result<(Option<HeaderValue>, bool), RegistryError> {
+        let key = (reference.registry().to_owned(), reference.repository().to_owned());
+        if !refresh {
+            if let Some(s) = lock(&self.inner.sessions).get(&key) {
+                if s.expires > Instant::now() {
+                    return Ok((s.header.clone(), true));
+                }
+            }
+        }
+        let header = self.authorize(reference).await?;
+        lock(&self.inner.sessions).insert(
+            key,
+            Session {
+                header: header.clone(),
+                expires: Instant::now() + SESSION_TTL,
+            },
+        );
+        Ok((header, false))
+    }
+
+    /// Runs the auth flow: ping `/v2/`, then Basic or (through oci-client) Bearer.
+    async fn authorize(&self, reference: &Reference) -> Result<Option<HeaderValue>, RegistryError> {
+        let auth = self.credentials(reference).await?;
+        if let RegistryAuth::Bearer(token) = &auth {
+            return Ok(header_value(&format!("Bearer {token}")));
+        }
+        let oci_ref = reference.to_oci();
+        let ping = format!("{}://{}/v2/", self.scheme(reference), oci_ref.resolve_registry());
+        let response = self
+            .inner
+            .http
+            .get(&ping)
+            .send()
+            .await
+            .map_err(|e| RegistryError::from_reqwest(reference.registry(), "checking the API version (/v2/)", &e))?;
+        let challenge = response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if challenge.contains("bearer") {
+            let oci = self.oci(reference);
+            let token = oci
+                .auth(&oci_ref, &auth, RegistryOperation::Pull)
+                .await
+                .map_err(|e| RegistryError::from_oci(reference.registry(), "getting a registry token", e))?;
+            return Ok(token.and_then(|t| header_value(&format!("Bearer {t}"))));
+        }
+        if challenge.contains("basic") {
+            if let RegistryAuth::Basic(user, password) = &auth {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                return Ok(header_value(&format!("Basic {encoded}")));
+            }
+        }
+        Ok(None)
+    }
+
+    /// GET `url` with auth, reading at most `declared` bytes (when given; more is a
+    /// digest mismatch) or `max_manifest_bytes` (more is [`ErrorKind::TooLarge`]).
+    async fn get_bounded(
+        &self,
+        reference: &Reference,
+        url: Url,
+        accept: &str,
+        declared: Option<u64>,
+        operation: &str,
+    ) -> Result<Fetched, RegistryError> {
+        let max = self.inner.options.max_manifest_bytes;
+        let limit = declared.map_or(max, |d| d.min(max));
+        let mut refresh = false;
+        loop {
+            let (auth, cached) = self.session(reference, refresh).await?;
+            let mut request = self.inner.http.get(url.clone()).header(ACCEPT, accept);
+            if let Some(h) = auth {
+                request = request.header(AUTHORIZATION, h);
+            }
+            let mut response = request
+                .send()
+                .await
+                .map_err(|e| RegistryError::from_reqwest(reference.registry(), operation, &e))?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && cached && !refresh {
+                refresh = true;
+                continue;
+            }
+            if !status.is_success() {
+                let body = read_limited(&mut response, MAX_ERROR_BODY).await.unwrap_or_default();
+                return Err(RegistryError::from_status(reference.registry(), operation, status, &body));
+            }
+            if status != StatusCode::OK {
+                return Err(self.error(
+                    reference,
+                    ErrorKind::Protocol,
+                    format!("answered HTTP {status} where 200 was expected ({operation})"),
+                ));
+            }
+            let too_big = |_got: u64| match declared {
+                // Callers refuse declared sizes above the maximum first.
+                Some(d) => self.error(
+                    reference,
+                    ErrorKind::DigestMismatch,
+                    format!("served more than the {d} bytes its descriptor declares ({operation})"),
+                ),
+                None => self.error(
+                    reference,
+                    ErrorKind::TooLarge,
+                    format!("served more than {max} bytes, the limit for a manifest ({operation})"),
+                ),
+            };
+            if let Some(len) = response.content_length() {
+                if len > limit {
+                    return Err(too_big(len));
+                }
+            }
+            let headers = response.headers().clone();
+            let mut body = Vec::new();
+            loop {
+                let chunk = response
+                    .chunk()
+                    .await
+                    .map_err(|e| RegistryError::from_reqwest(reference.registry(), operation, &e))?;
+                let Some(chunk) = chunk else { break };
+                let got = body.len() as u64 + chunk.len() as u64;
+                if got > limit {
+                    return Err(too_big(got));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            return Ok(Fetched { headers, body });
+        }
+    }
+
+    fn check_descriptor(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        max: u64,
+        what: &str,
+    ) -> Result<(), RegistryError> {
+        validate_digest(&descriptor.digest).map_err(|e| {
+            self.error(reference, ErrorKind::InvalidManifest, format!("listed a {what} with an invalid digest: {e}"))
+        })?;
+        if descriptor.size > max {
+            return Err(self.error(
+                reference,
+                ErrorKind::TooLarge,
+                format!(
+                    "lists {what} {} with {} bytes, more than the limit of {max} bytes",
+                    descriptor.digest, descriptor.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_content(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        body: &[u8],
+        operation: &str,
+    ) -> Result<(), RegistryError> {
+        if body.len() as u64 != descriptor.size {
+            return Err(self.size_error(reference, descriptor, body.len() as u64, operation));
+        }
+        let actual = digest_like(&descriptor.digest, body)
+            .map_err(|e| self.error(reference, ErrorKind::InvalidManifest, e.to_string()))?;
+        if actual != descriptor.digest {
+            return Err(self.error(
+                reference,
+                ErrorKind::DigestMismatch,
+                format!("served content with digest {actual} for {} ({operation})", descriptor.digest),
+            ));
+        }
+        Ok(())
+    }
+
+    fn size_error(&self, reference: &Reference, descriptor: &Descriptor, got: u64, operation: &str) -> RegistryError {
+        self.error(
+            reference,
+            ErrorKind::DigestMismatch,
+            format!(
+                "served {got} bytes for {}, whose descriptor declares {} ({operation})",
+                descriptor.digest, descriptor.size
+            ),
+        )
+    }
+
+    fn stream_error(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        received: &[u8],
+        e: std::io::Error,
+        operation: &str,
+    ) -> RegistryError {
+        // oci-client's verifying stream reports a digest mismatch as the last item.
+        if let Some(inner) = e.get_ref() {
+            if inner.downcast_ref::<oci_client::errors::DigestError>().is_some() {
+                let actual = digest_like(&descriptor.digest, received).unwrap_or_default();
+                return self.error(
+                    reference,
+                    ErrorKind::DigestMismatch,
+                    format!("served content with digest {actual} for {} ({operation})", descriptor.digest),
+                );
+            }
+            if let Some(re) = inner.downcast_ref::<reqwest::Error>() {
+                return RegistryError::from_reqwest(reference.registry(), operation, re);
+            }
+        }
+        RegistryError::from_oci(reference.registry(), operation, oci_client::errors::OciDistributionError::IoError(e))
+    }
+}
+
+/// Collects filtered, de-duplicated referrers up to a maximum.
+struct Collector {
+    artifact_type: String,
+    max: usize,
+    seen: HashSet<String>,
+    out: Vec<Descriptor>,
+}
+
+impl Collector {
+    fn new(artifact_type: &str, max: usize) -> Self {
+        Self {
+            artifact_type: artifact_type.to_owned(),
+            max,
+            seen: HashSet::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, entries: Vec<Descriptor>) -> Result<(), String> {
+        for d in entries {
+            if d.artifact_type.as_deref() != Some(self.artifact_type.as_str()) {
+                continue;
+            }
+            if let Err(e) = validate_digest(&d.digest) {
+                tracing::warn!(error = %e, "skipping a referrer with an invalid digest");
+                continue;
+            }
+            if !self.seen.insert(d.digest.clone()) {
+                continue;
+            }
+            if self.out.len() >= self.max {
+                return Err(format!(
+                    "lists more than {} referrers of type {} (the maximum)",
+                    self.max, self.artifact_type
+                ));
+            }
+            self.out.push(d);
+        }
+        Ok(())
+    }
+
+    fn into_vec(self) -> Vec<Descriptor> {
+        self.out
+    }
+}
+
+fn parse_index(body: &[u8]) -> Result<ImageIndex, String> {
+    let index: ImageIndex =
+        serde_json::from_slice(body).map_err(|e| format!("served an invalid image index: {e}"))?;
+    match index.schema_version {
+        Some(2) | None => Ok(index),
+        Some(v) => Err(format!("served an image index with schemaVersion {v}")),
+    }
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against `base`.
+fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
+    for value in headers.get_all(LINK) {
+        let Ok(text) = value.to_str() else { continue };
+        for link in text.split(',') {
+            let mut parts = link.split(';');
+            let target = parts.next()?.trim();
+            let is_next = parts.any(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if !is_next {
+                continue;
+            }
+            let target = target.strip_prefix('<')?.strip_suffix('>')?;
+            return base.join(target).ok();
+        }
+    }
+    None
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// The media type of a `Content-Type` header, without parameters; generic types are ignored.
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let mt = value.split(';').next()?.trim();
+    if mt.is_empty() || mt == "application/octet-stream" || mt == "text/plain" || mt == "application/json" {
+        return None;
+    }
+    Some(mt.to_owned())
+}
+
+fn body_media_type(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MediaType {
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaType>(body).ok()?.media_type
+}
+
+fn header_value(text: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(text).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+async fn read_limited(response: &mut reqwest::Response, limit: u64) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned map of caches is still usable: entries are replaced whole.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Splits PEM bundles into single certificates; anything not PEM is taken as DER.
+fn split_certificates(inputs: &[Vec<u8>]) -> Result<Vec<Certificate>, &'static str> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    for input in inputs {
+        let text = std::str::from_utf8(input).ok().filter(|t| t.contains("-----BEGIN"));
+        let Some(mut rest) = text else {
+            out.push(Certificate {
+                encoding: CertificateEncoding::Der,
+                data: input.clone(),
+            });
+            continue;
+        };
+        let mut found = false;
+        while let Some(start) = rest.find(BEGIN) {
+            let Some(end) = rest[start..].find(END) else {
+                return Err("a PEM certificate block has no END line");
+            };
+            let block = &rest[start..start + end + END.len()];
+            out.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: format!("{block}\n").into_bytes(),
+            });
+            found = true;
+            rest = &rest[start + end + END.len()..];
+        }
+        if !found {
+            return Err("PEM input contains no CERTIFICATE block");
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next_is_resolved_relative() {
+        let base = Url::parse("http://127.0.0.1:5000/v2/a/referrers/sha256:x?artifactType=t").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(LINK, HeaderValue::from_static("</v2/a/referrers/sha256:x?n=1&last=y>; rel=\"next\""));
+        let next = next_link(&h, &base).unwrap();
+        assert_eq!(next.as_str(), "http://127.0.0.1:5000/v2/a/referrers/sha256:x?n=1&last=y");
+        assert!(same_origin(&next, &base));
+        h.insert(LINK, HeaderValue::from_static("<http://evil:1/x>; rel=\"next\""));
+        assert!(!same_origin(&next_link(&h, &base).unwrap(), &base));
+        h.insert(LINK, HeaderValue::from_static("</x>; rel=\"prev\""));
+        assert!(next_link(&h, &base).is_none());
+    }
+
+    #[test]
+    fn collector_filters_dedupes_and_caps() {
+        let d = |n: u8, t: &str| Descriptor {
+            artifact_type: Some(t.into()),
+            ..Descriptor::new("m", format!("sha256:{}", hex::encode([n; 32])), 1)
+        };
+        let mut c = Collector::new("sig", 2);
+        c.add(vec![d(1, "sig"), d(1, "sig"), d(2, "sbom"), d(3, "sig")]).unwrap();
+        assert_eq!(c.out.len(), 2);
+        assert!(c.add(vec![d(4, "sig")]).is_err());
+        let mut bad = d(5, "sig");
+        bad.digest = "sha256:../../x".into();
+        let mut c = Collector::new("sig", 2);
+        c.add(vec![bad]).unwrap();
+        assert!(c.into_vec().is_empty());
+    }
+
+    #[test]
+    fn pem_bundles_are_split() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n".to_vec();
+        let certs = split_certificates(&[pem, vec![0x30, 0x82]]).unwrap();
+        assert_eq!(certs.len(), 3);
+        assert!(split_certificates(&[b"-----BEGIN CERTIFICATE-----\nAAAA".to_vec()]).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! Client options: transport, credentials, limits.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where registry credentials come from.
+#[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AuthProvider {
+    /// No credentials. Registries that use token auth still get the anonymous Bearer flow.
+    #[default]
+    Anonymous,
+    /// A Docker `config.json`: `config_path`, else `$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`. `auths` entries, `identitytoken`, `credHelpers` and
+    /// `credsStore` are honoured (through the `docker_credential` crate). A registry without
+    /// an entry is accessed anonymously; a missing file means anonymous access everywhere.
+    DockerConfig {
+        /// An explicit config file (Ratify's `authProvider.configPath`).
+        config_path: Option<PathBuf>,
+    },
+    /// The same username and password for every registry.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+impl fmt::Debug for AuthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthProvider::Anonymous => f.write_str("Anonymous"),
+            AuthProvider::DockerConfig { config_path } => f
+                .debug_struct("DockerConfig")
+                .field("config_path", config_path)
+                .finish(),
+            AuthProvider::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+/// Options for [`RegistryClient::new`](crate::RegistryClient::new).
+///
+/// Construct with `ClientOptions::default()` and set fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// Use plain HTTP for every registry (Ratify's `useHttp`).
+    pub plain_http: bool,
+    /// Further registries (`host[:port]`, exactly as in references) reached over plain HTTP.
+    pub plain_http_hosts: Vec<String>,
+    /// Use plain HTTP for loopback registries (`localhost[:port]`, `127.0.0.0/8`, `[::1]`),
+    /// as Ratify does. Default `true`; turn off to test TLS on a loopback address.
+    pub loopback_plain_http: bool,
+    /// Where credentials come from.
+    pub auth: AuthProvider,
+    /// Deadline for each client call (`resolve`, `referrers` with all its pages,
+    /// `fetch_manifest`, `fetch_blob`, each push). Default 10 s.
+    pub timeout: Duration,
+    /// Deadline for establishing a TCP/TLS connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Largest manifest or referrers index (per page) accepted. Default 4 MiB.
+    pub max_manifest_bytes: u64,
+    /// Largest blob accepted by [`fetch_blob`](crate::RegistryClient::fetch_blob).
+    /// Default 32 MiB.
+    pub max_blob_bytes: u64,
+    /// Most referrers of the requested artifact type accepted. More is an error
+    /// ([`ErrorKind::TooManyReferrers`](crate::ErrorKind::TooManyReferrers)), as in the
+    /// Notation CLI, rather than a silent truncation. Default 100.
+    pub max_referrers: usize,
+    /// Extra trusted root certificates, each PEM (one or more certificates) or DER.
+    pub extra_root_certificates: Vec<Vec<u8>>,
+}
+
+/// 4 MiB.
+pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// 32 MiB.
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 32 * 1024 * 1024;
+/// 100.
+pub const DEFAULT_MAX_REFERRERS: usize = 100;
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            plain_http: false,
+            plain_http_hosts: Vec::new(),
+            loopback_plain_http: true,
+            auth: AuthProvider::Anonymous,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            max_referrers: DEFAULT_MAX_REFERRERS,
+            extra_root_certificates: Vec::new(),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Whether `registry` is reached over plain HTTP.
+    pub fn uses_plain_http(&self, registry: &str) -> bool {
+        self.plain_http
+            || self.plain_http_hosts.iter().any(|h| h == registry)
+            || (self.loopback_plain_http && is_loopback(registry))
+    }
+}
+
+/// `localhost`, `127.x.x.x` or `::1`, with or without a port.
+fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(h, _)| h)
+    } else {
+        match registry.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => registry,
+        }
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_use_plain_http() {
+        let o = ClientOptions::default();
+        for r in ["localhost", "localhost:5000", "127.0.0.1", "127.0.0.1:5000", "[::1]:5000", "[::1]"] {
+            assert!(o.uses_plain_http(r), "{r}");
+        }
+        for r in ["docker.io", "registry.example.com:5000", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!o.uses_plain_http(r), "{r}");
+        }
+        let o = ClientOptions {
+            loopback_plain_http: false,
+            plain_http_hosts: vec!["reg.local:5000".into()],
+            ..ClientOptions::default()
+        };
+        assert!(!o.uses_plain_http("127.0.0.1:5000"));
+        assert!(o.uses_plain_http("reg.local:5000"));
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let a = AuthProvider::Basic { username: "u".into(), password: "hunter2".into() };
+        assert!(!format!("{a:?}").contains("hunter2"));
+    }
+}

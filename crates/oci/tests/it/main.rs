@@ -1,0 +1,13 @@
+//! Integration tests for vouch-oci: one binary, one module per topic.
+//!
+//! `registry` starts Debian's `docker-registry` (Distribution 2.8) per test; `fake` is an
+//! in-test registry with the native Referrers API, which no installable registry offers.
+
+mod auth;
+mod distribution;
+mod fake;
+mod layouts;
+mod native;
+mod network;
+mod registry;
+mod support;

@@ -1,0 +1,7 @@
+//! Integration tests of the engine against a real registry (Debian's `docker-registry`,
+//! started per test on a free loopback port by `vouch-testkit`), with signatures made in the
+//! tests and the Notation project's signed OCI layouts.
+
+mod common;
+mod layouts;
+mod signatures;

@@ -1,0 +1,83 @@
+//! Ratify v1 configuration for tests and the demo.
+
+/// A Ratify configuration (three YAML documents) that trusts `root_pem` for any image:
+///
+/// * `CertificateStore` `certstore-inline` (provider `inline`) holding `root_pem`;
+/// * `Store` `store-oras` (`oras`, `useHttp: true`, for a plain-HTTP test registry);
+/// * `Verifier` `verifier-notation` (`notation`, artifact type
+///   `application/vnd.cncf.notary.signature`) with the legacy `verificationCertStores`
+///   `{certs: [certstore-inline]}` and a trust policy `default`: scope `*`, the given
+///   `level` (`strict`, `permissive`, `audit`), trust store `ca:certs`, identities `*`.
+///
+/// `level` is written verbatim (as a quoted string); `skip` is not meaningful here because a
+/// skip statement must not list trust stores or identities.
+pub fn ratify_config_yaml(root_pem: &str, level: &str) -> String {
+    let pem: String = root_pem
+        .trim_end()
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    let level = serde_json::Value::from(level);
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: CertificateStore
+metadata:
+  name: certstore-inline
+spec:
+  provider: inline
+  parameters:
+    value: |
+{pem}---
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: Store
+metadata:
+  name: store-oras
+spec:
+  name: oras
+  parameters:
+    useHttp: true
+---
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: Verifier
+metadata:
+  name: verifier-notation
+spec:
+  name: notation
+  artifactTypes: application/vnd.cncf.notary.signature
+  parameters:
+    verificationCertStores:
+      certs:
+        - certstore-inline
+    trustPolicyDoc:
+      version: "1.0"
+      trustPolicies:
+        - name: default
+          registryScopes:
+            - "*"
+          signatureVerification:
+            level: {level}
+          trustStores:
+            - ca:certs
+          trustedIdentities:
+            - "*"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeds_the_pem_as_a_block_scalar() {
+        let yaml = ratify_config_yaml(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "audit",
+        );
+        assert!(yaml.contains(
+            "    value: |\n      -----BEGIN CERTIFICATE-----\n      AAAA\n      -----END CERTIFICATE-----\n---\n"
+        ));
+        assert!(yaml.contains("level: \"audit\""));
+        assert_eq!(yaml.matches("\n---\n").count(), 2);
+    }
+}
