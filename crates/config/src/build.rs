@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use vouch_notation::{StoreType, TrustPolicyDocument, TrustStores, certificates_from_pem_or_der};
+use vouch_notation::{
+    Certificate, StoreType, TrustPolicyDocument, TrustStores, certificates_from_pem_or_der,
+};
 use yaml_serde::Value;
 
 use crate::error::{ConfigError, ErrorKind};
@@ -24,15 +26,14 @@ pub(crate) const DEFAULT_STORE_NAME: &str = "store-oras";
 const CERT_STORES_FIELD: &str = "spec.parameters.verificationCertStores";
 const TRUST_POLICY_FIELD: &str = "spec.parameters.trustPolicyDoc";
 
-/// A CertificateStore or KeyManagementProvider: named PEM data.
+/// A CertificateStore or KeyManagementProvider: named, parsed certificates.
 #[derive(Debug)]
 struct CertSource {
     ctx: Ctx,
     name: String,
     namespace: Option<String>,
-    /// Checked to hold at least one certificate; parsed again per trust store so that
-    /// certificates need not be `Clone`.
-    pem: String,
+    /// At least one.
+    certificates: Vec<Certificate>,
 }
 
 /// One `type:name` trust store of a verifier, with its certificate source references.
@@ -200,7 +201,7 @@ fn check_unique<'a>(
     }
 }
 
-fn parse_pem(ctx: &Ctx, field: &str, pem: &str) -> Result<(), ConfigError> {
+fn parse_pem(ctx: &Ctx, field: &str, pem: &str) -> Result<Vec<Certificate>, ConfigError> {
     let certificates = certificates_from_pem_or_der(pem.as_bytes())
         .map_err(|source| ctx.err(field, ErrorKind::Certificate { source }))?;
     if certificates.is_empty() {
@@ -211,7 +212,7 @@ fn parse_pem(ctx: &Ctx, field: &str, pem: &str) -> Result<(), ConfigError> {
             },
         ));
     }
-    Ok(())
+    Ok(certificates)
 }
 
 fn certificate_store(mut document: Document) -> Result<CertSource, ConfigError> {
@@ -239,11 +240,11 @@ fn certificate_store(mut document: Document) -> Result<CertSource, ConfigError> 
     })?;
     let parameters: raw::InlineCertificateStoreParameters =
         ctx.decode(parameters, "spec.parameters")?;
-    parse_pem(ctx, "spec.parameters.value", &parameters.value)?;
+    let certificates = parse_pem(ctx, "spec.parameters.value", &parameters.value)?;
     Ok(CertSource {
         name: document.name,
         namespace: document.namespace,
-        pem: parameters.value,
+        certificates,
         ctx: document.ctx,
     })
 }
@@ -290,11 +291,11 @@ fn key_management_provider(mut document: Document) -> Result<CertSource, ConfigE
             },
         ));
     }
-    parse_pem(ctx, "spec.parameters.value", &parameters.value)?;
+    let certificates = parse_pem(ctx, "spec.parameters.value", &parameters.value)?;
     Ok(CertSource {
         name: document.name,
         namespace: document.namespace,
-        pem: parameters.value,
+        certificates,
         ctx: document.ctx,
     })
 }
@@ -450,23 +451,6 @@ fn trust_policy_store_refs(doc: &serde_json::Value) -> Vec<(String, String)> {
     refs
 }
 
-fn store_type(key: &str) -> Option<StoreType> {
-    match key {
-        "ca" => Some(StoreType::Ca),
-        "signingAuthority" => Some(StoreType::SigningAuthority),
-        "tsa" => Some(StoreType::Tsa),
-        _ => None,
-    }
-}
-
-fn store_type_name(store_type: StoreType) -> &'static str {
-    match store_type {
-        StoreType::Ca => "ca",
-        StoreType::SigningAuthority => "signingAuthority",
-        StoreType::Tsa => "tsa",
-    }
-}
-
 /// Decodes `verificationCertStores` in either Ratify form. An entry whose value is a list is
 /// the legacy form (a `ca` store); an entry whose value is a mapping is the typed form.
 fn cert_stores(ctx: &Ctx, value: Value) -> Result<Vec<StoreDef>, ConfigError> {
@@ -495,7 +479,7 @@ fn cert_stores(ctx: &Ctx, value: Value) -> Result<Vec<StoreDef>, ConfigError> {
         match entry {
             Value::Mapping(inner) => {
                 typed = true;
-                let Some(store_type) = store_type(&key) else {
+                let Ok(store_type) = key.parse::<StoreType>() else {
                     return Err(ctx.err(field, ErrorKind::UnknownTrustStoreType { found: key }));
                 };
                 for (name, list) in inner {
@@ -559,27 +543,24 @@ fn finish_verifier(
         let mut certificates = Vec::new();
         let mut used = BTreeSet::new();
         for (i, reference) in def.references.iter().enumerate() {
-            let field = format!("{}[{i}]", def.field);
-            let source = resolve(reference, sources).ok_or_else(|| {
-                ctx.err(
-                    field.clone(),
+            let Some(source) = resolve(reference, sources) else {
+                return Err(ctx.err(
+                    format!("{}[{i}]", def.field),
                     ErrorKind::UnknownCertificateSource {
                         reference: reference.clone(),
                         known: sources.iter().map(|s| s.name.clone()).collect(),
                     },
-                )
-            })?;
+                ));
+            };
             if !used.insert(source.name.as_str()) {
                 continue; // listed twice: the same certificates
             }
-            let parsed = certificates_from_pem_or_der(source.pem.as_bytes())
-                .map_err(|source| ctx.err(field, ErrorKind::Certificate { source }))?;
-            certificates.extend(parsed);
+            certificates.extend(source.certificates.iter().cloned());
         }
         trust_stores
-            .insert(def.store_type, def.name.clone(), certificates)
+            .insert(def.store_type, &def.name, certificates)
             .map_err(|source| ctx.err(def.field.clone(), ErrorKind::TrustStore { source }))?;
-        defined.insert(format!("{}:{}", store_type_name(def.store_type), def.name));
+        defined.insert(format!("{}:{}", def.store_type.as_str(), def.name));
     }
     for (field, trust_store) in &draft.trust_store_refs {
         if !defined.contains(trust_store) {

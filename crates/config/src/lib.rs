@@ -91,7 +91,7 @@ pub use crate::error::{ConfigError, DocumentRef, ErrorKind};
 pub use crate::policy::{NOTATION_SIGNATURE_ARTIFACT_TYPE, PolicyConfig, Rule};
 
 /// The whole vouch configuration, built from Ratify resources.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Registry access, one per Store resource (a default one when none is given).
     pub stores: Vec<StoreConfig>,
@@ -144,7 +144,7 @@ pub enum AuthConfig {
 }
 
 /// A notation Verifier, ready to verify.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NotationVerifierConfig {
     /// The Verifier resource's `metadata.name`, e.g. `verifier-notary-inline`; reported as
     /// `verifierName`.

@@ -68,6 +68,8 @@ pub enum ErrorKind {
     PayloadMismatch,
     /// The caller's user metadata is not in the signed annotations.
     UserMetadataMismatch,
+    /// The verification time given cannot be represented.
+    InvalidVerificationTime,
 }
 
 impl ErrorKind {
@@ -103,6 +105,7 @@ impl ErrorKind {
             Self::Revoked => "revoked",
             Self::PayloadMismatch => "payload-mismatch",
             Self::UserMetadataMismatch => "user-metadata-mismatch",
+            Self::InvalidVerificationTime => "invalid-verification-time",
         }
     }
 }

@@ -6,11 +6,11 @@
 //! be cloned and shared without lifetimes.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::{digest, signature};
 use base64::Engine as _;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 use x509_parser::der_parser::oid::Oid;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
@@ -106,6 +106,7 @@ impl SignatureAlgorithm {
     }
 
     /// The digest used for payloads, blobs and timestamp imprints with this algorithm.
+    #[allow(dead_code)] // TODO(issue 3): blob digests and TST imprints
     pub(crate) fn digest(self) -> &'static digest::Algorithm {
         match self {
             Self::Ps256 | Self::Es256 => &digest::SHA256,
@@ -395,12 +396,12 @@ impl Certificate {
 
     /// Start of the validity period.
     pub fn not_before(&self) -> SystemTime {
-        self.not_before.into()
+        to_system_time(self.not_before)
     }
 
     /// End of the validity period.
     pub fn not_after(&self) -> SystemTime {
-        self.not_after.into()
+        to_system_time(self.not_after)
     }
 
     /// True when basicConstraints is present with cA set.
@@ -457,10 +458,6 @@ impl Certificate {
 
     pub(crate) fn raw_issuer(&self) -> &[u8] {
         &self.raw_issuer
-    }
-
-    pub(crate) fn subject_name(&self) -> &Name {
-        &self.subject
     }
 
     pub(crate) fn not_before_time(&self) -> OffsetDateTime {
@@ -525,6 +522,31 @@ impl Certificate {
             .verify(&self.tbs, &self.signature)
             .map_err(|_| SignatureCheckError::Invalid)
     }
+}
+
+/// `SystemTime` → `OffsetDateTime`, `None` when out of range (never panics).
+pub(crate) fn to_datetime(t: SystemTime) -> Option<OffsetDateTime> {
+    let nanos: i128 = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i128::try_from(d.as_nanos()).ok()?,
+        Err(e) => -i128::try_from(e.duration().as_nanos()).ok()?,
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
+
+/// `OffsetDateTime` → `SystemTime`, clamped to the Unix epoch if unrepresentable (never
+/// panics).
+pub(crate) fn to_system_time(t: OffsetDateTime) -> SystemTime {
+    let nanos = t.to_offset(UtcOffset::UTC).unix_timestamp_nanos();
+    let abs = nanos.unsigned_abs();
+    let secs = u64::try_from(abs / 1_000_000_000).unwrap_or(u64::MAX);
+    let sub = u32::try_from(abs % 1_000_000_000).unwrap_or(0);
+    let magnitude = Duration::new(secs, sub);
+    let result = if nanos >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    };
+    result.unwrap_or(UNIX_EPOCH)
 }
 
 fn parse_one(der: &[u8]) -> Result<(&[u8], Certificate), CertificateError> {

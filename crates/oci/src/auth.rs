@@ -83,7 +83,8 @@ fn from_docker_config(path: &Path, registry: &str) -> Result<RegistryAuth, Regis
         Ok(DockerCredential::IdentityToken(token)) => Ok(RegistryAuth::Bearer(token)),
         Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
         Err(CredentialRetrievalError::HelperFailure { stdout, stderr, .. })
-            if (stdout.contains("credentials not found") || stderr.contains("credentials not found")) =>
+            if (stdout.contains("credentials not found")
+                || stderr.contains("credentials not found")) =>
         {
             Ok(RegistryAuth::Anonymous)
         }
@@ -112,7 +113,9 @@ mod tests {
             dir.path(),
             r#"{"auths":{"reg.example.com:5000":{"auth":"dXNlcjpwYXNz"},"https://index.docker.io/v1/":{"identitytoken":"tok"}}}"#,
         );
-        let provider = AuthProvider::DockerConfig { config_path: Some(p) };
+        let provider = AuthProvider::DockerConfig {
+            config_path: Some(p),
+        };
         assert_eq!(
             credentials_for(&provider, "reg.example.com:5000").unwrap(),
             RegistryAuth::Basic("user".into(), "pass".into())
@@ -133,9 +136,14 @@ mod tests {
         let provider = AuthProvider::DockerConfig {
             config_path: Some(dir.path().join("absent.json")),
         };
-        assert_eq!(credentials_for(&provider, "r").unwrap(), RegistryAuth::Anonymous);
+        assert_eq!(
+            credentials_for(&provider, "r").unwrap(),
+            RegistryAuth::Anonymous
+        );
         let p = write(dir.path(), "{not json");
-        let provider = AuthProvider::DockerConfig { config_path: Some(p) };
+        let provider = AuthProvider::DockerConfig {
+            config_path: Some(p),
+        };
         let e = credentials_for(&provider, "r").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Configuration);
     }

@@ -19,18 +19,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use oci_client::RegistryOperation;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LINK, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LINK, WWW_AUTHENTICATE,
+};
 use reqwest::{StatusCode, Url};
 
 use crate::auth::credentials_for;
 use crate::digest::{digest_like, referrers_tag, sha256_digest, validate_digest};
 use crate::error::{ErrorKind, RegistryError};
-use crate::manifest::{
-    ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX,
-};
+use crate::manifest::{ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX};
 use crate::options::ClientOptions;
 use crate::reference::Reference;
 
@@ -269,16 +269,21 @@ impl RegistryClient {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let index = parse_index(&fetched.body)
-            .map_err(|m| self.error(reference, ErrorKind::InvalidManifest, format!("{m} ({operation})")))?;
-        if let Some(mt) = index.media_type.as_deref() {
-            if mt != OCI_IMAGE_INDEX {
-                return Err(self.error(
-                    reference,
-                    ErrorKind::InvalidManifest,
-                    format!("has a {mt} under the referrers tag {tag}; expected an OCI image index"),
-                ));
-            }
+        let index = parse_index(&fetched.body).map_err(|m| {
+            self.error(
+                reference,
+                ErrorKind::InvalidManifest,
+                format!("{m} ({operation})"),
+            )
+        })?;
+        if let Some(mt) = index.media_type.as_deref()
+            && mt != OCI_IMAGE_INDEX
+        {
+            return Err(self.error(
+                reference,
+                ErrorKind::InvalidManifest,
+                format!("has a {mt} under the referrers tag {tag}; expected an OCI image index"),
+            ));
         }
         collector
             .add(index.manifests)
@@ -298,16 +303,32 @@ impl RegistryClient {
         descriptor: &Descriptor,
     ) -> Result<ArtifactManifest, RegistryError> {
         self.deadline(reference, "fetch_manifest", async {
-            self.check_descriptor(reference, descriptor, self.inner.options.max_manifest_bytes, "manifest")?;
+            self.check_descriptor(
+                reference,
+                descriptor,
+                self.inner.options.max_manifest_bytes,
+                "manifest",
+            )?;
             let url = self.url(reference, &format!("manifests/{}", descriptor.digest))?;
             let operation = format!("fetching manifest {}", descriptor.digest);
             let fetched = self
-                .get_bounded(reference, url, &MANIFEST_ACCEPT.join(", "), Some(descriptor.size), &operation)
+                .get_bounded(
+                    reference,
+                    url,
+                    &MANIFEST_ACCEPT.join(", "),
+                    Some(descriptor.size),
+                    &operation,
+                )
                 .await?;
             self.check_content(reference, descriptor, &fetched.body, &operation)?;
-            let hint = content_type(&fetched.headers).unwrap_or_else(|| descriptor.media_type.clone());
+            let hint =
+                content_type(&fetched.headers).unwrap_or_else(|| descriptor.media_type.clone());
             ArtifactManifest::from_bytes(fetched.body, Some(&hint)).map_err(|e| {
-                self.error(reference, ErrorKind::InvalidManifest, format!("served manifest {}: {e}", descriptor.digest))
+                self.error(
+                    reference,
+                    ErrorKind::InvalidManifest,
+                    format!("served manifest {}: {e}", descriptor.digest),
+                )
             })
         })
         .await
@@ -323,7 +344,12 @@ impl RegistryClient {
         descriptor: &Descriptor,
     ) -> Result<Vec<u8>, RegistryError> {
         self.deadline(reference, "fetch_blob", async {
-            self.check_descriptor(reference, descriptor, self.inner.options.max_blob_bytes, "blob")?;
+            self.check_descriptor(
+                reference,
+                descriptor,
+                self.inner.options.max_blob_bytes,
+                "blob",
+            )?;
             let operation = format!("fetching blob {}", descriptor.digest);
             let oci = self.oci_with_auth(reference).await?;
             let oci_ref = reference.to_oci();
@@ -331,17 +357,20 @@ impl RegistryClient {
                 .pull_blob_stream(&oci_ref, descriptor.digest.as_str())
                 .await
                 .map_err(|e| RegistryError::from_oci(reference.registry(), &operation, e))?;
-            if let Some(len) = stream.content_length {
-                if len != descriptor.size {
-                    return Err(self.size_error(reference, descriptor, len, &operation));
-                }
+            if let Some(len) = stream.content_length
+                && len != descriptor.size
+            {
+                return Err(self.size_error(reference, descriptor, len, &operation));
             }
-            let mut body = Vec::with_capacity(usize::try_from(descriptor.size.min(1 << 20)).unwrap_or(0));
+            let mut body =
+                Vec::with_capacity(usize::try_from(descriptor.size.min(1 << 20)).unwrap_or(0));
             let mut stream = stream.stream;
             while let Some(chunk) = stream.next().await {
                 let chunk = match chunk {
                     Ok(c) => c,
-                    Err(e) => return Err(self.stream_error(reference, descriptor, &body, e, &operation)),
+                    Err(e) => {
+                        return Err(self.stream_error(reference, descriptor, &body, e, &operation));
+                    }
                 };
                 if body.len() as u64 + chunk.len() as u64 > descriptor.size {
                     let got = body.len() as u64 + chunk.len() as u64;
@@ -356,13 +385,23 @@ impl RegistryClient {
     }
 
     /// Pushes `bytes` as a blob to `reference`'s repository; returns its sha256 digest.
-    pub async fn push_blob(&self, reference: &Reference, bytes: Vec<u8>) -> Result<String, RegistryError> {
+    pub async fn push_blob(
+        &self,
+        reference: &Reference,
+        bytes: Vec<u8>,
+    ) -> Result<String, RegistryError> {
         self.deadline(reference, "push_blob", async {
             let digest = sha256_digest(&bytes);
             let oci = self.oci_with_auth(reference).await?;
             oci.push_blob(&reference.to_oci(), bytes, &digest)
                 .await
-                .map_err(|e| RegistryError::from_oci(reference.registry(), &format!("pushing blob {digest}"), e))?;
+                .map_err(|e| {
+                    RegistryError::from_oci(
+                        reference.registry(),
+                        &format!("pushing blob {digest}"),
+                        e,
+                    )
+                })?;
             Ok(digest)
         })
         .await
@@ -390,7 +429,11 @@ impl RegistryClient {
                 }
             }
             let content_type = HeaderValue::from_str(media_type).map_err(|_| {
-                self.error(reference, ErrorKind::Configuration, format!("invalid media type {media_type:?}"))
+                self.error(
+                    reference,
+                    ErrorKind::Configuration,
+                    format!("invalid media type {media_type:?}"),
+                )
             })?;
             let oci = self.oci_with_auth(reference).await?;
             oci.push_manifest_raw(&reference.to_oci(), bytes, content_type)
@@ -398,7 +441,10 @@ impl RegistryClient {
                 .map_err(|e| {
                     RegistryError::from_oci(
                         reference.registry(),
-                        &format!("pushing manifest {digest} as {}", reference.manifest_selector()),
+                        &format!(
+                            "pushing manifest {digest} as {}",
+                            reference.manifest_selector()
+                        ),
                         e,
                     )
                 })?;
@@ -418,11 +464,20 @@ impl RegistryClient {
         let limit = self.inner.options.timeout;
         match tokio::time::timeout(limit, fut).await {
             Ok(r) => r,
-            Err(_) => Err(RegistryError::timeout(reference.registry(), operation, limit)),
+            Err(_) => Err(RegistryError::timeout(
+                reference.registry(),
+                operation,
+                limit,
+            )),
         }
     }
 
-    fn error(&self, reference: &Reference, kind: ErrorKind, message: impl Into<String>) -> RegistryError {
+    fn error(
+        &self,
+        reference: &Reference,
+        kind: ErrorKind,
+        message: impl Into<String>,
+    ) -> RegistryError {
         RegistryError::new(kind, reference.registry(), message)
     }
 
@@ -444,7 +499,11 @@ impl RegistryClient {
             reference.repository()
         );
         Url::parse(&text).map_err(|e| {
-            self.error(reference, ErrorKind::Configuration, format!("cannot build URL {text:?}: {e}"))
+            self.error(
+                reference,
+                ErrorKind::Configuration,
+                format!("cannot build URL {text:?}: {e}"),
+            )
         })
     }
 
@@ -457,10 +516,14 @@ impl RegistryClient {
     }
 
     /// The oci-client for `reference`, with the registry's credentials registered.
-    async fn oci_with_auth(&self, reference: &Reference) -> Result<&oci_client::Client, RegistryError> {
+    async fn oci_with_auth(
+        &self,
+        reference: &Reference,
+    ) -> Result<&oci_client::Client, RegistryError> {
         let auth = self.credentials(reference).await?;
         let oci = self.oci(reference);
-        oci.store_auth_if_needed(reference.to_oci().resolve_registry(), &auth).await;
+        oci.store_auth_if_needed(reference.to_oci().resolve_registry(), &auth)
+            .await;
         Ok(oci)
     }
 
@@ -474,7 +537,11 @@ impl RegistryClient {
         let auth = tokio::task::spawn_blocking(move || credentials_for(&provider, &r))
             .await
             .map_err(|e| {
-                RegistryError::new(ErrorKind::Other, &registry, format!("credential lookup failed: {e}"))
+                RegistryError::new(
+                    ErrorKind::Other,
+                    &registry,
+                    format!("credential lookup failed: {e}"),
+                )
             })??;
         lock(&self.inner.credentials).insert(registry, auth.clone());
         Ok(auth)
@@ -482,14 +549,20 @@ impl RegistryClient {
 
     /// The `Authorization` header for vouch's own requests to `reference`'s repository, and
     /// whether it came from the cache.
-    async fn session(&self, reference: &Reference, refresh: bool) -> Result<(Option<HeaderValue>, bool), RegistryError> {
-        let key = (reference.registry().to_owned(), reference.repository().to_owned());
-        if !refresh {
-            if let Some(s) = lock(&self.inner.sessions).get(&key) {
-                if s.expires > Instant::now() {
-                    return Ok((s.header.clone(), true));
-                }
-            }
+    async fn session(
+        &self,
+        reference: &Reference,
+        refresh: bool,
+    ) -> Result<(Option<HeaderValue>, bool), RegistryError> {
+        let key = (
+            reference.registry().to_owned(),
+            reference.repository().to_owned(),
+        );
+        if !refresh
+            && let Some(s) = lock(&self.inner.sessions).get(&key)
+            && s.expires > Instant::now()
+        {
+            return Ok((s.header.clone(), true));
         }
         let header = self.authorize(reference).await?;
         lock(&self.inner.sessions).insert(
@@ -509,14 +582,14 @@ impl RegistryClient {
             return Ok(header_value(&format!("Bearer {token}")));
         }
         let oci_ref = reference.to_oci();
-        let ping = format!("{}://{}/v2/", self.scheme(reference), oci_ref.resolve_registry());
-        let response = self
-            .inner
-            .http
-            .get(&ping)
-            .send()
-            .await
-            .map_err(|e| RegistryError::from_reqwest(reference.registry(), "checking the API version (/v2/)", &e))?;
+        let ping = format!(
+            "{}://{}/v2/",
+            self.scheme(reference),
+            oci_ref.resolve_registry()
+        );
+        let response = self.inner.http.get(&ping).send().await.map_err(|e| {
+            RegistryError::from_reqwest(reference.registry(), "checking the API version (/v2/)", &e)
+        })?;
         let challenge = response
             .headers()
             .get_all(WWW_AUTHENTICATE)
@@ -530,15 +603,18 @@ impl RegistryClient {
             let token = oci
                 .auth(&oci_ref, &auth, RegistryOperation::Pull)
                 .await
-                .map_err(|e| RegistryError::from_oci(reference.registry(), "getting a registry token", e))?;
+                .map_err(|e| {
+                    RegistryError::from_oci(reference.registry(), "getting a registry token", e)
+                })?;
             return Ok(token.and_then(|t| header_value(&format!("Bearer {t}"))));
         }
-        if challenge.contains("basic") {
-            if let RegistryAuth::Basic(user, password) = &auth {
-                use base64::Engine as _;
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                return Ok(header_value(&format!("Basic {encoded}")));
-            }
+        if challenge.contains("basic")
+            && let RegistryAuth::Basic(user, password) = &auth
+        {
+            use base64::Engine as _;
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            return Ok(header_value(&format!("Basic {encoded}")));
         }
         Ok(None)
     }
@@ -572,8 +648,15 @@ impl RegistryClient {
                 continue;
             }
             if !status.is_success() {
-                let body = read_limited(&mut response, MAX_ERROR_BODY).await.unwrap_or_default();
-                return Err(RegistryError::from_status(reference.registry(), operation, status, &body));
+                let body = read_limited(&mut response, MAX_ERROR_BODY)
+                    .await
+                    .unwrap_or_default();
+                return Err(RegistryError::from_status(
+                    reference.registry(),
+                    operation,
+                    status,
+                    &body,
+                ));
             }
             if status != StatusCode::OK {
                 return Err(self.error(
@@ -595,18 +678,17 @@ impl RegistryClient {
                     format!("served more than {max} bytes, the limit for a manifest ({operation})"),
                 ),
             };
-            if let Some(len) = response.content_length() {
-                if len > limit {
-                    return Err(too_big(len));
-                }
+            if let Some(len) = response.content_length()
+                && len > limit
+            {
+                return Err(too_big(len));
             }
             let headers = response.headers().clone();
             let mut body = Vec::new();
             loop {
-                let chunk = response
-                    .chunk()
-                    .await
-                    .map_err(|e| RegistryError::from_reqwest(reference.registry(), operation, &e))?;
+                let chunk = response.chunk().await.map_err(|e| {
+                    RegistryError::from_reqwest(reference.registry(), operation, &e)
+                })?;
                 let Some(chunk) = chunk else { break };
                 let got = body.len() as u64 + chunk.len() as u64;
                 if got > limit {
@@ -626,7 +708,11 @@ impl RegistryClient {
         what: &str,
     ) -> Result<(), RegistryError> {
         validate_digest(&descriptor.digest).map_err(|e| {
-            self.error(reference, ErrorKind::InvalidManifest, format!("listed a {what} with an invalid digest: {e}"))
+            self.error(
+                reference,
+                ErrorKind::InvalidManifest,
+                format!("listed a {what} with an invalid digest: {e}"),
+            )
         })?;
         if descriptor.size > max {
             return Err(self.error(
@@ -657,13 +743,22 @@ impl RegistryClient {
             return Err(self.error(
                 reference,
                 ErrorKind::DigestMismatch,
-                format!("served content with digest {actual} for {} ({operation})", descriptor.digest),
+                format!(
+                    "served content with digest {actual} for {} ({operation})",
+                    descriptor.digest
+                ),
             ));
         }
         Ok(())
     }
 
-    fn size_error(&self, reference: &Reference, descriptor: &Descriptor, got: u64, operation: &str) -> RegistryError {
+    fn size_error(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        got: u64,
+        operation: &str,
+    ) -> RegistryError {
         self.error(
             reference,
             ErrorKind::DigestMismatch,
@@ -684,19 +779,29 @@ impl RegistryClient {
     ) -> RegistryError {
         // oci-client's verifying stream reports a digest mismatch as the last item.
         if let Some(inner) = e.get_ref() {
-            if inner.downcast_ref::<oci_client::errors::DigestError>().is_some() {
+            if inner
+                .downcast_ref::<oci_client::errors::DigestError>()
+                .is_some()
+            {
                 let actual = digest_like(&descriptor.digest, received).unwrap_or_default();
                 return self.error(
                     reference,
                     ErrorKind::DigestMismatch,
-                    format!("served content with digest {actual} for {} ({operation})", descriptor.digest),
+                    format!(
+                        "served content with digest {actual} for {} ({operation})",
+                        descriptor.digest
+                    ),
                 );
             }
             if let Some(re) = inner.downcast_ref::<reqwest::Error>() {
                 return RegistryError::from_reqwest(reference.registry(), operation, re);
             }
         }
-        RegistryError::from_oci(reference.registry(), operation, oci_client::errors::OciDistributionError::IoError(e))
+        RegistryError::from_oci(
+            reference.registry(),
+            operation,
+            oci_client::errors::OciDistributionError::IoError(e),
+        )
     }
 }
 
@@ -777,14 +882,20 @@ fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// The media type of a `Content-Type` header, without parameters; generic types are ignored.
 fn content_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
     let mt = value.split(';').next()?.trim();
-    if mt.is_empty() || mt == "application/octet-stream" || mt == "text/plain" || mt == "application/json" {
+    if mt.is_empty()
+        || mt == "application/octet-stream"
+        || mt == "text/plain"
+        || mt == "application/json"
+    {
         return None;
     }
     Some(mt.to_owned())
@@ -827,7 +938,9 @@ fn split_certificates(inputs: &[Vec<u8>]) -> Result<Vec<Certificate>, &'static s
     const END: &str = "-----END CERTIFICATE-----";
     let mut out = Vec::new();
     for input in inputs {
-        let text = std::str::from_utf8(input).ok().filter(|t| t.contains("-----BEGIN"));
+        let text = std::str::from_utf8(input)
+            .ok()
+            .filter(|t| t.contains("-----BEGIN"));
         let Some(mut rest) = text else {
             out.push(Certificate {
                 encoding: CertificateEncoding::Der,
@@ -861,13 +974,23 @@ mod tests {
 
     #[test]
     fn link_header_next_is_resolved_relative() {
-        let base = Url::parse("http://127.0.0.1:5000/v2/a/referrers/sha256:x?artifactType=t").unwrap();
+        let base =
+            Url::parse("http://127.0.0.1:5000/v2/a/referrers/sha256:x?artifactType=t").unwrap();
         let mut h = HeaderMap::new();
-        h.insert(LINK, HeaderValue::from_static("</v2/a/referrers/sha256:x?n=1&last=y>; rel=\"next\""));
+        h.insert(
+            LINK,
+            HeaderValue::from_static("</v2/a/referrers/sha256:x?n=1&last=y>; rel=\"next\""),
+        );
         let next = next_link(&h, &base).unwrap();
-        assert_eq!(next.as_str(), "http://127.0.0.1:5000/v2/a/referrers/sha256:x?n=1&last=y");
+        assert_eq!(
+            next.as_str(),
+            "http://127.0.0.1:5000/v2/a/referrers/sha256:x?n=1&last=y"
+        );
         assert!(same_origin(&next, &base));
-        h.insert(LINK, HeaderValue::from_static("<http://evil:1/x>; rel=\"next\""));
+        h.insert(
+            LINK,
+            HeaderValue::from_static("<http://evil:1/x>; rel=\"next\""),
+        );
         assert!(!same_origin(&next_link(&h, &base).unwrap(), &base));
         h.insert(LINK, HeaderValue::from_static("</x>; rel=\"prev\""));
         assert!(next_link(&h, &base).is_none());
@@ -880,7 +1003,8 @@ mod tests {
             ..Descriptor::new("m", format!("sha256:{}", hex::encode([n; 32])), 1)
         };
         let mut c = Collector::new("sig", 2);
-        c.add(vec![d(1, "sig"), d(1, "sig"), d(2, "sbom"), d(3, "sig")]).unwrap();
+        c.add(vec![d(1, "sig"), d(1, "sig"), d(2, "sbom"), d(3, "sig")])
+            .unwrap();
         assert_eq!(c.out.len(), 2);
         assert!(c.add(vec![d(4, "sig")]).is_err());
         let mut bad = d(5, "sig");

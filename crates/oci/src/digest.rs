@@ -11,13 +11,19 @@ use aws_lc_rs::digest;
 #[non_exhaustive]
 pub enum DigestError {
     /// No `:` between algorithm and hex.
-    #[error("digest {0:?} has no algorithm: expected <algorithm>:<hex>, e.g. sha256:<64 hex digits>")]
+    #[error(
+        "digest {0:?} has no algorithm: expected <algorithm>:<hex>, e.g. sha256:<64 hex digits>"
+    )]
     MissingAlgorithm(String),
     /// An algorithm other than `sha256` or `sha512`.
-    #[error("digest {0:?} uses an unsupported algorithm: accepted are sha256 (64 hex digits) and sha512 (128 hex digits)")]
+    #[error(
+        "digest {0:?} uses an unsupported algorithm: accepted are sha256 (64 hex digits) and sha512 (128 hex digits)"
+    )]
     UnsupportedAlgorithm(String),
     /// Hex part of the wrong length or with characters other than `0-9a-f`.
-    #[error("digest {digest:?} is malformed: {algorithm} needs exactly {expected} lowercase hex digits (0-9, a-f), got {actual} characters")]
+    #[error(
+        "digest {digest:?} is malformed: {algorithm} needs exactly {expected} lowercase hex digits (0-9, a-f), got {actual} characters"
+    )]
     InvalidHex {
         /// The digest as given.
         digest: String,

@@ -181,7 +181,11 @@ impl RegistryError {
         Self::new(
             kind,
             registry,
-            format!("{} ({operation}: {})", describe_kind(kind), errors.describe(status.as_u16())),
+            format!(
+                "{} ({operation}: {})",
+                describe_kind(kind),
+                errors.describe(status.as_u16())
+            ),
         )
     }
 
@@ -204,7 +208,11 @@ impl RegistryError {
                     .unwrap_or(ErrorKind::Protocol);
                 let body = serde_json::to_vec(envelope).unwrap_or_default();
                 let text = OciErrors::parse(&body).joined();
-                return Self::new(kind, registry, format!("{} ({operation}: {text})", describe_kind(kind)));
+                return Self::new(
+                    kind,
+                    registry,
+                    format!("{} ({operation}: {text})", describe_kind(kind)),
+                );
             }
             E::ServerError { code, message, .. } => {
                 let errors = OciErrors::parse(message.as_bytes());
@@ -215,15 +223,21 @@ impl RegistryError {
                 } else {
                     errors.describe(*code)
                 };
-                return Self::new(kind, registry, format!("{} ({operation}: {text})", describe_kind(kind)));
+                return Self::new(
+                    kind,
+                    registry,
+                    format!("{} ({operation}: {text})", describe_kind(kind)),
+                );
             }
             E::ImageManifestNotFoundError(_) => (ErrorKind::NotFound, "has no such manifest"),
-            E::DigestError(oci_client::errors::DigestError::VerificationError { .. }) => {
-                (ErrorKind::DigestMismatch, "served content that does not match its digest")
-            }
-            E::IoError(io) if is_digest_mismatch(io) => {
-                (ErrorKind::DigestMismatch, "served content that does not match its digest")
-            }
+            E::DigestError(oci_client::errors::DigestError::VerificationError { .. }) => (
+                ErrorKind::DigestMismatch,
+                "served content that does not match its digest",
+            ),
+            E::IoError(io) if is_digest_mismatch(io) => (
+                ErrorKind::DigestMismatch,
+                "served content that does not match its digest",
+            ),
             E::ManifestParsingError(_)
             | E::VersionedParsingError(_)
             | E::UnsupportedMediaTypeError(_)
@@ -246,7 +260,11 @@ impl RegistryError {
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "registry {} {}: {}", self.registry, self.message, self.hint)
+        write!(
+            f,
+            "registry {} {}: {}",
+            self.registry, self.message, self.hint
+        )
     }
 }
 

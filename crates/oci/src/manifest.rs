@@ -15,7 +15,8 @@ pub const OCI_ARTIFACT_MANIFEST: &str = "application/vnd.oci.artifact.manifest.v
 /// `application/vnd.docker.distribution.manifest.v2+json`
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// `application/vnd.docker.distribution.manifest.list.v2+json`
-pub const DOCKER_MANIFEST_LIST_V2: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST_LIST_V2: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Media types a manifest request accepts.
 pub(crate) const MANIFEST_ACCEPT: &[&str] = &[
@@ -73,7 +74,9 @@ pub enum ManifestError {
     #[error("manifest has schemaVersion {0}; only 2 is supported")]
     SchemaVersion(i64),
     /// A media type this view cannot read (e.g. an index where a manifest was expected).
-    #[error("manifest media type {0:?} is not an OCI image manifest (accepted: {OCI_IMAGE_MANIFEST}, or the withdrawn {OCI_ARTIFACT_MANIFEST})")]
+    #[error(
+        "manifest media type {0:?} is not an OCI image manifest (accepted: {OCI_IMAGE_MANIFEST}, or the withdrawn {OCI_ARTIFACT_MANIFEST})"
+    )]
     UnsupportedMediaType(String),
     /// A required field is missing.
     #[error("manifest lacks the required field {0:?}")]
@@ -212,7 +215,10 @@ mod tests {
     #[test]
     fn legacy_form_takes_artifact_type_from_config() {
         let m = ArtifactManifest::from_bytes(SIG.as_bytes().to_vec(), None).unwrap();
-        assert_eq!(m.artifact_type(), Some("application/vnd.cncf.notary.signature"));
+        assert_eq!(
+            m.artifact_type(),
+            Some("application/vnd.cncf.notary.signature")
+        );
         assert_eq!(m.layers().len(), 1);
         assert_eq!(m.raw(), SIG.as_bytes());
         assert!(m.subject().is_some());
@@ -225,7 +231,10 @@ mod tests {
             r#""artifactType":"application/vnd.cncf.notary.signature","config":{"mediaType":"application/vnd.oci.empty.v1+json""#,
         );
         let m = ArtifactManifest::from_bytes(s.into_bytes(), None).unwrap();
-        assert_eq!(m.artifact_type(), Some("application/vnd.cncf.notary.signature"));
+        assert_eq!(
+            m.artifact_type(),
+            Some("application/vnd.cncf.notary.signature")
+        );
     }
 
     #[test]
@@ -240,10 +249,29 @@ mod tests {
     fn rejects_bad_manifests() {
         let bad = |s: &str| ArtifactManifest::from_bytes(s.as_bytes().to_vec(), None).unwrap_err();
         assert!(matches!(bad("not json"), ManifestError::Json(_)));
-        assert!(matches!(bad(r#"{"schemaVersion":1,"config":{"mediaType":"a","digest":"sha256:x","size":1}}"#), ManifestError::SchemaVersion(1)));
-        assert!(matches!(bad(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#), ManifestError::UnsupportedMediaType(_)));
-        assert!(matches!(bad(r#"{"schemaVersion":2}"#), ManifestError::MissingField("config")));
-        assert!(matches!(bad(r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:../x","size":1}}"#), ManifestError::Digest(_)));
-        assert!(matches!(bad(r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:00","size":-1}}"#), ManifestError::Json(_)));
+        assert!(matches!(
+            bad(r#"{"schemaVersion":1,"config":{"mediaType":"a","digest":"sha256:x","size":1}}"#),
+            ManifestError::SchemaVersion(1)
+        ));
+        assert!(matches!(
+            bad(
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#
+            ),
+            ManifestError::UnsupportedMediaType(_)
+        ));
+        assert!(matches!(
+            bad(r#"{"schemaVersion":2}"#),
+            ManifestError::MissingField("config")
+        ));
+        assert!(matches!(
+            bad(
+                r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:../x","size":1}}"#
+            ),
+            ManifestError::Digest(_)
+        ));
+        assert!(matches!(
+            bad(r#"{"schemaVersion":2,"config":{"mediaType":"a","digest":"sha256:00","size":-1}}"#),
+            ManifestError::Json(_)
+        ));
     }
 }

@@ -36,7 +36,9 @@ pub enum LayoutError {
         source: std::io::Error,
     },
     /// The directory is not an OCI layout.
-    #[error("{path} is not an OCI image layout: {reason} (expected oci-layout, index.json and blobs/sha256/)")]
+    #[error(
+        "{path} is not an OCI image layout: {reason} (expected oci-layout, index.json and blobs/sha256/)"
+    )]
     NotALayout {
         /// The directory.
         path: PathBuf,
@@ -87,10 +89,11 @@ impl OciLayout {
         }
         let index_path = root.join("index.json");
         let bytes = read_bounded(&index_path, MAX_LAYOUT_JSON)?;
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
-            path: index_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let index: ImageIndex =
+            serde_json::from_slice(&bytes).map_err(|e| LayoutError::Invalid {
+                path: index_path.clone(),
+                reason: e.to_string(),
+            })?;
         for d in &index.manifests {
             validate_digest(&d.digest)?;
         }
@@ -369,10 +372,10 @@ pub async fn push_layout_to_registry(
         let existing: HashSet<&str> = tags.values().map(String::as_str).collect();
         let mut subjects: Vec<String> = Vec::new();
         for d in &with_subject {
-            if let Some(s) = layout.manifest(d)?.subject() {
-                if !subjects.contains(&s.digest) {
-                    subjects.push(s.digest.clone());
-                }
+            if let Some(s) = layout.manifest(d)?.subject()
+                && !subjects.contains(&s.digest)
+            {
+                subjects.push(s.digest.clone());
             }
         }
         for subject in subjects {

@@ -122,7 +122,8 @@ fn is_loopback(registry: &str) -> bool {
             _ => registry,
         }
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -132,10 +133,22 @@ mod tests {
     #[test]
     fn loopback_registries_use_plain_http() {
         let o = ClientOptions::default();
-        for r in ["localhost", "localhost:5000", "127.0.0.1", "127.0.0.1:5000", "[::1]:5000", "[::1]"] {
+        for r in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "[::1]",
+        ] {
             assert!(o.uses_plain_http(r), "{r}");
         }
-        for r in ["docker.io", "registry.example.com:5000", "10.0.0.1:5000", "localhost.example.com"] {
+        for r in [
+            "docker.io",
+            "registry.example.com:5000",
+            "10.0.0.1:5000",
+            "localhost.example.com",
+        ] {
             assert!(!o.uses_plain_http(r), "{r}");
         }
         let o = ClientOptions {
@@ -149,7 +162,10 @@ mod tests {
 
     #[test]
     fn debug_redacts_password() {
-        let a = AuthProvider::Basic { username: "u".into(), password: "hunter2".into() };
+        let a = AuthProvider::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{a:?}").contains("hunter2"));
     }
 }

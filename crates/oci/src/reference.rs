@@ -30,7 +30,9 @@ pub enum ReferenceError {
     #[error("image reference {0:?} contains whitespace or control characters: {FORM}")]
     InvalidCharacters(String),
     /// The registry host is malformed.
-    #[error("image reference {reference:?} has an invalid registry {registry:?}: a registry is a host name or IP address with an optional :port, e.g. registry.example.com:5000 or [::1]:5000")]
+    #[error(
+        "image reference {reference:?} has an invalid registry {registry:?}: a registry is a host name or IP address with an optional :port, e.g. registry.example.com:5000 or [::1]:5000"
+    )]
     InvalidRegistry {
         /// The reference as given.
         reference: String,
@@ -38,7 +40,9 @@ pub enum ReferenceError {
         registry: String,
     },
     /// The repository contains uppercase letters.
-    #[error("image reference {reference:?} has uppercase letters in repository {repository:?}: repository names must be lowercase")]
+    #[error(
+        "image reference {reference:?} has uppercase letters in repository {repository:?}: repository names must be lowercase"
+    )]
     UppercaseRepository {
         /// The reference as given.
         reference: String,
@@ -46,7 +50,9 @@ pub enum ReferenceError {
         repository: String,
     },
     /// The repository path is malformed.
-    #[error("image reference {reference:?} has an invalid repository {repository:?}: each /-separated component must be lowercase letters and digits, separated by '.', '_', '__' or '-' (e.g. team/my-app)")]
+    #[error(
+        "image reference {reference:?} has an invalid repository {repository:?}: each /-separated component must be lowercase letters and digits, separated by '.', '_', '__' or '-' (e.g. team/my-app)"
+    )]
     InvalidRepository {
         /// The reference as given.
         reference: String,
@@ -57,7 +63,9 @@ pub enum ReferenceError {
     #[error("image reference {0:?} has a name longer than 255 characters")]
     NameTooLong(String),
     /// The tag is malformed.
-    #[error("image reference {reference:?} has an invalid tag {tag:?}: a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'")]
+    #[error(
+        "image reference {reference:?} has an invalid tag {tag:?}: a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+    )]
     InvalidTag {
         /// The reference as given.
         reference: String,
@@ -164,13 +172,13 @@ impl Reference {
         if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
             return Err(ReferenceError::NameTooLong(input.to_owned()));
         }
-        if let Some(t) = tag {
-            if !valid_tag(t) {
-                return Err(ReferenceError::InvalidTag {
-                    reference: input.to_owned(),
-                    tag: t.to_owned(),
-                });
-            }
+        if let Some(t) = tag
+            && !valid_tag(t)
+        {
+            return Err(ReferenceError::InvalidTag {
+                reference: input.to_owned(),
+                tag: t.to_owned(),
+            });
         }
         let tag = match (tag, digest) {
             (Some(t), _) => Some(t.to_owned()),
@@ -285,7 +293,12 @@ impl std::str::FromStr for Reference {
 /// Strips a container-runtime prefix from an image ID as found in pod status
 /// (`docker-pullable://`, `docker://`, `containerd://`, `cri-o://`).
 pub fn strip_runtime_prefix(image: &str) -> &str {
-    for prefix in ["docker-pullable://", "docker://", "containerd://", "cri-o://"] {
+    for prefix in [
+        "docker-pullable://",
+        "docker://",
+        "containerd://",
+        "cri-o://",
+    ] {
         if let Some(rest) = image.strip_prefix(prefix) {
             return rest;
         }
@@ -315,10 +328,10 @@ fn valid_registry(registry: &str) -> bool {
             None => (registry, None),
         }
     };
-    if let Some(p) = port {
-        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return false;
     }
     if registry.starts_with('[') {
         return true;
@@ -326,7 +339,9 @@ fn valid_registry(registry: &str) -> bool {
     !host.is_empty()
         && host.split('.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -381,14 +396,72 @@ mod tests {
 
     #[test]
     fn normalises_like_docker() {
-        let cases: &[(&str, &str, &str, Option<&str>, Option<&str>, String)] = &[
-            ("nginx", "docker.io", "library/nginx", Some("latest"), None, "docker.io/library/nginx:latest".into()),
-            ("user/app", "docker.io", "user/app", Some("latest"), None, "docker.io/user/app:latest".into()),
-            ("index.docker.io/nginx:1", "docker.io", "library/nginx", Some("1"), None, "docker.io/library/nginx:1".into()),
-            ("localhost/app", "localhost", "app", Some("latest"), None, "localhost/app:latest".into()),
-            ("localhost:5000/a/b/c:v1", "localhost:5000", "a/b/c", Some("v1"), None, "localhost:5000/a/b/c:v1".into()),
-            ("127.0.0.1:5000/net-monitor:v1", "127.0.0.1:5000", "net-monitor", Some("v1"), None, "127.0.0.1:5000/net-monitor:v1".into()),
-            ("[::1]:5000/app", "[::1]:5000", "app", Some("latest"), None, "[::1]:5000/app:latest".into()),
+        // (input, registry, repository, tag, digest, normalised form)
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                "nginx",
+                "docker.io",
+                "library/nginx",
+                Some("latest"),
+                None,
+                "docker.io/library/nginx:latest",
+            ),
+            (
+                "user/app",
+                "docker.io",
+                "user/app",
+                Some("latest"),
+                None,
+                "docker.io/user/app:latest",
+            ),
+            (
+                "index.docker.io/nginx:1",
+                "docker.io",
+                "library/nginx",
+                Some("1"),
+                None,
+                "docker.io/library/nginx:1",
+            ),
+            (
+                "localhost/app",
+                "localhost",
+                "app",
+                Some("latest"),
+                None,
+                "localhost/app:latest",
+            ),
+            (
+                "localhost:5000/a/b/c:v1",
+                "localhost:5000",
+                "a/b/c",
+                Some("v1"),
+                None,
+                "localhost:5000/a/b/c:v1",
+            ),
+            (
+                "127.0.0.1:5000/net-monitor:v1",
+                "127.0.0.1:5000",
+                "net-monitor",
+                Some("v1"),
+                None,
+                "127.0.0.1:5000/net-monitor:v1",
+            ),
+            (
+                "[::1]:5000/app",
+                "[::1]:5000",
+                "app",
+                Some("latest"),
+                None,
+                "[::1]:5000/app:latest",
+            ),
         ];
         for (input, registry, repository, tag, digest, display) in cases {
             let r = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -426,25 +499,82 @@ mod tests {
     fn rejections_say_what_is_wrong() {
         let err = |s: &str| Reference::parse(s).expect_err(s);
         assert_eq!(err(""), ReferenceError::Empty);
-        assert!(matches!(err("my app"), ReferenceError::InvalidCharacters(_)));
-        assert!(matches!(err("reg.io/MyApp"), ReferenceError::UppercaseRepository { .. }));
-        assert!(err("reg.io/MyApp").to_string().contains("must be lowercase"));
-        assert!(matches!(err("reg.io/app@sha256:abc"), ReferenceError::InvalidDigest { .. }));
+        assert!(matches!(
+            err("my app"),
+            ReferenceError::InvalidCharacters(_)
+        ));
+        assert!(matches!(
+            err("reg.io/MyApp"),
+            ReferenceError::UppercaseRepository { .. }
+        ));
+        assert!(
+            err("reg.io/MyApp")
+                .to_string()
+                .contains("must be lowercase")
+        );
+        assert!(matches!(
+            err("reg.io/app@sha256:abc"),
+            ReferenceError::InvalidDigest { .. }
+        ));
         assert!(err("reg.io/app@sha256:abc").to_string().contains("64"));
-        assert!(matches!(err("reg.io/app@md5:abc"), ReferenceError::InvalidDigest { .. }));
-        assert!(matches!(err("reg.io/app:-bad"), ReferenceError::InvalidTag { .. }));
-        assert!(matches!(err(&format!("reg.io/app:{}", "t".repeat(129))), ReferenceError::InvalidTag { .. }));
-        assert!(matches!(err("reg.io/app:"), ReferenceError::InvalidTag { .. }));
-        assert!(matches!(err("reg.io//app"), ReferenceError::InvalidRepository { .. }));
-        assert!(matches!(err("reg.io/app_-x"), ReferenceError::InvalidRepository { .. }));
-        assert!(matches!(err("reg.io/"), ReferenceError::InvalidRepository { .. }));
-        assert!(matches!(err(":tag"), ReferenceError::InvalidRepository { .. }));
-        assert!(matches!(err("reg-.io/app"), ReferenceError::InvalidRegistry { .. }));
-        assert!(matches!(err("reg.io:port/app"), ReferenceError::InvalidRegistry { .. }));
-        assert!(matches!(err(&format!("reg.io/{}", "a".repeat(260))), ReferenceError::NameTooLong(_)));
-        for s in ["", "reg.io/MyApp", "reg.io/app@sha256:abc", "reg.io/app:-bad"] {
+        assert!(matches!(
+            err("reg.io/app@md5:abc"),
+            ReferenceError::InvalidDigest { .. }
+        ));
+        assert!(matches!(
+            err("reg.io/app:-bad"),
+            ReferenceError::InvalidTag { .. }
+        ));
+        assert!(matches!(
+            err(&format!("reg.io/app:{}", "t".repeat(129))),
+            ReferenceError::InvalidTag { .. }
+        ));
+        assert!(matches!(
+            err("reg.io/app:"),
+            ReferenceError::InvalidTag { .. }
+        ));
+        assert!(matches!(
+            err("reg.io//app"),
+            ReferenceError::InvalidRepository { .. }
+        ));
+        assert!(matches!(
+            err("reg.io/app_-x"),
+            ReferenceError::InvalidRepository { .. }
+        ));
+        assert!(matches!(
+            err("reg.io/"),
+            ReferenceError::InvalidRepository { .. }
+        ));
+        assert!(matches!(
+            err(":tag"),
+            ReferenceError::InvalidRepository { .. }
+        ));
+        assert!(matches!(
+            err("reg-.io/app"),
+            ReferenceError::InvalidRegistry { .. }
+        ));
+        assert!(matches!(
+            err("reg.io:port/app"),
+            ReferenceError::InvalidRegistry { .. }
+        ));
+        assert!(matches!(
+            err(&format!("reg.io/{}", "a".repeat(260))),
+            ReferenceError::NameTooLong(_)
+        ));
+        for s in [
+            "",
+            "reg.io/MyApp",
+            "reg.io/app@sha256:abc",
+            "reg.io/app:-bad",
+        ] {
             let msg = err(s).to_string();
-            assert!(msg.contains("expected") || msg.contains("must") || msg.contains("needs") || msg.contains("is 1 to 128"), "{msg}");
+            assert!(
+                msg.contains("expected")
+                    || msg.contains("must")
+                    || msg.contains("needs")
+                    || msg.contains("is 1 to 128"),
+                "{msg}"
+            );
         }
     }
 
@@ -458,9 +588,15 @@ mod tests {
 
     #[test]
     fn strips_runtime_prefixes() {
-        assert_eq!(strip_runtime_prefix("docker-pullable://nginx@sha256:x"), "nginx@sha256:x");
+        assert_eq!(
+            strip_runtime_prefix("docker-pullable://nginx@sha256:x"),
+            "nginx@sha256:x"
+        );
         assert_eq!(strip_runtime_prefix("docker://nginx"), "nginx");
-        assert_eq!(strip_runtime_prefix("containerd://reg.io/app"), "reg.io/app");
+        assert_eq!(
+            strip_runtime_prefix("containerd://reg.io/app"),
+            "reg.io/app"
+        );
         assert_eq!(strip_runtime_prefix("nginx"), "nginx");
     }
 }

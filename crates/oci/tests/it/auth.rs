@@ -9,7 +9,9 @@ use crate::support::*;
 
 fn docker_config(reg: &Registry, user: &str, password: &str) -> std::path::PathBuf {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let path = reg.dir().join(format!("docker-config-{user}-{}.json", password.len()));
+    let path = reg
+        .dir()
+        .join(format!("docker-config-{user}-{}.json", password.len()));
     let text = serde_json::json!({"auths": {reg.host(): {"auth": auth}}}).to_string();
     std::fs::write(&path, text).expect("write docker config");
     path
@@ -33,39 +35,68 @@ async fn docker_config_credentials_work_and_wrong_ones_are_unauthorized() {
         config_path: Some(docker_config(&reg, "testuser", "testpass")),
     });
     let pushed = push_image(&good, &repo, "v1", b"private layer").await;
-    let resolved = good.resolve(&repo.with_tag("v1")).await.expect("resolve with credentials");
+    let resolved = good
+        .resolve(&repo.with_tag("v1"))
+        .await
+        .expect("resolve with credentials");
     assert_eq!(resolved, pushed);
-    assert!(good.referrers(&repo, &pushed.digest, NOTATION).await.expect("referrers").is_empty());
+    assert!(
+        good.referrers(&repo, &pushed.digest, NOTATION)
+            .await
+            .expect("referrers")
+            .is_empty()
+    );
 
     let wrong = tls_client(AuthProvider::DockerConfig {
         config_path: Some(docker_config(&reg, "testuser", "wrong")),
     });
-    let e = wrong.resolve(&repo.with_tag("v1")).await.expect_err("wrong password");
+    let e = wrong
+        .resolve(&repo.with_tag("v1"))
+        .await
+        .expect_err("wrong password");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
-    assert!(e.to_string().contains("config.json"), "says where credentials go: {e}");
+    assert!(
+        e.to_string().contains("config.json"),
+        "says where credentials go: {e}"
+    );
 
     let anonymous = tls_client(AuthProvider::Anonymous);
-    let e = anonymous.resolve(&repo.with_tag("v1")).await.expect_err("no credentials");
+    let e = anonymous
+        .resolve(&repo.with_tag("v1"))
+        .await
+        .expect_err("no credentials");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
 
     // The config has no entry for this registry: anonymous, hence Unauthorized too.
     let other = reg.dir().join("other.json");
-    std::fs::write(&other, r#"{"auths":{"elsewhere.example.com":{"auth":"dTpw"}}}"#).expect("write");
-    let e = tls_client(AuthProvider::DockerConfig { config_path: Some(other) })
-        .resolve(&repo.with_tag("v1"))
-        .await
-        .expect_err("no entry");
+    std::fs::write(
+        &other,
+        r#"{"auths":{"elsewhere.example.com":{"auth":"dTpw"}}}"#,
+    )
+    .expect("write");
+    let e = tls_client(AuthProvider::DockerConfig {
+        config_path: Some(other),
+    })
+    .resolve(&repo.with_tag("v1"))
+    .await
+    .expect_err("no entry");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
 
     // Without the CA the TLS handshake fails: Unreachable, with a certificate hint.
     let untrusted = client_with(|o| {
         o.loopback_plain_http = false;
-        o.auth = AuthProvider::Basic { username: "testuser".into(), password: "testpass".into() };
+        o.auth = AuthProvider::Basic {
+            username: "testuser".into(),
+            password: "testpass".into(),
+        };
     });
-    let e = untrusted.resolve(&repo.with_tag("v1")).await.expect_err("untrusted certificate");
+    let e = untrusted
+        .resolve(&repo.with_tag("v1"))
+        .await
+        .expect_err("untrusted certificate");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
     assert!(e.hint().contains("certificate"), "{e}");

@@ -13,17 +13,37 @@ async fn resolve_by_tag_and_by_digest() {
     let repo = reference(&format!("{}/vouch-test/resolve", reg.host()));
     let pushed = push_image(&client, &repo, "v1", b"layer one").await;
 
-    let by_tag = client.resolve(&repo.with_tag("v1")).await.expect("resolve tag");
-    assert_eq!(by_tag, pushed, "media type, digest and size come from the registry's bytes");
+    let by_tag = client
+        .resolve(&repo.with_tag("v1"))
+        .await
+        .expect("resolve tag");
+    assert_eq!(
+        by_tag, pushed,
+        "media type, digest and size come from the registry's bytes"
+    );
 
-    let by_digest = client.resolve(&repo.with_tag("v1").with_digest(&pushed.digest)).await.expect("resolve digest");
+    let by_digest = client
+        .resolve(&repo.with_tag("v1").with_digest(&pushed.digest))
+        .await
+        .expect("resolve digest");
     assert_eq!(by_digest, pushed);
 
     // tag@digest: the digest wins, even when the tag now points elsewhere.
     let other = push_image(&client, &repo, "v1", b"layer two").await;
     assert_ne!(other.digest, pushed.digest);
-    let pinned = reference(&format!("{}/vouch-test/resolve:v1@{}", reg.host(), pushed.digest));
-    assert_eq!(client.resolve(&pinned).await.expect("resolve tag@digest").digest, pushed.digest);
+    let pinned = reference(&format!(
+        "{}/vouch-test/resolve:v1@{}",
+        reg.host(),
+        pushed.digest
+    ));
+    assert_eq!(
+        client
+            .resolve(&pinned)
+            .await
+            .expect("resolve tag@digest")
+            .digest,
+        pushed.digest
+    );
 }
 
 #[tokio::test]
@@ -33,10 +53,16 @@ async fn missing_tag_repository_and_digest_are_not_found() {
     let repo = reference(&format!("{}/vouch-test/missing", reg.host()));
     push_image(&client, &repo, "v1", b"x").await;
 
-    let e = client.resolve(&repo.with_tag("nope")).await.expect_err("missing tag");
+    let e = client
+        .resolve(&repo.with_tag("nope"))
+        .await
+        .expect_err("missing tag");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    assert!(e.to_string().contains(&reg.host()), "names the registry: {e}");
+    assert!(
+        e.to_string().contains(&reg.host()),
+        "names the registry: {e}"
+    );
 
     let absent = reference(&format!("{}/vouch-test/no-such-repo:v1", reg.host()));
     let e = client.resolve(&absent).await.expect_err("missing repo");
@@ -57,25 +83,87 @@ async fn referrers_through_the_tag_schema_are_filtered_by_artifact_type() {
     let subject = push_image(&client, &repo, "v1", b"signed layer").await;
 
     // No index yet: Distribution answers 404 on the Referrers API and on the tag.
-    assert!(client.referrers(&repo, &subject.digest, NOTATION).await.expect("no referrers").is_empty());
+    assert!(
+        client
+            .referrers(&repo, &subject.digest, NOTATION)
+            .await
+            .expect("no referrers")
+            .is_empty()
+    );
 
-    let legacy = push_referrer(&client, &repo, &subject, NOTATION, Form::Legacy, "application/cose", b"cose envelope").await;
-    let modern = push_referrer(&client, &repo, &subject, NOTATION, Form::ArtifactType, "application/jose+json", b"{\"jws\":1}").await;
-    let sbom = push_referrer(&client, &repo, &subject, "application/spdx+json", Form::ArtifactType, "application/spdx+json", b"{}x").await;
-    push_referrers_index(&client, &repo, &subject.digest, &[legacy.clone(), sbom, modern.clone()]).await;
+    let legacy = push_referrer(
+        &client,
+        &repo,
+        &subject,
+        NOTATION,
+        Form::Legacy,
+        "application/cose",
+        b"cose envelope",
+    )
+    .await;
+    let modern = push_referrer(
+        &client,
+        &repo,
+        &subject,
+        NOTATION,
+        Form::ArtifactType,
+        "application/jose+json",
+        b"{\"jws\":1}",
+    )
+    .await;
+    let sbom = push_referrer(
+        &client,
+        &repo,
+        &subject,
+        "application/spdx+json",
+        Form::ArtifactType,
+        "application/spdx+json",
+        b"{}x",
+    )
+    .await;
+    push_referrers_index(
+        &client,
+        &repo,
+        &subject.digest,
+        &[legacy.clone(), sbom, modern.clone()],
+    )
+    .await;
 
-    let found = client.referrers(&repo, &subject.digest, NOTATION).await.expect("referrers");
-    assert_eq!(found, vec![legacy.clone(), modern.clone()], "both forms found, the SBOM filtered out");
+    let found = client
+        .referrers(&repo, &subject.digest, NOTATION)
+        .await
+        .expect("referrers");
+    assert_eq!(
+        found,
+        vec![legacy.clone(), modern.clone()],
+        "both forms found, the SBOM filtered out"
+    );
 
     // Both manifests parse, and report the artifact type in either form.
-    for (d, layer_type) in [(&legacy, "application/cose"), (&modern, "application/jose+json")] {
-        let m = client.fetch_manifest(&repo, d).await.expect("fetch signature manifest");
+    for (d, layer_type) in [
+        (&legacy, "application/cose"),
+        (&modern, "application/jose+json"),
+    ] {
+        let m = client
+            .fetch_manifest(&repo, d)
+            .await
+            .expect("fetch signature manifest");
         assert_eq!(m.artifact_type(), Some(NOTATION));
-        assert_eq!(m.subject().map(|s| s.digest.as_str()), Some(subject.digest.as_str()));
+        assert_eq!(
+            m.subject().map(|s| s.digest.as_str()),
+            Some(subject.digest.as_str())
+        );
         assert_eq!(m.layers().len(), 1);
         assert_eq!(m.layers()[0].media_type, layer_type);
-        assert_eq!(sha256_digest(m.raw()), d.digest, "raw bytes are the registry's");
-        let envelope = client.fetch_blob(&repo, &m.layers()[0]).await.expect("fetch envelope");
+        assert_eq!(
+            sha256_digest(m.raw()),
+            d.digest,
+            "raw bytes are the registry's"
+        );
+        let envelope = client
+            .fetch_blob(&repo, &m.layers()[0])
+            .await
+            .expect("fetch envelope");
         assert_eq!(sha256_digest(&envelope), m.layers()[0].digest);
     }
 }
@@ -90,43 +178,70 @@ async fn fetches_are_bounded_and_checked() {
     let repo = reference(&format!("{}/vouch-test/bounds", reg.host()));
     let subject = push_image(&client, &repo, "v1", b"payload").await;
     let big = vec![7u8; 2048];
-    let big_digest = client.push_blob(&repo, big.clone()).await.expect("push big blob");
+    let big_digest = client
+        .push_blob(&repo, big.clone())
+        .await
+        .expect("push big blob");
     assert_eq!(big_digest, sha256_digest(&big));
 
     // Declared size above the limit: refused before any request.
-    let e = client.fetch_blob(&repo, &descriptor("application/cose", &big)).await.expect_err("too large");
+    let e = client
+        .fetch_blob(&repo, &descriptor("application/cose", &big))
+        .await
+        .expect_err("too large");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
 
     // Declared size smaller than what the registry serves: the stream stops, mismatch.
     let mut lying = descriptor("application/cose", &big);
     lying.size = 100;
-    let e = client.fetch_blob(&repo, &lying).await.expect_err("size mismatch");
+    let e = client
+        .fetch_blob(&repo, &lying)
+        .await
+        .expect_err("size mismatch");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
 
     // A digest the content does not have: the registry does not know it.
     let mut wrong = descriptor("application/cose", b"payload");
     wrong.digest = sha256_digest(b"other");
-    let e = client.fetch_blob(&repo, &wrong).await.expect_err("unknown blob");
+    let e = client
+        .fetch_blob(&repo, &wrong)
+        .await
+        .expect_err("unknown blob");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 
     // Manifests: declared too large; declared size wrong; an image index is not an artifact manifest.
     let mut huge = subject.clone();
     huge.size = 5000;
-    let e = client.fetch_manifest(&repo, &huge).await.expect_err("too large");
+    let e = client
+        .fetch_manifest(&repo, &huge)
+        .await
+        .expect_err("too large");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
     let mut short = subject.clone();
     short.size -= 1;
-    let e = client.fetch_manifest(&repo, &short).await.expect_err("size");
+    let e = client
+        .fetch_manifest(&repo, &short)
+        .await
+        .expect_err("size");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
 
-    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [subject]})).unwrap();
-    client.push_manifest_raw(&repo.with_tag("idx"), index.clone(), OCI_INDEX).await.expect("push index");
-    let e = client.fetch_manifest(&repo, &descriptor(OCI_INDEX, &index)).await.expect_err("index");
+    let index = serde_json::to_vec(
+        &serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [subject]}),
+    )
+    .unwrap();
+    client
+        .push_manifest_raw(&repo.with_tag("idx"), index.clone(), OCI_INDEX)
+        .await
+        .expect("push index");
+    let e = client
+        .fetch_manifest(&repo, &descriptor(OCI_INDEX, &index))
+        .await
+        .expect_err("index");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::InvalidManifest, "{e}");
 
@@ -136,10 +251,19 @@ async fn fetches_are_bounded_and_checked() {
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(b"{}"), "size": 2},
         "layers": [], "annotations": {"pad": "x".repeat(5000)}
     });
-    client.push_blob(&repo, b"{}".to_vec()).await.expect("config");
+    client
+        .push_blob(&repo, b"{}".to_vec())
+        .await
+        .expect("config");
     let bytes = serde_json::to_vec(&padded).unwrap();
-    client.push_manifest_raw(&repo.with_tag("big"), bytes, OCI_MANIFEST).await.expect("push big manifest");
-    let e = client.resolve(&repo.with_tag("big")).await.expect_err("manifest too large");
+    client
+        .push_manifest_raw(&repo.with_tag("big"), bytes, OCI_MANIFEST)
+        .await
+        .expect("push big manifest");
+    let e = client
+        .resolve(&repo.with_tag("big"))
+        .await
+        .expect_err("manifest too large");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
 }

@@ -33,6 +33,8 @@ pub(crate) struct Faults {
     pub(crate) corrupt_blobs: bool,
     /// Sleep before answering.
     pub(crate) delay: Option<Duration>,
+    /// Require `Authorization: Bearer <token>`, handed out anonymously by `GET /token`.
+    pub(crate) bearer_token: Option<String>,
 }
 
 #[derive(Default)]
@@ -53,10 +55,16 @@ impl Fake {
         f(&mut self.0.lock().expect("fake state"))
     }
 
-    pub(crate) fn add_manifest(&self, media_type: &str, bytes: Vec<u8>, tag: Option<&str>) -> Descriptor {
+    pub(crate) fn add_manifest(
+        &self,
+        media_type: &str,
+        bytes: Vec<u8>,
+        tag: Option<&str>,
+    ) -> Descriptor {
         let d = Descriptor::new(media_type, sha256_digest(&bytes), bytes.len() as u64);
         self.with(|s| {
-            s.manifests.insert(d.digest.clone(), (media_type.to_owned(), bytes));
+            s.manifests
+                .insert(d.digest.clone(), (media_type.to_owned(), bytes));
             if let Some(t) = tag {
                 s.tags.insert(t.to_owned(), d.digest.clone());
             }
@@ -81,16 +89,69 @@ impl Fake {
     /// Serves on a free loopback port; returns `127.0.0.1:<port>`.
     pub(crate) async fn serve(&self) -> String {
         let app = Router::new()
-            .route("/v2/", get(|| async { ([(header::CONTENT_TYPE, "application/json")], "{}") }))
+            .route("/v2/", get(ping))
+            .route("/token", get(token))
             .route("/v2/{*rest}", get(handle))
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         addr.to_string()
     }
+}
+
+/// 401 with a Bearer challenge when token auth is on and the request lacks the token.
+fn challenge(fake: &Fake, headers: &HeaderMap) -> Option<Response> {
+    let token = fake.with(|s| s.faults.bearer_token.clone())?;
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    if sent == Some(format!("Bearer {token}").as_str()) {
+        return None;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [
+                (
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer realm=\"http://{host}/token\",service=\"fake\""),
+                ),
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+            ],
+            json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
+                .to_string(),
+        )
+            .into_response(),
+    )
+}
+
+async fn ping(State(fake): State<Fake>, headers: HeaderMap) -> Response {
+    fake.with(|s| s.log.push("/v2/".to_owned()));
+    if let Some(r) = challenge(&fake, &headers) {
+        return r;
+    }
+    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+async fn token(State(fake): State<Fake>, RawQuery(query): RawQuery) -> Response {
+    let token = fake.with(|s| {
+        s.log.push(format!("/token?{}", query.unwrap_or_default()));
+        s.faults.bearer_token.clone().unwrap_or_default()
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"token": token}).to_string(),
+    )
+        .into_response()
 }
 
 async fn handle(
@@ -114,12 +175,19 @@ async fn handle(
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
+    if let Some(r) = challenge(&fake, &headers) {
+        return r;
+    }
     if let Some((name, digest)) = rest.split_once("/referrers/") {
         return referrers(&fake, name, digest, query.as_deref(), &host);
     }
     if let Some((_, reference)) = rest.split_once("/manifests/") {
         return fake.with(|s| {
-            let digest = s.tags.get(reference).cloned().unwrap_or_else(|| reference.to_owned());
+            let digest = s
+                .tags
+                .get(reference)
+                .cloned()
+                .unwrap_or_else(|| reference.to_owned());
             match s.manifests.get(&digest) {
                 Some((mt, bytes)) => Response::builder()
                     .header(header::CONTENT_TYPE, mt.as_str())
@@ -134,10 +202,10 @@ async fn handle(
         return fake.with(|s| match s.blobs.get(digest) {
             Some(bytes) => {
                 let mut body = bytes.clone();
-                if s.faults.corrupt_blobs {
-                    if let Some(b) = body.first_mut() {
-                        *b ^= 0xff;
-                    }
+                if s.faults.corrupt_blobs
+                    && let Some(b) = body.first_mut()
+                {
+                    *b ^= 0xff;
                 }
                 Response::builder()
                     .header(header::CONTENT_TYPE, "application/octet-stream")

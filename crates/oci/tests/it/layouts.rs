@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use vouch_oci::{
-    ErrorKind, LayoutPushError, LayoutPushOptions, OciLayout, REF_NAME_ANNOTATION, push_layout_to_registry,
-    referrers_tag,
+    ErrorKind, LayoutPushError, LayoutPushOptions, OciLayout, REF_NAME_ANNOTATION,
+    push_layout_to_registry, referrers_tag,
 };
 
 use crate::registry::Registry;
@@ -35,18 +35,28 @@ fn e2e_layouts() -> Vec<(String, PathBuf)> {
 fn layouts_list_tags_and_find_signatures_by_subject() {
     for (name, path) in e2e_layouts() {
         let layout = OciLayout::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let v1 = layout.find_tag("v1").unwrap_or_else(|| panic!("{name}: no v1"));
+        let v1 = layout
+            .find_tag("v1")
+            .unwrap_or_else(|| panic!("{name}: no v1"));
         assert_eq!(v1.annotation(REF_NAME_ANNOTATION), Some("v1"));
         let subject_bytes = layout.read_descriptor(v1).expect("subject manifest");
         assert_eq!(vouch_oci::sha256_digest(&subject_bytes), v1.digest);
         let sigs = layout.referrers(&v1.digest, Some(NOTATION)).expect("scan");
-        let expected = if name == "e2e" { 0 } else if name == "e2e-valid-multiple-signatures" { 2 } else { 1 };
+        let expected = if name == "e2e" {
+            0
+        } else if name == "e2e-valid-multiple-signatures" {
+            2
+        } else {
+            1
+        };
         assert_eq!(sigs.len(), expected, "{name}: {sigs:?}");
         for s in &sigs {
             let m = layout.manifest(s).expect("signature manifest");
             assert_eq!(m.artifact_type(), Some(NOTATION));
             assert_eq!(m.layers().len(), 1);
-            layout.read_descriptor(&m.layers()[0]).expect("envelope present and intact");
+            layout
+                .read_descriptor(&m.layers()[0])
+                .expect("envelope present and intact");
         }
     }
     let e = OciLayout::open(E2E).expect_err("the parent directory is not a layout");
@@ -60,12 +70,16 @@ async fn e2e_layouts_push_byte_for_byte_and_their_signatures_are_discovered() {
     for (name, path) in e2e_layouts() {
         let layout = OciLayout::open(&path).expect("open");
         let repo = reference(&format!("{}/vouch-test/{name}", reg.host()));
-        let report = push_layout_to_registry(&client, &layout, &repo, &LayoutPushOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", reg.log()));
+        let report =
+            push_layout_to_registry(&client, &layout, &repo, &LayoutPushOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}\n{}", reg.log()));
         assert!(report.missing_blobs.is_empty(), "{name}: {report:?}");
         let v1 = layout.find_tag("v1").expect("v1").clone();
-        let resolved = client.resolve(&repo.with_tag("v1")).await.expect("resolve v1");
+        let resolved = client
+            .resolve(&repo.with_tag("v1"))
+            .await
+            .expect("resolve v1");
         assert_eq!(resolved.digest, v1.digest, "{name}: digest preserved");
         assert_eq!(resolved.size, v1.size);
 
@@ -85,13 +99,27 @@ async fn e2e_layouts_push_byte_for_byte_and_their_signatures_are_discovered() {
             }
             None => Vec::new(),
         };
-        let found = client.referrers(&repo, &v1.digest, NOTATION).await.expect("referrers");
+        let found = client
+            .referrers(&repo, &v1.digest, NOTATION)
+            .await
+            .expect("referrers");
         let found_digests: Vec<_> = found.iter().map(|d| d.digest.clone()).collect();
         assert_eq!(found_digests, expected, "{name}");
         for d in &found {
-            let m = client.fetch_manifest(&repo, d).await.expect("signature manifest");
-            let env = client.fetch_blob(&repo, &m.layers()[0]).await.expect("envelope");
-            assert_eq!(env, layout.read_descriptor(&m.layers()[0]).expect("layout envelope"));
+            let m = client
+                .fetch_manifest(&repo, d)
+                .await
+                .expect("signature manifest");
+            let env = client
+                .fetch_blob(&repo, &m.layers()[0])
+                .await
+                .expect("envelope");
+            assert_eq!(
+                env,
+                layout
+                    .read_descriptor(&m.layers()[0])
+                    .expect("layout envelope")
+            );
         }
     }
 }
@@ -102,14 +130,22 @@ async fn synthesized_referrers_index_makes_every_layout_signature_discoverable()
     let client = client_with(|o| o.timeout = std::time::Duration::from_secs(20));
     let mut options = LayoutPushOptions::default();
     options.synthesize_referrers_index = true;
-    for name in ["e2e-with-timestamped-signature", "e2e-with-invalid-timestamped-signature"] {
+    for name in [
+        "e2e-with-timestamped-signature",
+        "e2e-with-invalid-timestamped-signature",
+    ] {
         let layout = OciLayout::open(PathBuf::from(E2E).join(name)).expect("open");
         let repo = reference(&format!("{}/vouch-test/synth-{name}", reg.host()));
-        let report = push_layout_to_registry(&client, &layout, &repo, &options).await.expect("push");
+        let report = push_layout_to_registry(&client, &layout, &repo, &options)
+            .await
+            .expect("push");
         assert_eq!(report.synthesized_indexes.len(), 1, "{report:?}");
         let v1 = layout.find_tag("v1").expect("v1");
         let in_layout = layout.referrers(&v1.digest, Some(NOTATION)).expect("scan");
-        let found = client.referrers(&repo, &v1.digest, NOTATION).await.expect("referrers");
+        let found = client
+            .referrers(&repo, &v1.digest, NOTATION)
+            .await
+            .expect("referrers");
         assert_eq!(found, in_layout, "{name}");
         assert_eq!(found.len(), 1);
     }
@@ -131,7 +167,11 @@ async fn layout_with_missing_layer_blob_is_rejected_by_distribution() {
         LayoutPushError::Registry(e) => {
             eprintln!("{e}");
             assert_eq!(e.kind(), ErrorKind::Rejected, "{e}");
-            assert!(e.message().contains("MANIFEST_BLOB_UNKNOWN") || e.message().contains("blob unknown"), "{e}");
+            assert!(
+                e.message().contains("MANIFEST_BLOB_UNKNOWN")
+                    || e.message().contains("blob unknown"),
+                "{e}"
+            );
         }
         other => panic!("expected a registry rejection, got {other}"),
     }

@@ -42,37 +42,68 @@ async fn setup(n: usize) -> Setup {
     }
     let host = fake.serve().await;
     let repo = reference(&format!("{host}/vouch-test/native"));
-    Setup { fake, repo, subject, sigs }
+    Setup {
+        fake,
+        repo,
+        subject,
+        sigs,
+    }
 }
 
 fn referrer_requests(fake: &Fake) -> usize {
-    fake.log().iter().filter(|l| l.contains("/referrers/")).count()
+    fake.log()
+        .iter()
+        .filter(|l| l.contains("/referrers/"))
+        .count()
 }
 
 #[tokio::test]
 async fn unfiltered_index_is_refiltered_by_the_client() {
     let s = setup(2).await;
     let client = client();
-    let found = client.referrers(&s.repo, &s.subject.digest, NOTATION).await.expect("referrers");
-    assert_eq!(found, s.sigs, "the SBOM the server did not filter out is dropped");
+    let found = client
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect("referrers");
+    assert_eq!(
+        found, s.sigs,
+        "the SBOM the server did not filter out is dropped"
+    );
     let log = s.fake.log();
     assert!(
-        log.iter().any(|l| l.contains(&format!("referrers/{}", s.subject.digest)) && l.contains("artifactType=application%2Fvnd.cncf.notary.signature")),
+        log.iter()
+            .any(|l| l.contains(&format!("referrers/{}", s.subject.digest))
+                && l.contains("artifactType=application%2Fvnd.cncf.notary.signature")),
         "{log:?}"
     );
-    assert!(!log.iter().any(|l| l.contains("/manifests/")), "no fallback: {log:?}");
+    assert!(
+        !log.iter().any(|l| l.contains("/manifests/")),
+        "no fallback: {log:?}"
+    );
 
     // Then the whole chain: manifest and envelope by digest.
-    let m = client.fetch_manifest(&s.repo, &s.sigs[0]).await.expect("manifest");
+    let m = client
+        .fetch_manifest(&s.repo, &s.sigs[0])
+        .await
+        .expect("manifest");
     assert_eq!(m.artifact_type(), Some(NOTATION));
-    assert_eq!(client.fetch_blob(&s.repo, &m.layers()[0]).await.expect("blob"), b"envelope 0");
+    assert_eq!(
+        client
+            .fetch_blob(&s.repo, &m.layers()[0])
+            .await
+            .expect("blob"),
+        b"envelope 0"
+    );
 }
 
 #[tokio::test]
 async fn filtered_index_is_accepted() {
     let s = setup(2).await;
     s.fake.with(|f| f.faults.filter = true);
-    let found = client().referrers(&s.repo, &s.subject.digest, NOTATION).await.expect("referrers");
+    let found = client()
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect("referrers");
     assert_eq!(found, s.sigs);
 }
 
@@ -80,7 +111,10 @@ async fn filtered_index_is_accepted() {
 async fn link_pagination_is_followed() {
     let s = setup(5).await;
     s.fake.with(|f| f.faults.page_size = Some(2));
-    let found = client().referrers(&s.repo, &s.subject.digest, NOTATION).await.expect("referrers");
+    let found = client()
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect("referrers");
     assert_eq!(found, s.sigs, "all pages, in order");
     // 6 entries (5 signatures + 1 SBOM) in pages of 2.
     assert_eq!(referrer_requests(&s.fake), 3);
@@ -90,7 +124,10 @@ async fn link_pagination_is_followed() {
 async fn pagination_to_another_origin_is_refused() {
     let s = setup(1).await;
     s.fake.with(|f| f.faults.foreign_link = true);
-    let e = client().referrers(&s.repo, &s.subject.digest, NOTATION).await.expect_err("foreign link");
+    let e = client()
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect_err("foreign link");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
 }
@@ -101,26 +138,50 @@ async fn not_found_falls_back_to_the_tag_schema() {
     s.fake.with(|f| f.faults.referrers_status = Some(404));
     let client = client();
     // No index under the tag: no referrers, not an error.
-    assert!(client.referrers(&s.repo, &s.subject.digest, NOTATION).await.expect("empty").is_empty());
+    assert!(
+        client
+            .referrers(&s.repo, &s.subject.digest, NOTATION)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
     let mut entries = s.sigs.clone();
     let mut other = Descriptor::new(OCI_MANIFEST, sha256_digest(b"other"), 5);
     other.artifact_type = Some("application/other".into());
     entries.insert(1, other);
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
-    s.fake.add_manifest(OCI_INDEX, serde_json::to_vec(&index).unwrap(), Some(&referrers_tag(&s.subject.digest)));
-    let found = client.referrers(&s.repo, &s.subject.digest, NOTATION).await.expect("fallback");
+    s.fake.add_manifest(
+        OCI_INDEX,
+        serde_json::to_vec(&index).unwrap(),
+        Some(&referrers_tag(&s.subject.digest)),
+    );
+    let found = client
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect("fallback");
     assert_eq!(found, s.sigs);
-    assert!(s.fake.log().iter().any(|l| l.ends_with(&format!("manifests/{}", referrers_tag(&s.subject.digest)))));
+    assert!(
+        s.fake
+            .log()
+            .iter()
+            .any(|l| l.ends_with(&format!("manifests/{}", referrers_tag(&s.subject.digest))))
+    );
 }
 
 #[tokio::test]
 async fn server_error_is_an_error_not_an_empty_list() {
     let s = setup(1).await;
     s.fake.with(|f| f.faults.referrers_status = Some(500));
-    let e = client().referrers(&s.repo, &s.subject.digest, NOTATION).await.expect_err("500");
+    let e = client()
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect_err("500");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::ServerError, "{e}");
-    assert!(!s.fake.log().iter().any(|l| l.contains("/manifests/")), "no fallback on 500");
+    assert!(
+        !s.fake.log().iter().any(|l| l.contains("/manifests/")),
+        "no fallback on 500"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +193,9 @@ async fn more_referrers_than_the_maximum_is_an_error() {
         .expect_err("too many");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::TooManyReferrers, "{e}");
-    let ok = client_with(|o| o.max_referrers = 4).referrers(&s.repo, &s.subject.digest, NOTATION).await;
+    let ok = client_with(|o| o.max_referrers = 4)
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await;
     assert_eq!(ok.expect("exactly the maximum").len(), 4);
 }
 
@@ -140,9 +203,15 @@ async fn more_referrers_than_the_maximum_is_an_error() {
 async fn corrupted_blob_is_a_digest_mismatch() {
     let s = setup(1).await;
     let client = client();
-    let m = client.fetch_manifest(&s.repo, &s.sigs[0]).await.expect("manifest");
+    let m = client
+        .fetch_manifest(&s.repo, &s.sigs[0])
+        .await
+        .expect("manifest");
     s.fake.with(|f| f.faults.corrupt_blobs = true);
-    let e = client.fetch_blob(&s.repo, &m.layers()[0]).await.expect_err("corrupt");
+    let e = client
+        .fetch_blob(&s.repo, &m.layers()[0])
+        .await
+        .expect_err("corrupt");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
 }
@@ -157,7 +226,10 @@ async fn manifest_served_for_the_wrong_digest_is_a_mismatch() {
         f.manifests.insert(digest.clone(), (mt, bytes));
     });
     let client = client();
-    let e = client.resolve(&s.repo.with_digest(&digest)).await.expect_err("resolve");
+    let e = client
+        .resolve(&s.repo.with_digest(&digest))
+        .await
+        .expect_err("resolve");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::DigestMismatch, "{e}");
     let mut d = s.sigs[0].clone();
@@ -184,7 +256,8 @@ async fn oversized_manifest_is_too_large() {
 #[tokio::test]
 async fn slow_registry_hits_the_deadline() {
     let s = setup(1).await;
-    s.fake.with(|f| f.faults.delay = Some(Duration::from_secs(3)));
+    s.fake
+        .with(|f| f.faults.delay = Some(Duration::from_secs(3)));
     let started = Instant::now();
     let e = client_with(|o| o.timeout = Duration::from_millis(500))
         .referrers(&s.repo, &s.subject.digest, NOTATION)
@@ -193,6 +266,51 @@ async fn slow_registry_hits_the_deadline() {
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(started.elapsed() < Duration::from_millis(1500));
+}
+
+#[tokio::test]
+async fn anonymous_bearer_token_flow_is_followed_and_reused() {
+    let s = setup(1).await;
+    s.fake
+        .with(|f| f.faults.bearer_token = Some("t0ken".into()));
+    let client = client();
+    let target = client
+        .resolve(&s.repo.with_tag("v1"))
+        .await
+        .expect("resolve with token");
+    assert_eq!(target, s.subject);
+    let found = client
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect("referrers with token");
+    assert_eq!(found, s.sigs);
+    let m = client
+        .fetch_manifest(&s.repo, &found[0])
+        .await
+        .expect("manifest with token");
+    assert_eq!(
+        client
+            .fetch_blob(&s.repo, &m.layers()[0])
+            .await
+            .expect("blob with token"),
+        b"envelope 0"
+    );
+    let log = s.fake.log();
+    let tokens: Vec<_> = log.iter().filter(|l| l.starts_with("/token")).collect();
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.contains("scope=repository%3Avouch-test%2Fnative%3Apull")),
+        "{tokens:?}"
+    );
+    // One token for the whole sequence: vouch's own requests reuse it (resolve, referrers,
+    // fetch_manifest), and oci-client's blob stream finds it in oci-client's token cache.
+    assert_eq!(tokens.len(), 1, "{log:?}");
+    assert_eq!(
+        log.iter().filter(|l| *l == "/v2/").count(),
+        2,
+        "vouch's ping and oci-client's: {log:?}"
+    );
 }
 
 #[allow(dead_code)]

@@ -21,15 +21,24 @@ async fn closed_port_is_unreachable_quickly() {
         .expect_err("nothing listens");
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::Unreachable, "{e}");
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     let text = e.to_string();
-    assert!(text.contains(&format!("registry 127.0.0.1:{port} is unreachable")), "{text}");
+    assert!(
+        text.contains(&format!("registry 127.0.0.1:{port} is unreachable")),
+        "{text}"
+    );
     assert!(text.contains("useHttp"), "{text}");
 }
 
 #[tokio::test]
 async fn silent_server_times_out_within_the_deadline() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     // Accept and hold connections without ever answering.
     tokio::spawn(async move {
@@ -48,13 +57,19 @@ async fn silent_server_times_out_within_the_deadline() {
                 .referrers(&r, &vouch_oci::sha256_digest(b"s"), NOTATION)
                 .await
                 .map(|_| ()),
-            _ => client.fetch_blob(&r, &descriptor("application/cose", b"x")).await.map(|_| ()),
+            _ => client
+                .fetch_blob(&r, &descriptor("application/cose", b"x"))
+                .await
+                .map(|_| ()),
         }
         .expect_err("no answer");
         let took = started.elapsed();
         eprintln!("{e}");
         assert_eq!(e.kind(), ErrorKind::Timeout, "{call}: {e}");
-        assert!(took >= Duration::from_millis(700) && took < Duration::from_millis(2000), "{call} took {took:?}");
+        assert!(
+            took >= Duration::from_millis(700) && took < Duration::from_millis(2000),
+            "{call} took {took:?}"
+        );
         assert!(e.to_string().contains(&addr.to_string()), "{e}");
     }
 }

@@ -124,11 +124,11 @@ impl Registry {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // exited: most likely the port was taken
                 }
-                if let Ok(r) = client.get(&url).send().await {
-                    if r.status().as_u16() == want {
-                        ready = true;
-                        break;
-                    }
+                if let Ok(r) = client.get(&url).send().await
+                    && r.status().as_u16() == want
+                {
+                    ready = true;
+                    break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -209,13 +209,17 @@ fn readiness_client(ca_pem: Option<&str>) -> reqwest::Client {
 fn write_tls_material(dir: &Path) -> String {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.distinguished_name.push(DnType::CommonName, "vouch-oci test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "vouch-oci test CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
         .expect("ca cert");
     let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
         .expect("server params");
-    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     let key = KeyPair::generate().expect("server key");
     let cert = params.signed_by(&key, &ca).expect("server cert");
     std::fs::write(dir.join("server.crt"), cert.pem()).expect("server.crt");
@@ -231,6 +235,10 @@ fn write_htpasswd(dir: &Path, user: &str, password: &str) {
         .unwrap_or_else(|e| {
             panic!("cannot run htpasswd ({e}): run `apt-get install -y apache2-utils`")
         });
-    assert!(out.status.success(), "htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "htpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(dir.join("htpasswd"), out.stdout).expect("htpasswd");
 }

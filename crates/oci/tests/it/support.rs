@@ -31,10 +31,22 @@ pub(crate) fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
 }
 
 /// Pushes a one-layer image under `repo:tag`; returns the manifest descriptor.
-pub(crate) async fn push_image(client: &RegistryClient, repo: &Reference, tag: &str, layer: &[u8]) -> Descriptor {
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    client.push_blob(repo, config.to_vec()).await.expect("push config");
-    client.push_blob(repo, layer.to_vec()).await.expect("push layer");
+pub(crate) async fn push_image(
+    client: &RegistryClient,
+    repo: &Reference,
+    tag: &str,
+    layer: &[u8],
+) -> Descriptor {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    client
+        .push_blob(repo, config.to_vec())
+        .await
+        .expect("push config");
+    client
+        .push_blob(repo, layer.to_vec())
+        .await
+        .expect("push layer");
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -70,10 +82,17 @@ pub(crate) async fn push_referrer(
     layer_media_type: &str,
     envelope: &[u8],
 ) -> Descriptor {
-    client.push_blob(repo, envelope.to_vec()).await.expect("push envelope");
-    client.push_blob(repo, b"{}".to_vec()).await.expect("push empty config");
+    client
+        .push_blob(repo, envelope.to_vec())
+        .await
+        .expect("push envelope");
+    client
+        .push_blob(repo, b"{}".to_vec())
+        .await
+        .expect("push empty config");
     let layer = json!({"mediaType": layer_media_type, "digest": sha256_digest(envelope), "size": envelope.len()});
-    let subject_json = json!({"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size});
+    let subject_json =
+        json!({"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size});
     let annotations = json!({"org.opencontainers.image.created": "2025-01-01T00:00:00Z"});
     let manifest = match form {
         Form::Legacy => json!({
@@ -96,17 +115,30 @@ pub(crate) async fn push_referrer(
     let mut d = descriptor(OCI_MANIFEST, &bytes);
     d.artifact_type = Some(artifact_type.to_owned());
     d.annotations = Some(
-        [("org.opencontainers.image.created".to_owned(), "2025-01-01T00:00:00Z".to_owned())].into(),
+        [(
+            "org.opencontainers.image.created".to_owned(),
+            "2025-01-01T00:00:00Z".to_owned(),
+        )]
+        .into(),
     );
     d
 }
 
 /// Pushes the tag-schema referrers index `sha256-<hex>` of `subject` listing `entries`.
-pub(crate) async fn push_referrers_index(client: &RegistryClient, repo: &Reference, subject: &str, entries: &[Descriptor]) {
+pub(crate) async fn push_referrers_index(
+    client: &RegistryClient,
+    repo: &Reference,
+    subject: &str,
+    entries: &[Descriptor],
+) {
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
     let bytes = serde_json::to_vec(&index).expect("json");
     client
-        .push_manifest_raw(&repo.with_tag(&vouch_oci::referrers_tag(subject)), bytes, OCI_INDEX)
+        .push_manifest_raw(
+            &repo.with_tag(&vouch_oci::referrers_tag(subject)),
+            bytes,
+            OCI_INDEX,
+        )
         .await
         .expect("push referrers index");
 }
