@@ -69,7 +69,7 @@
 //!       version: "1.0"
 //!       trustPolicies:
 //!         - name: skip-everything
-//!           registryScopes: ["*"]
+//!           registryScopes: ["registry.example/dev/app"]
 //!           signatureVerification: {level: skip}
 //! "#;
 //! let config = vouch_config::Config::from_yaml(yaml, "example.yaml")?;

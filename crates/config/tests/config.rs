@@ -35,6 +35,51 @@ Xw10iXXMZzSbQ0/Hj2BF4B40WfAkgRg=
 -----END CERTIFICATE-----
 ";
 
+/// A freshly generated self-signed CA, PEM.
+fn generated_ca(common_name: &str) -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    ca_params(common_name)
+        .self_signed(&key)
+        .expect("self-signed CA")
+        .pem()
+}
+
+fn ca_params(common_name: &str) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "vouch tests");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params
+}
+
+/// A leaf certificate issued by a CA: neither a CA nor self-signed, PEM.
+fn generated_leaf() -> String {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let issuer = rcgen::Issuer::new(ca_params("issuing CA"), ca_key);
+    let leaf_key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "leaf");
+    params.signed_by(&leaf_key, &issuer).expect("leaf").pem()
+}
+
+fn inline_store(name: &str, pem: &str) -> String {
+    format!(
+        "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  name: {name}\n\
+         spec:\n  provider: inline\n  parameters:\n    value: |\n{}",
+        indent(pem, 6)
+    )
+}
+
 /// Number of certificates in a trust store, `None` if the store does not exist.
 fn store_len(stores: &TrustStores, store_type: StoreType, name: &str) -> Option<usize> {
     stores.get(store_type, name).map(|certs| certs.len())
@@ -178,8 +223,9 @@ mod forms {
 
     #[test]
     fn typed_verification_cert_stores() {
+        let two_cas = format!("{SAMPLE_PEM}{}", generated_ca("second CA"));
         let yaml = docs(&[
-            certificate_store("cs-ca", 2),
+            inline_store("cs-ca", &two_cas),
             kmp("kmp-sa", None),
             kmp("kmp-tsa", Some("gatekeeper-system")),
             verifier(
@@ -211,6 +257,19 @@ mod forms {
             ),
         ]);
         let config = Config::from_yaml(&yaml, "ns.yaml").expect("namespace/name reference");
+        assert_eq!(
+            store_len(&config.verifiers[0].trust_stores, StoreType::Ca, "certs"),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn identical_certificates_are_kept_once() {
+        let yaml = docs(&[
+            certificate_store("cs", 2),
+            verifier("v", "certs: [cs]", &["ca:certs"]),
+        ]);
+        let config = Config::from_yaml(&yaml, "same.yaml").expect("load");
         assert_eq!(
             store_len(&config.verifiers[0].trust_stores, StoreType::Ca, "certs"),
             Some(1)
@@ -377,7 +436,7 @@ mod forms {
         let yaml = "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Verifier\nmetadata:\n  name: v\n\
                     spec:\n  name: notation\n  artifactTypes: '*'\n  parameters:\n    trustPolicyDoc:\n\
                     \x20     version: \"1.0\"\n      trustPolicies:\n        - name: skip\n\
-                    \x20         registryScopes: [\"*\"]\n          signatureVerification: {level: skip}\n";
+                    \x20         registryScopes: [\"registry.example/dev/app\"]\n          signatureVerification: {level: skip}\n";
         let config = Config::from_yaml(yaml, "skip.yaml").expect("skip level");
         assert_eq!(config.verifiers[0].artifact_types, vec!["*".to_owned()]);
     }
@@ -1162,6 +1221,45 @@ mod errors {
         assert!(
             error.to_string().contains("name it configpolicy"),
             "{error}"
+        );
+    }
+    #[test]
+    fn leaf_certificate_cannot_anchor_a_ca_store() {
+        let yaml = docs(&[
+            inline_store("leaf-only", &generated_leaf()),
+            verifier("v", "ca:\n  certs: [leaf-only]", &["ca:certs"]),
+        ]);
+        let error = load_err(&yaml);
+        assert!(
+            matches!(error.kind(), ErrorKind::TrustStore { .. }),
+            "{error}"
+        );
+        assert_located(
+            &error,
+            2,
+            "Verifier",
+            "v",
+            "spec.parameters.verificationCertStores.ca.certs",
+        );
+    }
+
+    #[test]
+    fn invalid_trust_store_name() {
+        let yaml = docs(&[
+            certificate_store("certstore-inline", 1),
+            verifier("v", "\"my certs\": [certstore-inline]", &["ca:certs"]),
+        ]);
+        let error = load_err(&yaml);
+        assert!(
+            matches!(error.kind(), ErrorKind::TrustStore { .. }),
+            "{error}"
+        );
+        assert_located(
+            &error,
+            2,
+            "Verifier",
+            "v",
+            "spec.parameters.verificationCertStores[\"my certs\"]",
         );
     }
 }
