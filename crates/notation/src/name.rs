@@ -133,7 +133,12 @@ impl Name {
         for oid in [OID_C, OID_ST, OID_L, OID_STREET, OID_POSTAL, OID_O, OID_OU] {
             let values = values_of(oid);
             if !values.is_empty() {
-                seq.push(values.into_iter().map(|value| GoAtv { oid, value }).collect());
+                seq.push(
+                    values
+                        .into_iter()
+                        .map(|value| GoAtv { oid, value })
+                        .collect(),
+                );
             }
         }
         for oid in [OID_CN, OID_SERIAL] {
@@ -230,7 +235,10 @@ fn decode_string(oid: &str, tag: u32, data: &[u8]) -> Result<String, NameError> 
         }
         // PrintableString (Go also tolerates '*' and '&' here)
         19 => {
-            if data.iter().all(|b| is_printable(*b) || *b == b'*' || *b == b'&') {
+            if data
+                .iter()
+                .all(|b| is_printable(*b) || *b == b'*' || *b == b'&')
+            {
                 Ok(String::from_utf8_lossy(data).into_owned())
             } else {
                 Err(invalid("PrintableString"))
@@ -248,7 +256,7 @@ fn decode_string(oid: &str, tag: u32, data: &[u8]) -> Result<String, NameError> 
         }
         // BMPString (UCS-2 big endian), a trailing NUL is dropped like Go does.
         30 => {
-            if data.len() % 2 != 0 {
+            if !data.len().is_multiple_of(2) {
                 return Err(invalid("BMPString"));
             }
             let mut units: Vec<u16> = data
@@ -454,9 +462,7 @@ impl DistinguishedName {
                             bytes.extend_from_slice(&decoded);
                             keep = bytes.len();
                         }
-                        Some(
-                            e @ (',' | ';' | '+' | '"' | '\\' | '<' | '>' | '#' | '=' | ' '),
-                        ) => {
+                        Some(e @ (',' | ';' | '+' | '"' | '\\' | '<' | '>' | '#' | '=' | ' ')) => {
                             let mut buf = [0u8; 4];
                             bytes.extend_from_slice(e.encode_utf8(&mut buf).as_bytes());
                             keep = bytes.len();
@@ -535,13 +541,16 @@ impl fmt::Display for DistinguishedName {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_policy_dn_with_spaces_and_alias() {
-        let dn = DistinguishedName::parse(" C=US, S=WA, L=Seattle, O=acme-rockets.io, CN=Secure\\, Builder ")
-            .unwrap();
+        let dn = DistinguishedName::parse(
+            " C=US, S=WA, L=Seattle, O=acme-rockets.io, CN=Secure\\, Builder ",
+        )
+        .unwrap();
         assert_eq!(dn.attributes()["ST"], "WA");
         assert_eq!(dn.attributes()["CN"], "Secure, Builder");
         assert_eq!(dn.attributes()["O"], "acme-rockets.io");
@@ -578,8 +587,8 @@ mod tests {
 
     #[test]
     fn subset_matching_is_case_sensitive() {
-        let leaf = DistinguishedName::parse("CN=SomeCN,OU=SomeOU,O=SomeOrg,L=Seattle,ST=WA,C=US")
-            .unwrap();
+        let leaf =
+            DistinguishedName::parse("CN=SomeCN,OU=SomeOU,O=SomeOrg,L=Seattle,ST=WA,C=US").unwrap();
         let ok = DistinguishedName::parse("C=US,O=SomeOrg,ST=WA").unwrap();
         let bad = DistinguishedName::parse("C=US,O=someorg,ST=WA").unwrap();
         assert!(ok.is_subset_of(&leaf));

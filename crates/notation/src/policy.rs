@@ -246,9 +246,7 @@ pub enum PolicyError {
     #[error("trust policy document can not have zero trust policy statements")]
     NoStatements,
     /// A statement without a name.
-    #[error(
-        "trust policy statement #{index} is missing a name, every statement requires a name"
-    )]
+    #[error("trust policy statement #{index} is missing a name, every statement requires a name")]
     MissingName {
         /// Position of the statement (0-based).
         index: usize,
@@ -450,7 +448,9 @@ pub enum PolicyError {
         second: String,
     },
     /// No registry scopes.
-    #[error("trust policy statement \"{statement}\" has zero registry scopes, it must specify registry scopes with at least one value")]
+    #[error(
+        "trust policy statement \"{statement}\" has zero registry scopes, it must specify registry scopes with at least one value"
+    )]
     NoRegistryScopes {
         /// The statement.
         statement: String,
@@ -513,8 +513,13 @@ struct RawSignatureVerification {
 const MAX_ITEMS: usize = 1024;
 
 impl TrustPolicyDocument {
-    /// Parses and validates a trust policy document given as JSON bytes.
+    /// Parses and validates a trust policy document given as JSON bytes. Unlike
+    /// [`TrustPolicyDocument::from_json_value`], this also rejects duplicate keys anywhere in
+    /// the document (a `serde_json::Value` has already collapsed them).
     pub fn from_json_slice(json: &[u8]) -> Result<Self, PolicyError> {
+        crate::json::check_no_duplicate_keys(json).map_err(|e| PolicyError::Malformed {
+            reason: e.to_string(),
+        })?;
         let value: Value = serde_json::from_slice(json).map_err(|e| PolicyError::Malformed {
             reason: e.to_string(),
         })?;
@@ -523,9 +528,10 @@ impl TrustPolicyDocument {
 
     /// Parses and validates a trust policy document (all checks of trust-policy spec §8.1).
     pub fn from_json_value(value: Value) -> Result<Self, PolicyError> {
-        let raw: RawDocument = serde_json::from_value(value).map_err(|e| PolicyError::Malformed {
-            reason: e.to_string(),
-        })?;
+        let raw: RawDocument =
+            serde_json::from_value(value).map_err(|e| PolicyError::Malformed {
+                reason: e.to_string(),
+            })?;
         let version = raw.version.unwrap_or_default();
         if version != "1.0" {
             return Err(PolicyError::UnsupportedVersion { version });
@@ -587,7 +593,10 @@ impl TrustPolicyDocument {
     }
 }
 
-fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStatement, PolicyError> {
+fn validate_statement(
+    index: usize,
+    raw: RawStatement,
+) -> Result<TrustPolicyStatement, PolicyError> {
     let name = match raw.name {
         Some(n) if !n.trim().is_empty() => n,
         _ => return Err(PolicyError::MissingName { index }),
@@ -597,7 +606,9 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
     // Level, overrides, verifyTimestamp.
     let sv = raw
         .signature_verification
-        .ok_or_else(|| PolicyError::MissingLevel { statement: statement() })?;
+        .ok_or_else(|| PolicyError::MissingLevel {
+            statement: statement(),
+        })?;
     let level = match sv.level.as_deref() {
         Some("strict") => Level::Strict,
         Some("permissive") => Level::Permissive,
@@ -609,7 +620,11 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
                 level: other.to_owned(),
             });
         }
-        None => return Err(PolicyError::MissingLevel { statement: statement() }),
+        None => {
+            return Err(PolicyError::MissingLevel {
+                statement: statement(),
+            });
+        }
     };
     let verify_timestamp = match sv.verify_timestamp.as_deref() {
         None | Some("always") => VerifyTimestamp::Always,
@@ -624,12 +639,16 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
     let mut overrides = BTreeMap::new();
     if let Some(members) = sv.overrides {
         if level == Level::Skip && !members.0.is_empty() {
-            return Err(PolicyError::OverrideWithSkip { statement: statement() });
+            return Err(PolicyError::OverrideWithSkip {
+                statement: statement(),
+            });
         }
         for (key, value) in members.0 {
             let check = match ValidationType::from_name(&key) {
                 Some(ValidationType::Integrity) => {
-                    return Err(PolicyError::IntegrityOverride { statement: statement() });
+                    return Err(PolicyError::IntegrityOverride {
+                        statement: statement(),
+                    });
                 }
                 Some(check) => check,
                 None => {
@@ -647,7 +666,9 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
                     return Err(PolicyError::InvalidOverrideAction {
                         statement: statement(),
                         check,
-                        action: value.as_str().map_or_else(|| value.to_string(), str::to_owned),
+                        action: value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned),
                     });
                 }
             };
@@ -667,10 +688,14 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
     }
     if level == Level::Skip {
         if !raw_stores.is_empty() || !raw_identities.is_empty() {
-            return Err(PolicyError::SkipWithTrust { statement: statement() });
+            return Err(PolicyError::SkipWithTrust {
+                statement: statement(),
+            });
         }
     } else if raw_stores.is_empty() || raw_identities.is_empty() {
-        return Err(PolicyError::MissingTrustStoresOrIdentities { statement: statement() });
+        return Err(PolicyError::MissingTrustStoresOrIdentities {
+            statement: statement(),
+        });
     }
     let mut trust_stores: Vec<TrustStoreRef> = Vec::new();
     for value in &raw_stores {
@@ -684,7 +709,9 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
     // Registry scopes.
     let registry_scopes = raw.registry_scopes.unwrap_or_default();
     if registry_scopes.is_empty() {
-        return Err(PolicyError::NoRegistryScopes { statement: statement() });
+        return Err(PolicyError::NoRegistryScopes {
+            statement: statement(),
+        });
     }
     if registry_scopes.len() > MAX_ITEMS {
         return Err(PolicyError::MalformedStatement {
@@ -695,7 +722,9 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
     }
     let has_wildcard = registry_scopes.iter().any(|s| s == "*");
     if has_wildcard && registry_scopes.len() > 1 {
-        return Err(PolicyError::WildcardScopeWithOthers { statement: statement() });
+        return Err(PolicyError::WildcardScopeWithOthers {
+            statement: statement(),
+        });
     }
     if !has_wildcard {
         for scope in &registry_scopes {
@@ -708,7 +737,9 @@ fn validate_statement(index: usize, raw: RawStatement) -> Result<TrustPolicyStat
         }
     }
     if has_wildcard && level == Level::Skip {
-        return Err(PolicyError::SkipWithWildcardScope { statement: statement() });
+        return Err(PolicyError::SkipWithWildcardScope {
+            statement: statement(),
+        });
     }
 
     Ok(TrustPolicyStatement {
@@ -757,10 +788,7 @@ fn parse_store_ref(statement: &str, value: &str) -> Result<TrustStoreRef, Policy
     })
 }
 
-fn parse_identities(
-    statement: &str,
-    raw: &[String],
-) -> Result<Vec<TrustedIdentity>, PolicyError> {
+fn parse_identities(statement: &str, raw: &[String]) -> Result<Vec<TrustedIdentity>, PolicyError> {
     let st = || statement.to_owned();
     let mut identities = Vec::with_capacity(raw.len());
     for identity in raw {
@@ -851,7 +879,9 @@ fn is_valid_domain(domain: &str) -> bool {
                 (Some(first), Some(last)) => {
                     first.is_ascii_alphanumeric()
                         && last.is_ascii_alphanumeric()
-                        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                        && bytes
+                            .iter()
+                            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
                 }
                 _ => false,
             }
@@ -877,8 +907,9 @@ fn is_valid_repository(repository: &str) -> bool {
                 while i < bytes.len() && !alnum(&bytes[i]) {
                     i += 1;
                 }
-                let sep = &component[start..i];
-                let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+                let sep = bytes.get(start..i).unwrap_or_default();
+                let ok =
+                    sep == b"." || sep == b"_" || sep == b"__" || sep.iter().all(|b| *b == b'-');
                 if !ok {
                     return false;
                 }
@@ -888,14 +919,19 @@ fn is_valid_repository(repository: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 
     use super::*;
     use crate::x509::tests::vector;
 
+    type Expect = fn(&PolicyError) -> bool;
+
     fn doc(statement: Value) -> Result<TrustPolicyDocument, PolicyError> {
-        TrustPolicyDocument::from_json_value(json!({"version": "1.0", "trustPolicies": [statement]}))
+        TrustPolicyDocument::from_json_value(
+            json!({"version": "1.0", "trustPolicies": [statement]}),
+        )
     }
 
     fn base() -> Value {
@@ -936,7 +972,13 @@ mod tests {
     fn level_table() {
         use Action::*;
         use ValidationType as V;
-        let all = [V::Integrity, V::Authenticity, V::AuthenticTimestamp, V::Expiry, V::Revocation];
+        let all = [
+            V::Integrity,
+            V::Authenticity,
+            V::AuthenticTimestamp,
+            V::Expiry,
+            V::Revocation,
+        ];
         let table = [
             (Level::Strict, [Enforce, Enforce, Enforce, Enforce, Enforce]),
             (Level::Permissive, [Enforce, Enforce, Log, Log, Log]),
@@ -952,37 +994,156 @@ mod tests {
 
     #[test]
     fn statement_errors() {
-        let cases: Vec<(Value, fn(&PolicyError) -> bool)> = vec![
-            (with("name", json!("")), |e| matches!(e, PolicyError::MissingName { .. })),
-            (with("signatureVerification", json!({"level": "lax"})), |e| matches!(e, PolicyError::InvalidLevel { .. })),
-            (with("signatureVerification", json!({})), |e| matches!(e, PolicyError::MissingLevel { .. })),
-            (with("signatureVerification", json!({"level": "strict", "verifyTimestamp": "never"})), |e| matches!(e, PolicyError::InvalidVerifyTimestamp { .. })),
-            (with("signatureVerification", json!({"level": "strict", "override": {"integrity": "log"}})), |e| matches!(e, PolicyError::IntegrityOverride { .. })),
-            (with("signatureVerification", json!({"level": "strict", "override": {"expiry": "skip"}})), |e| matches!(e, PolicyError::InvalidOverrideAction { check: ValidationType::Expiry, .. })),
-            (with("signatureVerification", json!({"level": "strict", "override": {"authenticity": 1}})), |e| matches!(e, PolicyError::InvalidOverrideAction { .. })),
-            (with("signatureVerification", json!({"level": "strict", "override": {"everything": "log"}})), |e| matches!(e, PolicyError::InvalidOverrideKey { .. })),
-            (with("signatureVerification", json!({"level": "strict", "overide": {"expiry": "log"}})), |e| matches!(e, PolicyError::MalformedStatement { .. })),
-            (with("trustStores", json!([])), |e| matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })),
-            (with("trustedIdentities", json!([])), |e| matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })),
-            (with("trustStores", json!(["signingAuthority"])), |e| matches!(e, PolicyError::TrustStoreMissingSeparator { .. })),
-            (with("trustStores", json!(["ca:"])), |e| matches!(e, PolicyError::TrustStoreInvalidName { .. })),
-            (with("trustStores", json!(["ca:a/b"])), |e| matches!(e, PolicyError::TrustStoreInvalidName { .. })),
-            (with("trustStores", json!(["*"])), |e| matches!(e, PolicyError::TrustStoreMalformed { .. })),
-            (with("trustStores", json!(["x509:abc"])), |e| matches!(e, PolicyError::TrustStoreInvalidType { .. })),
-            (with("trustedIdentities", json!(["x509.subject"])), |e| matches!(e, PolicyError::IdentityMissingSeparator { .. })),
-            (with("trustedIdentities", json!(["x509.subject:"])), |e| matches!(e, PolicyError::IdentityMissingValue { .. })),
-            (with("trustedIdentities", json!([""])), |e| matches!(e, PolicyError::EmptyTrustedIdentity { .. })),
-            (with("trustedIdentities", json!(["*", "x509.subject:C=US,ST=WA,O=x"])), |e| matches!(e, PolicyError::WildcardIdentityWithOthers { .. })),
-            (with("trustedIdentities", json!(["x509.subject:C=US,ST=WA,O=x", "x509.subject:C=US,ST=WA,O=x,CN=y"])), |e| matches!(e, PolicyError::OverlappingIdentities { .. })),
-            (with("trustedIdentities", json!(["x509.subject:C=US,O=x"])), |e| matches!(e, PolicyError::InvalidDistinguishedName { error: DnError::MissingMandatory { attribute: "ST", .. }, .. })),
-            (with("registryScopes", json!([])), |e| matches!(e, PolicyError::NoRegistryScopes { .. })),
-            (with("registryScopes", json!(["*", "a.io/b"])), |e| matches!(e, PolicyError::WildcardScopeWithOthers { .. })),
-            (with("registryScopes", json!(["a.io/b", "a.io/b"])), |e| matches!(e, PolicyError::DuplicateRegistryScope { .. })),
-            (with("registryScopes", json!(["a.io/b:v1"])), |e| matches!(e, PolicyError::InvalidRegistryScope { .. })),
-            (with("registryScopes", json!(["a.io/b*"])), |e| matches!(e, PolicyError::InvalidRegistryScope { .. })),
-            (json!({"name": "s", "registryScopes": ["*"], "signatureVerification": {"level": "skip"}}), |e| matches!(e, PolicyError::SkipWithWildcardScope { .. })),
-            (json!({"name": "s", "registryScopes": ["a.io/b"], "signatureVerification": {"level": "skip"}, "trustStores": ["ca:x"]}), |e| matches!(e, PolicyError::SkipWithTrust { .. })),
-            (json!({"name": "s", "registryScopes": ["a.io/b"], "signatureVerification": {"level": "skip", "override": {"expiry": "log"}}}), |e| matches!(e, PolicyError::OverrideWithSkip { .. })),
+        let cases: Vec<(Value, Expect)> = vec![
+            (with("name", json!("")), |e| {
+                matches!(e, PolicyError::MissingName { .. })
+            }),
+            (
+                with("signatureVerification", json!({"level": "lax"})),
+                |e| matches!(e, PolicyError::InvalidLevel { .. }),
+            ),
+            (with("signatureVerification", json!({})), |e| {
+                matches!(e, PolicyError::MissingLevel { .. })
+            }),
+            (
+                with(
+                    "signatureVerification",
+                    json!({"level": "strict", "verifyTimestamp": "never"}),
+                ),
+                |e| matches!(e, PolicyError::InvalidVerifyTimestamp { .. }),
+            ),
+            (
+                with(
+                    "signatureVerification",
+                    json!({"level": "strict", "override": {"integrity": "log"}}),
+                ),
+                |e| matches!(e, PolicyError::IntegrityOverride { .. }),
+            ),
+            (
+                with(
+                    "signatureVerification",
+                    json!({"level": "strict", "override": {"expiry": "skip"}}),
+                ),
+                |e| {
+                    matches!(
+                        e,
+                        PolicyError::InvalidOverrideAction {
+                            check: ValidationType::Expiry,
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                with(
+                    "signatureVerification",
+                    json!({"level": "strict", "override": {"authenticity": 1}}),
+                ),
+                |e| matches!(e, PolicyError::InvalidOverrideAction { .. }),
+            ),
+            (
+                with(
+                    "signatureVerification",
+                    json!({"level": "strict", "override": {"everything": "log"}}),
+                ),
+                |e| matches!(e, PolicyError::InvalidOverrideKey { .. }),
+            ),
+            (
+                with(
+                    "signatureVerification",
+                    json!({"level": "strict", "overide": {"expiry": "log"}}),
+                ),
+                |e| matches!(e, PolicyError::MalformedStatement { .. }),
+            ),
+            (with("trustStores", json!([])), |e| {
+                matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })
+            }),
+            (with("trustedIdentities", json!([])), |e| {
+                matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })
+            }),
+            (with("trustStores", json!(["signingAuthority"])), |e| {
+                matches!(e, PolicyError::TrustStoreMissingSeparator { .. })
+            }),
+            (with("trustStores", json!(["ca:"])), |e| {
+                matches!(e, PolicyError::TrustStoreInvalidName { .. })
+            }),
+            (with("trustStores", json!(["ca:a/b"])), |e| {
+                matches!(e, PolicyError::TrustStoreInvalidName { .. })
+            }),
+            (with("trustStores", json!(["*"])), |e| {
+                matches!(e, PolicyError::TrustStoreMalformed { .. })
+            }),
+            (with("trustStores", json!(["x509:abc"])), |e| {
+                matches!(e, PolicyError::TrustStoreInvalidType { .. })
+            }),
+            (with("trustedIdentities", json!(["x509.subject"])), |e| {
+                matches!(e, PolicyError::IdentityMissingSeparator { .. })
+            }),
+            (with("trustedIdentities", json!(["x509.subject:"])), |e| {
+                matches!(e, PolicyError::IdentityMissingValue { .. })
+            }),
+            (with("trustedIdentities", json!([""])), |e| {
+                matches!(e, PolicyError::EmptyTrustedIdentity { .. })
+            }),
+            (
+                with(
+                    "trustedIdentities",
+                    json!(["*", "x509.subject:C=US,ST=WA,O=x"]),
+                ),
+                |e| matches!(e, PolicyError::WildcardIdentityWithOthers { .. }),
+            ),
+            (
+                with(
+                    "trustedIdentities",
+                    json!([
+                        "x509.subject:C=US,ST=WA,O=x",
+                        "x509.subject:C=US,ST=WA,O=x,CN=y"
+                    ]),
+                ),
+                |e| matches!(e, PolicyError::OverlappingIdentities { .. }),
+            ),
+            (
+                with("trustedIdentities", json!(["x509.subject:C=US,O=x"])),
+                |e| {
+                    matches!(
+                        e,
+                        PolicyError::InvalidDistinguishedName {
+                            error: DnError::MissingMandatory {
+                                attribute: "ST",
+                                ..
+                            },
+                            ..
+                        }
+                    )
+                },
+            ),
+            (with("registryScopes", json!([])), |e| {
+                matches!(e, PolicyError::NoRegistryScopes { .. })
+            }),
+            (with("registryScopes", json!(["*", "a.io/b"])), |e| {
+                matches!(e, PolicyError::WildcardScopeWithOthers { .. })
+            }),
+            (with("registryScopes", json!(["a.io/b", "a.io/b"])), |e| {
+                matches!(e, PolicyError::DuplicateRegistryScope { .. })
+            }),
+            (with("registryScopes", json!(["a.io/b:v1"])), |e| {
+                matches!(e, PolicyError::InvalidRegistryScope { .. })
+            }),
+            (with("registryScopes", json!(["a.io/b*"])), |e| {
+                matches!(e, PolicyError::InvalidRegistryScope { .. })
+            }),
+            (
+                json!({"name": "s", "registryScopes": ["*"], "signatureVerification": {"level": "skip"}}),
+                |e| matches!(e, PolicyError::SkipWithWildcardScope { .. }),
+            ),
+            (
+                json!({"name": "s", "registryScopes": ["a.io/b"], "signatureVerification": {"level": "skip"}, "trustStores": ["ca:x"]}),
+                |e| matches!(e, PolicyError::SkipWithTrust { .. }),
+            ),
+            (
+                json!({"name": "s", "registryScopes": ["a.io/b"], "signatureVerification": {"level": "skip", "override": {"expiry": "log"}}}),
+                |e| matches!(e, PolicyError::OverrideWithSkip { .. }),
+            ),
         ];
         for (i, (statement, check)) in cases.into_iter().enumerate() {
             match doc(statement) {
@@ -995,7 +1156,9 @@ mod tests {
     #[test]
     fn document_errors() {
         assert!(matches!(
-            TrustPolicyDocument::from_json_value(json!({"version": "2.0", "trustPolicies": [base()]})),
+            TrustPolicyDocument::from_json_value(
+                json!({"version": "2.0", "trustPolicies": [base()]})
+            ),
             Err(PolicyError::UnsupportedVersion { .. })
         ));
         assert!(matches!(
@@ -1013,7 +1176,9 @@ mod tests {
         let mut other = base();
         other["registryScopes"] = json!(["a.io/b"]);
         assert!(matches!(
-            TrustPolicyDocument::from_json_value(json!({"version": "1.0", "trustPolicies": [base(), other]})),
+            TrustPolicyDocument::from_json_value(
+                json!({"version": "1.0", "trustPolicies": [base(), other]})
+            ),
             Err(PolicyError::DuplicateName { .. })
         ));
         // Duplicate override keys are rejected, not last-wins.
@@ -1022,7 +1187,7 @@ mod tests {
             "trustStores":["ca:x"],"trustedIdentities":["*"]}]}"#;
         assert!(matches!(
             TrustPolicyDocument::from_json_slice(json),
-            Err(PolicyError::MalformedStatement { .. })
+            Err(PolicyError::Malformed { .. })
         ));
     }
 
@@ -1114,31 +1279,106 @@ mod tests {
                 panic!("{ok}: {e}");
             }
         }
-        let expect: Vec<(&str, fn(&PolicyError) -> bool)> = vec![
-            ("override_integrity_for_permissive_trustpolicy.json", |e| matches!(e, PolicyError::IntegrityOverride { .. })),
-            ("unset_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })),
-            ("unset_trust_store_trustpolicy.json", |e| matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })),
-            ("malformed_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::IdentityMissingSeparator { .. })),
-            ("empty_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::EmptyTrustedIdentity { .. })),
-            ("overlapped_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::OverlappingIdentities { .. })),
-            ("wildcard_plus_other_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::WildcardIdentityWithOthers { .. })),
-            ("missing_organization_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::InvalidDistinguishedName { error: DnError::MissingMandatory { attribute: "O", .. }, .. })),
-            ("missing_state_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::InvalidDistinguishedName { error: DnError::MissingMandatory { attribute: "ST", .. }, .. })),
-            ("missing_country_trusted_identity_trustpolicy.json", |e| matches!(e, PolicyError::InvalidDistinguishedName { error: DnError::MissingMandatory { attribute: "C", .. }, .. })),
-            ("malformed_trust_store_trustpolicy.json", |e| matches!(e, PolicyError::TrustStoreInvalidName { .. })),
-            ("wildcard_trust_store_trustpolicy.json", |e| matches!(e, PolicyError::TrustStoreMalformed { .. })),
-            ("empty_registry_scope_trustpolicy.json", |e| matches!(e, PolicyError::NoRegistryScopes { .. })),
-            ("malformed_registry_scope_trustpolicy.json", |e| matches!(e, PolicyError::InvalidRegistryScope { .. })),
-            ("overlapped_registry_scope_trustpolicy.json", |e| matches!(e, PolicyError::DuplicateRegistryScope { .. })),
-            ("wildcard_plus_other_registry_scope_trustpolicy.json", |e| matches!(e, PolicyError::WildcardScopeWithOthers { .. })),
-            ("multi_statements_with_the_same_registry_scope_trustpolicy.json", |e| matches!(e, PolicyError::DuplicateRegistryScope { .. })),
-            ("multi_statements_with_the_same_name_trustpolicy.json", |e| matches!(e, PolicyError::DuplicateName { .. })),
-            ("multi_statements_with_multi_wildcard_registry_scope_trustpolicy.json", |e| matches!(e, PolicyError::DuplicateRegistryScope { scope } if scope == "*")),
-            ("invalid_format_trustpolicy.json", |e| matches!(e, PolicyError::Malformed { .. })),
+        let expect: Vec<(&str, Expect)> = vec![
+            ("override_integrity_for_permissive_trustpolicy.json", |e| {
+                matches!(e, PolicyError::IntegrityOverride { .. })
+            }),
+            ("unset_trusted_identity_trustpolicy.json", |e| {
+                matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })
+            }),
+            ("unset_trust_store_trustpolicy.json", |e| {
+                matches!(e, PolicyError::MissingTrustStoresOrIdentities { .. })
+            }),
+            ("malformed_trusted_identity_trustpolicy.json", |e| {
+                matches!(e, PolicyError::IdentityMissingSeparator { .. })
+            }),
+            ("empty_trusted_identity_trustpolicy.json", |e| {
+                matches!(e, PolicyError::EmptyTrustedIdentity { .. })
+            }),
+            ("overlapped_trusted_identity_trustpolicy.json", |e| {
+                matches!(e, PolicyError::OverlappingIdentities { .. })
+            }),
+            (
+                "wildcard_plus_other_trusted_identity_trustpolicy.json",
+                |e| matches!(e, PolicyError::WildcardIdentityWithOthers { .. }),
+            ),
+            (
+                "missing_organization_trusted_identity_trustpolicy.json",
+                |e| {
+                    matches!(
+                        e,
+                        PolicyError::InvalidDistinguishedName {
+                            error: DnError::MissingMandatory { attribute: "O", .. },
+                            ..
+                        }
+                    )
+                },
+            ),
+            ("missing_state_trusted_identity_trustpolicy.json", |e| {
+                matches!(
+                    e,
+                    PolicyError::InvalidDistinguishedName {
+                        error: DnError::MissingMandatory {
+                            attribute: "ST",
+                            ..
+                        },
+                        ..
+                    }
+                )
+            }),
+            ("missing_country_trusted_identity_trustpolicy.json", |e| {
+                matches!(
+                    e,
+                    PolicyError::InvalidDistinguishedName {
+                        error: DnError::MissingMandatory { attribute: "C", .. },
+                        ..
+                    }
+                )
+            }),
+            ("malformed_trust_store_trustpolicy.json", |e| {
+                matches!(e, PolicyError::TrustStoreInvalidName { .. })
+            }),
+            ("wildcard_trust_store_trustpolicy.json", |e| {
+                matches!(e, PolicyError::TrustStoreMalformed { .. })
+            }),
+            ("empty_registry_scope_trustpolicy.json", |e| {
+                matches!(e, PolicyError::NoRegistryScopes { .. })
+            }),
+            ("malformed_registry_scope_trustpolicy.json", |e| {
+                matches!(e, PolicyError::InvalidRegistryScope { .. })
+            }),
+            ("overlapped_registry_scope_trustpolicy.json", |e| {
+                matches!(e, PolicyError::DuplicateRegistryScope { .. })
+            }),
+            ("wildcard_plus_other_registry_scope_trustpolicy.json", |e| {
+                matches!(e, PolicyError::WildcardScopeWithOthers { .. })
+            }),
+            (
+                "multi_statements_with_the_same_registry_scope_trustpolicy.json",
+                |e| matches!(e, PolicyError::DuplicateRegistryScope { .. }),
+            ),
+            (
+                "multi_statements_with_the_same_name_trustpolicy.json",
+                |e| matches!(e, PolicyError::DuplicateName { .. }),
+            ),
+            (
+                "multi_statements_with_multi_wildcard_registry_scope_trustpolicy.json",
+                |e| matches!(e, PolicyError::DuplicateRegistryScope { scope } if scope == "*"),
+            ),
+            ("invalid_format_trustpolicy.json", |e| {
+                matches!(e, PolicyError::Malformed { .. })
+            }),
             // SPEC (§14): level skip with scope '*' is rejected at load (Go accepts it).
-            ("skip_trustpolicy.json", |e| matches!(e, PolicyError::SkipWithWildcardScope { .. })),
+            ("skip_trustpolicy.json", |e| {
+                matches!(e, PolicyError::SkipWithWildcardScope { .. })
+            }),
             // Blob policies have no registry scopes (and a globalPolicy member).
-            ("blob_trust_policy.json", |e| matches!(e, PolicyError::NoRegistryScopes { .. } | PolicyError::MalformedStatement { .. })),
+            ("blob_trust_policy.json", |e| {
+                matches!(
+                    e,
+                    PolicyError::NoRegistryScopes { .. } | PolicyError::MalformedStatement { .. }
+                )
+            }),
         ];
         for (file, check) in expect {
             match e2e(file) {
@@ -1150,7 +1390,9 @@ mod tests {
         let d = e2e("invalid_trust_store_trustpolicy.json").unwrap();
         assert_eq!(d.statements()[0].trust_stores[0].name, "invalid_store");
         // Error messages name the statement.
-        let msg = e2e("unset_trust_store_trustpolicy.json").unwrap_err().to_string();
+        let msg = e2e("unset_trust_store_trustpolicy.json")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("\"e2e\""), "{msg}");
     }
 }

@@ -68,6 +68,7 @@ impl RevocationChecker for OfflineRevocationChecker {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::x509::tests::vector_certs;
@@ -82,12 +83,18 @@ mod tests {
         assert!(matches!(r, Err(RevocationError::Unknown { .. })), "{r:?}");
         // The root alone is never revokable.
         let root = &crl_chain[2..];
-        assert_eq!(OfflineRevocationChecker.check_chain(root, None, now), Ok(()));
+        assert_eq!(
+            OfflineRevocationChecker.check_chain(root, None, now),
+            Ok(())
+        );
         let plain = vector_certs(
             "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem",
         );
         assert!(!plain[0].has_revocation_endpoints());
-        assert_eq!(OfflineRevocationChecker.check_chain(&plain, None, now), Ok(()));
+        assert_eq!(
+            OfflineRevocationChecker.check_chain(&plain, None, now),
+            Ok(())
+        );
         let ocsp_leaf = vector_certs("notation/test/e2e/testdata/config/ocsp/leaf.crt");
         assert!(ocsp_leaf[0].has_revocation_endpoints());
         assert_eq!(OfflineRevocationChecker.check_chain(&[], None, now), Ok(()));

@@ -64,9 +64,7 @@ pub(crate) fn is_valid_store_name(name: &str) -> bool {
 #[non_exhaustive]
 pub enum TrustStoreError {
     /// The store name is not `[a-zA-Z0-9_.-]+`.
-    #[error(
-        "trust store name \"{name}\" is invalid: use only letters, digits, '_', '.' and '-'"
-    )]
+    #[error("trust store name \"{name}\" is invalid: use only letters, digits, '_', '.' and '-'")]
     InvalidName {
         /// The rejected name.
         name: String,
@@ -165,7 +163,10 @@ impl TrustStores {
                 }
             }
         }
-        let entry = self.stores.entry((store_type, name.to_owned())).or_default();
+        let entry = self
+            .stores
+            .entry((store_type, name.to_owned()))
+            .or_default();
         for cert in certificates {
             if !entry.contains(&cert) {
                 entry.push(cert);
@@ -212,6 +213,7 @@ fn check_root_ca(cert: &Certificate) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::chain::tests::{ca_params, issued, leaf_params, self_signed};
@@ -235,11 +237,21 @@ mod tests {
             "wabbit-networks.io.crt",
         ] {
             stores
-                .insert(StoreType::Ca, "valid-trust-store", load(&format!("ca/valid-trust-store/{file}")))
+                .insert(
+                    StoreType::Ca,
+                    "valid-trust-store",
+                    load(&format!("ca/valid-trust-store/{file}")),
+                )
                 .unwrap_or_else(|e| panic!("{file}: {e}"));
         }
         // GlobalSign.der and GlobalSignRootCA.crt are the same certificate.
-        assert_eq!(stores.get(StoreType::Ca, "valid-trust-store").unwrap().len(), 5);
+        assert_eq!(
+            stores
+                .get(StoreType::Ca, "valid-trust-store")
+                .unwrap()
+                .len(),
+            5
+        );
         stores
             .insert(
                 StoreType::Ca,
@@ -255,17 +267,32 @@ mod tests {
             )
             .unwrap();
         stores
-            .insert(StoreType::Tsa, "test-timestamp", load("tsa/test-timestamp/globalsignRoot.cer"))
+            .insert(
+                StoreType::Tsa,
+                "test-timestamp",
+                load("tsa/test-timestamp/globalsignRoot.cer"),
+            )
             .unwrap();
         stores
-            .insert(StoreType::Tsa, "test-mismatch", load("tsa/test-mismatch/DigiCertTSARootSHA384.cer"))
+            .insert(
+                StoreType::Tsa,
+                "test-mismatch",
+                load("tsa/test-mismatch/DigiCertTSARootSHA384.cer"),
+            )
             .unwrap();
         assert_eq!(stores.names(StoreType::Tsa).count(), 2);
 
         let err = stores
-            .insert(StoreType::Ca, "x", load("ca/trust-store-with-leaf-certs/non-ca.crt"))
+            .insert(
+                StoreType::Ca,
+                "x",
+                load("ca/trust-store-with-leaf-certs/non-ca.crt"),
+            )
             .unwrap_err();
-        assert!(matches!(err, TrustStoreError::NotCaOrSelfSigned { .. }), "{err}");
+        assert!(
+            matches!(err, TrustStoreError::NotCaOrSelfSigned { .. }),
+            "{err}"
+        );
         let err = stores
             .insert(
                 StoreType::Ca,
@@ -273,22 +300,40 @@ mod tests {
                 load("ca/trust-store-with-leaf-certs-in-single-file/RootAndLeafCerts.crt"),
             )
             .unwrap_err();
-        assert!(matches!(err, TrustStoreError::NotCaOrSelfSigned { .. }), "{err}");
-        assert!(stores.get(StoreType::Ca, "x").is_none(), "failed insert must not create a store");
+        assert!(
+            matches!(err, TrustStoreError::NotCaOrSelfSigned { .. }),
+            "{err}"
+        );
+        assert!(
+            stores.get(StoreType::Ca, "x").is_none(),
+            "failed insert must not create a store"
+        );
 
         let err = stores
-            .insert(StoreType::Tsa, "x", load("tsa/test-nonCA/wabbit-networks.io.crt"))
+            .insert(
+                StoreType::Tsa,
+                "x",
+                load("tsa/test-nonCA/wabbit-networks.io.crt"),
+            )
             .unwrap_err();
-        assert!(matches!(&err, TrustStoreError::NotRootCa { reason, .. } if reason.contains("cannot sign")), "{err}");
+        assert!(
+            matches!(&err, TrustStoreError::NotRootCa { reason, .. } if reason.contains("cannot sign")),
+            "{err}"
+        );
         let err = stores
-            .insert(StoreType::Tsa, "x", load("tsa/test-nonSelfIssued/nonSelfIssued.crt"))
+            .insert(
+                StoreType::Tsa,
+                "x",
+                load("tsa/test-nonSelfIssued/nonSelfIssued.crt"),
+            )
             .unwrap_err();
         assert!(matches!(err, TrustStoreError::NotRootCa { .. }), "{err}");
     }
 
     #[test]
     fn unreadable_store_file_is_an_error() {
-        let bytes = crate::x509::tests::vector(&format!("{TS}/ca/trust-store-with-invalid-certs/invalid"));
+        let bytes =
+            crate::x509::tests::vector(&format!("{TS}/ca/trust-store-with-invalid-certs/invalid"));
         assert!(crate::certificates_from_pem_or_der(&bytes).is_err());
     }
 
@@ -297,18 +342,27 @@ mod tests {
         let mut stores = TrustStores::new();
         let root = self_signed(ca_params("Root", None));
         for bad in ["", "a/b", "a b", "*", "ca:x", "ä"] {
-            assert!(matches!(
-                stores.insert(StoreType::Ca, bad, vec![root.cert.clone()]),
-                Err(TrustStoreError::InvalidName { .. })
-            ), "{bad:?}");
+            assert!(
+                matches!(
+                    stores.insert(StoreType::Ca, bad, vec![root.cert.clone()]),
+                    Err(TrustStoreError::InvalidName { .. })
+                ),
+                "{bad:?}"
+            );
         }
         assert!(matches!(
             stores.insert(StoreType::Ca, "ok", vec![]),
             Err(TrustStoreError::Empty { .. })
         ));
-        stores.insert(StoreType::Ca, "Ok_1.2-3", vec![root.cert.clone()]).unwrap();
+        stores
+            .insert(StoreType::Ca, "Ok_1.2-3", vec![root.cert.clone()])
+            .unwrap();
         // Stores of different types are distinct.
-        assert!(stores.get(StoreType::SigningAuthority, "Ok_1.2-3").is_none());
+        assert!(
+            stores
+                .get(StoreType::SigningAuthority, "Ok_1.2-3")
+                .is_none()
+        );
     }
 
     #[test]
@@ -319,13 +373,31 @@ mod tests {
         let lone = self_signed(leaf_params("Lone"));
         let mut stores = TrustStores::new();
         // Intermediates are CAs: allowed in ca stores, not in tsa stores.
-        stores.insert(StoreType::Ca, "a", vec![int.cert.clone()]).unwrap();
-        assert!(stores.insert(StoreType::Tsa, "a", vec![int.cert.clone()]).is_err());
+        stores
+            .insert(StoreType::Ca, "a", vec![int.cert.clone()])
+            .unwrap();
+        assert!(
+            stores
+                .insert(StoreType::Tsa, "a", vec![int.cert.clone()])
+                .is_err()
+        );
         // Self-signed leaves: ca and signingAuthority yes, tsa no.
-        stores.insert(StoreType::SigningAuthority, "a", vec![lone.cert.clone()]).unwrap();
-        assert!(stores.insert(StoreType::Tsa, "b", vec![lone.cert.clone()]).is_err());
+        stores
+            .insert(StoreType::SigningAuthority, "a", vec![lone.cert.clone()])
+            .unwrap();
+        assert!(
+            stores
+                .insert(StoreType::Tsa, "b", vec![lone.cert.clone()])
+                .is_err()
+        );
         // Issued leaves: nowhere.
-        assert!(stores.insert(StoreType::Ca, "c", vec![leaf.cert.clone()]).is_err());
-        stores.insert(StoreType::Tsa, "root", vec![root.cert.clone()]).unwrap();
+        assert!(
+            stores
+                .insert(StoreType::Ca, "c", vec![leaf.cert.clone()])
+                .is_err()
+        );
+        stores
+            .insert(StoreType::Tsa, "root", vec![root.cert.clone()])
+            .unwrap();
     }
 }

@@ -64,7 +64,10 @@ impl ArtifactReference {
             .rsplit_once('@')
             .ok_or_else(|| ReferenceError::MissingDigest(reference.to_owned()))?;
         let last_component = repo.rsplit('/').next().unwrap_or_default();
-        if !repo.contains('/') || repo.starts_with('/') || last_component.is_empty() || last_component.contains(':')
+        if !repo.contains('/')
+            || repo.starts_with('/')
+            || last_component.is_empty()
+            || last_component.contains(':')
         {
             return Err(ReferenceError::InvalidRepository(reference.to_owned()));
         }
@@ -91,7 +94,10 @@ fn is_valid_digest(digest: &str) -> bool {
         "sha512" => 128,
         _ => return false,
     };
-    hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    hex.len() == len
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Optional inputs of verification.
@@ -197,7 +203,12 @@ impl Run<'_> {
     }
 
     /// A failure that is enforced whatever the level says.
-    fn fatal(&mut self, check: Option<ValidationType>, kind: ErrorKind, message: String) -> VerificationFailure {
+    fn fatal(
+        &mut self,
+        check: Option<ValidationType>,
+        kind: ErrorKind,
+        message: String,
+    ) -> VerificationFailure {
         VerificationFailure {
             check,
             kind,
@@ -317,9 +328,9 @@ impl Verifier {
         // Step 2 (plugins) cannot be reached: plugin signatures fail in step 1.
 
         // Steps 3 and 4: authenticity (trust store, then trusted identity).
-        let authenticity = self.check_trust_store(statement, &env).and_then(|()| {
-            check_identity(statement, env.chain.first())
-        });
+        let authenticity = self
+            .check_trust_store(statement, &env)
+            .and_then(|()| check_identity(statement, env.chain.first()));
         run.check(authenticity)?;
 
         // Step 5: expiry.
@@ -389,7 +400,11 @@ impl Verifier {
                 subject: leaf.subject().to_owned(),
                 issuer: leaf.issuer().to_owned(),
                 serial_hex: leaf.serial_hex(),
-                thumbprints: env.chain.iter().map(Certificate::sha256_thumbprint).collect(),
+                thumbprints: env
+                    .chain
+                    .iter()
+                    .map(Certificate::sha256_thumbprint)
+                    .collect(),
                 signing_scheme: env.scheme,
             }),
             payload: Some(env.target),
@@ -403,9 +418,8 @@ impl Verifier {
         statement: &TrustPolicyStatement,
         env: &VerifiedEnvelope,
     ) -> Result<(), CheckFailure> {
-        let fail = |kind, message: String| {
-            CheckFailure::new(ValidationType::Authenticity, kind, message)
-        };
+        let fail =
+            |kind, message: String| CheckFailure::new(ValidationType::Authenticity, kind, message);
         let store_type = match env.scheme {
             SigningScheme::X509 => StoreType::Ca,
             SigningScheme::X509SigningAuthority => StoreType::SigningAuthority,
@@ -456,7 +470,11 @@ fn check_identity(
     leaf: Option<&Certificate>,
 ) -> Result<(), CheckFailure> {
     let fail = |message: String| {
-        CheckFailure::new(ValidationType::Authenticity, ErrorKind::UntrustedIdentity, message)
+        CheckFailure::new(
+            ValidationType::Authenticity,
+            ErrorKind::UntrustedIdentity,
+            message,
+        )
     };
     if statement.trusted_identities.contains(&TrustedIdentity::Any) {
         return Ok(());

@@ -290,12 +290,6 @@ impl ExtendedKeyUsage {
     pub(crate) fn is_only_time_stamping(&self) -> bool {
         self.oids.len() == 1 && self.oids.iter().all(|o| o == EKU_TIME_STAMPING)
     }
-
-    /// True when id-kp-codeSigning is listed.
-    #[allow(dead_code)]
-    pub(crate) fn has_code_signing(&self) -> bool {
-        self.oids.iter().any(|o| o == EKU_CODE_SIGNING)
-    }
 }
 
 /// A parsed X.509 certificate that keeps its DER encoding.
@@ -482,37 +476,41 @@ impl Certificate {
 
     /// Verifies this certificate's signature with the issuer's public key. Only the signature
     /// is checked here; CA rights are checked by the chain rules.
-    pub(crate) fn verify_signed_by_key(&self, issuer: &PublicKey) -> Result<(), SignatureCheckError> {
-        let alg: &'static dyn signature::VerificationAlgorithm = match (&self.signature_algorithm, issuer) {
-            (CertSignatureAlgorithm::Sha1, _) => return Err(SignatureCheckError::Sha1),
-            (CertSignatureAlgorithm::Unsupported(what), _) => {
-                return Err(SignatureCheckError::Unsupported(what.clone()));
-            }
-            (CertSignatureAlgorithm::RsaPkcs1(h), PublicKey::Rsa { .. }) => match h {
-                Hash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-                Hash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-                Hash::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-            },
-            (CertSignatureAlgorithm::RsaPss(h), PublicKey::Rsa { .. }) => match h {
-                Hash::Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
-                Hash::Sha384 => &signature::RSA_PSS_2048_8192_SHA384,
-                Hash::Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
-            },
-            (CertSignatureAlgorithm::Ecdsa(h), PublicKey::Ec { curve: Some(c), .. }) => {
-                match (c, h) {
-                    (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
-                    (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
-                    (Curve::P256, Hash::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
-                    (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
-                    (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
-                    (Curve::P384, Hash::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
-                    (Curve::P521, Hash::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
-                    (Curve::P521, Hash::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
-                    (Curve::P521, Hash::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
+    pub(crate) fn verify_signed_by_key(
+        &self,
+        issuer: &PublicKey,
+    ) -> Result<(), SignatureCheckError> {
+        let alg: &'static dyn signature::VerificationAlgorithm =
+            match (&self.signature_algorithm, issuer) {
+                (CertSignatureAlgorithm::Sha1, _) => return Err(SignatureCheckError::Sha1),
+                (CertSignatureAlgorithm::Unsupported(what), _) => {
+                    return Err(SignatureCheckError::Unsupported(what.clone()));
                 }
-            }
-            _ => return Err(SignatureCheckError::KeyMismatch),
-        };
+                (CertSignatureAlgorithm::RsaPkcs1(h), PublicKey::Rsa { .. }) => match h {
+                    Hash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    Hash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    Hash::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                },
+                (CertSignatureAlgorithm::RsaPss(h), PublicKey::Rsa { .. }) => match h {
+                    Hash::Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    Hash::Sha384 => &signature::RSA_PSS_2048_8192_SHA384,
+                    Hash::Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
+                },
+                (CertSignatureAlgorithm::Ecdsa(h), PublicKey::Ec { curve: Some(c), .. }) => {
+                    match (c, h) {
+                        (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+                        (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+                        (Curve::P256, Hash::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
+                        (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+                        (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+                        (Curve::P384, Hash::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+                        (Curve::P521, Hash::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
+                        (Curve::P521, Hash::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
+                        (Curve::P521, Hash::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
+                    }
+                }
+                _ => return Err(SignatureCheckError::KeyMismatch),
+            };
         let key_bytes = match issuer {
             PublicKey::Rsa { key, .. } => key.as_slice(),
             PublicKey::Ec { point, .. } => point.as_slice(),
@@ -668,7 +666,10 @@ fn decode_key(
     Ok(match parsed {
         ParsedKey::RSA(rsa) => {
             let modulus = rsa.modulus;
-            let start = modulus.iter().position(|b| *b != 0).unwrap_or(modulus.len());
+            let start = modulus
+                .iter()
+                .position(|b| *b != 0)
+                .unwrap_or(modulus.len());
             let significant = modulus.get(start..).unwrap_or_default();
             let bits = match significant.first() {
                 Some(first) => (significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
@@ -736,7 +737,8 @@ fn decode_signature_algorithm(
 }
 
 fn decode_pss(alg: &x509_parser::x509::AlgorithmIdentifier<'_>) -> CertSignatureAlgorithm {
-    let unsupported = |why: &str| CertSignatureAlgorithm::Unsupported(format!("RSASSA-PSS ({why})"));
+    let unsupported =
+        |why: &str| CertSignatureAlgorithm::Unsupported(format!("RSASSA-PSS ({why})"));
     let Some(params) = alg.parameters.as_ref() else {
         return unsupported("missing parameters");
     };
@@ -836,9 +838,11 @@ fn pem_blocks(input: &[u8]) -> Result<Vec<PemBlock>, CertificateError> {
         let label = &after[..label_end];
         let body_start = &after[label_end + 5..];
         let end_marker = format!("-----END {label}-----");
-        let body_end = body_start.find(&end_marker).ok_or(CertificateError::InvalidPem {
-            reason: "missing END line",
-        })?;
+        let body_end = body_start
+            .find(&end_marker)
+            .ok_or(CertificateError::InvalidPem {
+                reason: "missing END line",
+            })?;
         let body = &body_start[..body_end];
         let mut b64 = String::with_capacity(body.len());
         for line in body.lines() {
@@ -862,11 +866,14 @@ fn pem_blocks(input: &[u8]) -> Result<Vec<PemBlock>, CertificateError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const VECTORS: &str =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/notation");
+    pub(crate) const VECTORS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/vectors/notation"
+    );
 
     pub(crate) fn vector(path: &str) -> Vec<u8> {
         std::fs::read(format!("{VECTORS}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -893,11 +900,18 @@ pub(crate) mod tests {
             Err(CertificateError::NoCertificates)
         );
         assert!(certificates_from_pem_or_der(b"\x30\x03\x02\x01\x01").is_err());
-        assert!(certificates_from_pem_or_der(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err());
+        assert!(
+            certificates_from_pem_or_der(
+                b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"
+            )
+            .is_err()
+        );
         assert!(certificates_from_pem_or_der(b"-----BEGIN CERTIFICATE-----\nAAAA").is_err());
         // A PEM file with only a non-certificate block holds no certificate.
         assert_eq!(
-            certificates_from_pem_or_der(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            certificates_from_pem_or_der(
+                b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+            ),
             Err(CertificateError::NoCertificates)
         );
     }
@@ -919,7 +933,10 @@ pub(crate) mod tests {
             "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem",
         );
         let root = &certs[0];
-        assert_eq!(root.subject(), "CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US");
+        assert_eq!(
+            root.subject(),
+            "CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US"
+        );
         assert_eq!(root.subject(), root.issuer());
         assert!(root.is_self_signed());
         assert!(root.is_self_issued());
@@ -951,6 +968,57 @@ pub(crate) mod tests {
             rsa[0].signature_algorithm().unwrap_err().to_string(),
             "rsa key size 1024 bits is not supported"
         );
+    }
+
+    #[test]
+    fn sha1_signed_certificates_are_rejected() {
+        let der = vector_certs(
+            "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem",
+        )[0]
+        .der()
+        .to_vec();
+        // Rewrite sha256WithRSAEncryption (…01 01 0b) into sha1WithRSAEncryption (…01 01 05).
+        let sha256_rsa = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b,
+        ];
+        let mut patched = der.clone();
+        let mut count = 0;
+        for i in 0..patched.len().saturating_sub(sha256_rsa.len()) {
+            if patched[i..i + sha256_rsa.len()] == sha256_rsa {
+                patched[i + sha256_rsa.len() - 1] = 0x05;
+                count += 1;
+            }
+        }
+        assert_eq!(count, 2, "outer and TBS signature algorithm");
+        let cert = Certificate::from_der(&patched).unwrap();
+        assert_eq!(
+            cert.verify_signed_by_key(cert.key()),
+            Err(SignatureCheckError::Sha1)
+        );
+        assert!(!cert.is_self_signed());
+        // Certificates whose two signature algorithm fields differ are malformed.
+        let mut mixed = der;
+        let pos = (0..mixed.len())
+            .find(|i| mixed[*i..].starts_with(&sha256_rsa))
+            .unwrap();
+        mixed[pos + sha256_rsa.len() - 1] = 0x05;
+        assert!(matches!(
+            Certificate::from_der(&mixed),
+            Err(CertificateError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn certificate_bytes_never_panic() {
+        let der = vector("notation-core-go/x509/testdata/der.der");
+        for cut in 0..der.len() {
+            assert!(Certificate::from_der(&der[..cut]).is_err());
+        }
+        for i in (0..der.len()).step_by(3) {
+            let mut m = der.clone();
+            m[i] ^= 0xff;
+            let _ = certificates_from_pem_or_der(&m);
+        }
     }
 
     #[test]

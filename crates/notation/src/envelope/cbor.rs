@@ -100,12 +100,18 @@ fn item(data: &[u8], pos: &mut usize, depth: usize) -> Result<(), &'static str> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn accepts_definite_items() {
-        assert_eq!(check_well_formed(&[0x84, 0x01, 0x41, 0xff, 0xa1, 0x01, 0x02, 0xc1, 0x1a, 0, 0, 0, 1]), Ok(()));
+        assert_eq!(
+            check_well_formed(&[
+                0x84, 0x01, 0x41, 0xff, 0xa1, 0x01, 0x02, 0xc1, 0x1a, 0, 0, 0, 1
+            ]),
+            Ok(())
+        );
     }
 
     #[test]
@@ -115,7 +121,9 @@ mod tests {
         assert!(check_well_formed(&[0xa2, 0x01, 0x02, 0x01, 0x03]).is_err()); // duplicate key
         assert!(check_well_formed(&[0x01, 0x02]).is_err()); // trailing
         assert!(check_well_formed(&[0x5a, 0xff, 0xff, 0xff, 0xff]).is_err()); // truncated
-        assert!(check_well_formed(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(
+            check_well_formed(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err()
+        );
         assert!(check_well_formed(&[0x1c]).is_err()); // reserved
         assert!(check_well_formed(&[0x62, 0xff, 0xfe]).is_err()); // bad UTF-8
         assert!(check_well_formed(&[]).is_err());

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use super::cbor::check_well_formed;
 use super::{
     Envelope, EnvelopeError, Format, HDR_AUTHENTIC_SIGNING_TIME, HDR_EXPIRY, HDR_PLUGIN,
-    HDR_PLUGIN_MIN_VERSION, HDR_SIGNING_AGENT, HDR_SIGNING_SCHEME, HDR_SIGNING_TIME,
-    HDR_TIMESTAMP, Label, SignedAttributes, parse_chain,
+    HDR_PLUGIN_MIN_VERSION, HDR_SIGNING_AGENT, HDR_SIGNING_SCHEME, HDR_SIGNING_TIME, HDR_TIMESTAMP,
+    Label, SignedAttributes, parse_chain,
 };
 use crate::x509::SignatureAlgorithm;
 
@@ -38,10 +38,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         check_well_formed(&protected_raw)
             .map_err(|e| EnvelopeError::Malformed(format!("protected header: {e}")))?;
     }
-    let payload = sign1
-        .payload
-        .clone()
-        .ok_or_else(|| EnvelopeError::Malformed("detached payloads are not supported".to_owned()))?;
+    let payload = sign1.payload.clone().ok_or_else(|| {
+        EnvelopeError::Malformed("detached payloads are not supported".to_owned())
+    })?;
 
     let protected = &sign1.protected.header;
     let unprotected = &sign1.unprotected;
@@ -100,9 +99,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
             CoseLabel::Text(t) => match t.as_str() {
                 HDR_SIGNING_SCHEME => attrs.signing_scheme = Some(text(t, value)?),
                 HDR_SIGNING_TIME => attrs.signing_time = Some(epoch(t, value)?),
-                HDR_AUTHENTIC_SIGNING_TIME => {
-                    attrs.authentic_signing_time = Some(epoch(t, value)?)
-                }
+                HDR_AUTHENTIC_SIGNING_TIME => attrs.authentic_signing_time = Some(epoch(t, value)?),
                 HDR_EXPIRY => attrs.expiry = Some(epoch(t, value)?),
                 HDR_PLUGIN => attrs.verification_plugin = Some(text(t, value)?),
                 HDR_PLUGIN_MIN_VERSION => {
@@ -116,7 +113,9 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
     }
 
     // Unprotected header: no signed attributes may hide here.
-    if unprotected.alg.is_some() || !unprotected.crit.is_empty() || unprotected.content_type.is_some()
+    if unprotected.alg.is_some()
+        || !unprotected.crit.is_empty()
+        || unprotected.content_type.is_some()
     {
         return Err(EnvelopeError::header(
             "unprotected header",
@@ -138,7 +137,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
             }
             CoseLabel::Text(t) if t == HDR_TIMESTAMP => match value {
                 Value::Bytes(b) => timestamp = Some(b.clone()),
-                _ => return Err(EnvelopeError::Malformed(format!("{t} must be a byte string"))),
+                _ => {
+                    return Err(EnvelopeError::Malformed(format!(
+                        "{t} must be a byte string"
+                    )));
+                }
             },
             CoseLabel::Text(t) if t == HDR_SIGNING_AGENT => {
                 signing_agent = value.as_text().map(str::to_owned);

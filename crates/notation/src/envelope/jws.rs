@@ -123,7 +123,9 @@ fn signed_attributes(
             }
             HDR_SIGNING_SCHEME => attrs.signing_scheme = Some(string(&key, value)?),
             HDR_SIGNING_TIME => attrs.signing_time = Some(rfc3339(&key, value)?),
-            HDR_AUTHENTIC_SIGNING_TIME => attrs.authentic_signing_time = Some(rfc3339(&key, value)?),
+            HDR_AUTHENTIC_SIGNING_TIME => {
+                attrs.authentic_signing_time = Some(rfc3339(&key, value)?)
+            }
             HDR_EXPIRY => attrs.expiry = Some(rfc3339(&key, value)?),
             HDR_PLUGIN => attrs.verification_plugin = Some(string(&key, value)?),
             HDR_PLUGIN_MIN_VERSION => {

@@ -339,9 +339,9 @@ fn validate_signed_attributes(
                     "not allowed with signing scheme notary.x509",
                 ));
             }
-            attrs
-                .signing_time
-                .ok_or_else(|| EnvelopeError::header(HDR_SIGNING_TIME, "signing-time not present"))?
+            attrs.signing_time.ok_or_else(|| {
+                EnvelopeError::header(HDR_SIGNING_TIME, "signing-time not present")
+            })?
         }
         SigningScheme::X509SigningAuthority => {
             if attrs.signing_time.is_some() {
@@ -351,7 +351,10 @@ fn validate_signed_attributes(
                 ));
             }
             attrs.authentic_signing_time.ok_or_else(|| {
-                EnvelopeError::header(HDR_AUTHENTIC_SIGNING_TIME, "authentic signing time not present")
+                EnvelopeError::header(
+                    HDR_AUTHENTIC_SIGNING_TIME,
+                    "authentic signing time not present",
+                )
             })?
         }
     };
@@ -397,7 +400,8 @@ fn validate_signed_attributes(
             || (label.is(HDR_AUTHENTIC_SIGNING_TIME) && attrs.authentic_signing_time.is_some())
             || (label.is(HDR_EXPIRY) && attrs.expiry.is_some())
             || (label.is(HDR_PLUGIN) && attrs.verification_plugin.is_some())
-            || (label.is(HDR_PLUGIN_MIN_VERSION) && attrs.verification_plugin_min_version.is_some())
+            || (label.is(HDR_PLUGIN_MIN_VERSION)
+                && attrs.verification_plugin_min_version.is_some())
             || attrs.extended.contains(label);
         if !allowed {
             return Err(EnvelopeError::header(
@@ -425,9 +429,6 @@ static PSS_384_MAX: RsaParameters =
 static PSS_512_MAX: RsaParameters =
     signature::RSA_PSS_2048_8192_SHA512.with_pss_salt_length(RsaPssSaltLength::Max);
 
-
-
-
 /// Verifies the primitive signature. See the module docs for PSS salt lengths.
 pub(crate) fn verify_signature(
     format: Format,
@@ -438,24 +439,48 @@ pub(crate) fn verify_signature(
 ) -> Result<(), EnvelopeError> {
     type Alg = &'static dyn signature::VerificationAlgorithm;
     let (candidates, key_bytes): (Vec<Alg>, &[u8]) = match (alg, key) {
-        (SignatureAlgorithm::Ps256, PublicKey::Rsa { key, .. }) => {
-            (pss(format, &signature::RSA_PSS_2048_8192_SHA256, &PSS_256_MAX), key)
-        }
-        (SignatureAlgorithm::Ps384, PublicKey::Rsa { key, .. }) => {
-            (pss(format, &signature::RSA_PSS_2048_8192_SHA384, &PSS_384_MAX), key)
-        }
-        (SignatureAlgorithm::Ps512, PublicKey::Rsa { key, .. }) => {
-            (pss(format, &signature::RSA_PSS_2048_8192_SHA512, &PSS_512_MAX), key)
-        }
-        (SignatureAlgorithm::Es256, PublicKey::Ec { curve: Some(Curve::P256), point, .. }) => {
+        (SignatureAlgorithm::Ps256, PublicKey::Rsa { key, .. }) => (
+            pss(format, &signature::RSA_PSS_2048_8192_SHA256, &PSS_256_MAX),
+            key,
+        ),
+        (SignatureAlgorithm::Ps384, PublicKey::Rsa { key, .. }) => (
+            pss(format, &signature::RSA_PSS_2048_8192_SHA384, &PSS_384_MAX),
+            key,
+        ),
+        (SignatureAlgorithm::Ps512, PublicKey::Rsa { key, .. }) => (
+            pss(format, &signature::RSA_PSS_2048_8192_SHA512, &PSS_512_MAX),
+            key,
+        ),
+        (
+            SignatureAlgorithm::Es256,
+            PublicKey::Ec {
+                curve: Some(Curve::P256),
+                point,
+                ..
+            },
+        ) => {
             check_len(sig, 64)?;
             (vec![&signature::ECDSA_P256_SHA256_FIXED], point)
         }
-        (SignatureAlgorithm::Es384, PublicKey::Ec { curve: Some(Curve::P384), point, .. }) => {
+        (
+            SignatureAlgorithm::Es384,
+            PublicKey::Ec {
+                curve: Some(Curve::P384),
+                point,
+                ..
+            },
+        ) => {
             check_len(sig, 96)?;
             (vec![&signature::ECDSA_P384_SHA384_FIXED], point)
         }
-        (SignatureAlgorithm::Es512, PublicKey::Ec { curve: Some(Curve::P521), point, .. }) => {
+        (
+            SignatureAlgorithm::Es512,
+            PublicKey::Ec {
+                curve: Some(Curve::P521),
+                point,
+                ..
+            },
+        ) => {
             check_len(sig, 132)?;
             (vec![&signature::ECDSA_P521_SHA512_FIXED], point)
         }
