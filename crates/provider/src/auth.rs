@@ -9,5 +9,8 @@ pub(crate) fn auth_provider(auth: &AuthConfig) -> AuthProvider {
         AuthConfig::DockerConfig { config_path } => AuthProvider::DockerConfig {
             config_path: config_path.clone(),
         },
+        // The configuration crate rejects every provider it does not know; a new one
+        // without a mapping here gets anonymous access, which can only fail to pull.
+        _ => AuthProvider::Anonymous,
     }
 }

@@ -178,10 +178,8 @@ impl Engine {
             }
         };
         let digest_reference = reference.with_digest(&target.digest);
-        let artifact = ArtifactReference {
-            registry_repo: reference.registry_repository(),
-            digest: target.digest.clone(),
-        };
+        let artifact =
+            ArtifactReference::new(reference.registry_repository(), target.digest.clone());
 
         // 3. Statement selection and `skip`, per verifier.
         let mut reports = Vec::new();
@@ -203,7 +201,7 @@ impl Engine {
                     let mut report = self.notation_report(v, subject, true);
                     report.message = Some(format!(
                         "trust policy statement {:?} is configured to skip signature verification",
-                        statement.name()
+                        statement.name
                     ));
                     reports.push(report);
                 }

@@ -109,7 +109,7 @@ async fn signature_whose_payload_names_another_digest_fails() {
     let envelope = envelope(&other, &pki, EnvelopeFormat::Jws);
     env.push_envelope(&subject, &envelope, "application/jose+json").await;
     let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await;
-    assert_signature_failure(&v, "payload");
+    assert_signature_failure(&v, "descriptor mismatch");
     // ... while `other` itself has no signature.
     let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("other")).await;
     assert_synthetic_failure(&v, "no referrers found");
@@ -208,7 +208,7 @@ async fn one_bad_and_one_good_signature_pass_with_the_default_policy() {
 async fn an_explicit_all_policy_fails_when_one_signature_is_bad() {
     let env = Env::start();
     let pki = pki(KeyKind::EcP256);
-    let stranger = pki(KeyKind::EcP256);
+    let stranger = pki_with(PkiOptions::new(KeyKind::EcP256));
     let subject = env.image("v1").await;
     env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
     env.sign(&subject, &stranger, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
@@ -255,7 +255,7 @@ async fn unreachable_registry_fails_quickly_with_a_clear_message() {
 async fn malformed_reference_is_a_per_key_error() {
     let pki = pki(KeyKind::EcP256);
     let engine = engine(&pki.root().pem, "strict");
-    for key in ["", "UPPER/case:v1", "registry:5000/app@sha256:1234", "a b"] {
+    for key in ["", "example.com/App:v1", "registry:5000/app@sha256:1234", "a b"] {
         let err = engine.verify(key).await.expect_err(key);
         assert_eq!(err.code, "REFERENCE_INVALID", "{key}");
         assert!(err.message.contains("parse"), "{err}");
