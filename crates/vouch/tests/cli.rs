@@ -1,0 +1,128 @@
+//! `vouch verify` as a user runs it: the real binary, a real registry (Debian's
+//! `docker-registry`), exit codes and output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use vouch_notation::sign::{EnvelopeFormat, SignOptions};
+use vouch_testkit::image::{ManifestForm, Pusher};
+use vouch_testkit::pki::{KeyKind, TestPki};
+use vouch_testkit::registry::Registry;
+
+fn vouch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(args)
+        .env_remove("VOUCH_CONFIG")
+        .output()
+        .expect("run vouch")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A registry with `demo/app:signed` (signed by the returned PKI) and `demo/app:unsigned`,
+/// and a config file trusting the PKI's root.
+struct Fixture {
+    registry: Registry,
+    _dir: tempfile::TempDir,
+    config: String,
+}
+
+fn fixture() -> Fixture {
+    let registry = Registry::start().expect("docker-registry (apt-get install -y docker-registry)");
+    let pki = TestPki::new(KeyKind::EcP256).expect("pki");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let pusher = Pusher::anonymous(&registry.addr());
+        let signed = pusher.push_image("demo/app", "signed", "a").await.expect("push");
+        pusher.push_image("demo/app", "unsigned", "b").await.expect("push");
+        let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
+        pusher
+            .sign_and_push("demo/app", &signed, &pki, &opts, ManifestForm::Legacy)
+            .await
+            .expect("sign");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("verify-config.yaml");
+    std::fs::write(&config, vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"))
+        .expect("write config");
+    Fixture {
+        registry,
+        config: config.to_string_lossy().into_owned(),
+        _dir: dir,
+    }
+}
+
+#[test]
+fn exits_zero_only_when_every_image_passed() {
+    let f = fixture();
+    let signed = format!("{}/demo/app:signed", f.registry.addr());
+    let unsigned = format!("{}/demo/app:unsigned", f.registry.addr());
+
+    let out = vouch(&["verify", "--config", &f.config, &signed]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&format!("PASS  {signed}")), "{}", stdout(&out));
+
+    let out = vouch(&["verify", "--config", &f.config, &signed, &unsigned]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("PASS  {signed}")), "{text}");
+    assert!(text.contains(&format!("FAIL  {unsigned}")), "{text}");
+    assert!(text.contains("no referrers found"), "{text}");
+    assert!(text.contains("1 of 2 images passed"), "{text}");
+}
+
+#[test]
+fn json_output_carries_ratify_verdicts_in_order() {
+    let f = fixture();
+    let signed = format!("{}/demo/app:signed", f.registry.addr());
+    let unsigned = format!("{}/demo/app:unsigned", f.registry.addr());
+    let out = vouch(&["verify", "-c", &f.config, "--output", "json", &unsigned, &signed, "Not A Ref"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let items = json.as_array().expect("array");
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["subject"], unsigned.as_str());
+    assert_eq!(items[0]["value"]["isSuccess"], false);
+    assert_eq!(items[0]["value"]["version"], "0.2.0");
+    assert!(items[0]["value"]["verifierReports"][0].get("name").is_none());
+    assert_eq!(items[1]["value"]["isSuccess"], true);
+    assert_eq!(items[1]["value"]["verifierReports"][0]["name"], "notation");
+    assert!(items[2]["error"].as_str().is_some_and(|e| e.starts_with("REFERENCE_INVALID")));
+}
+
+#[test]
+fn configuration_errors_exit_2_and_name_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    let aks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/aks-verify-config.yaml");
+    let text = std::fs::read_to_string(&aks).expect("AKS config").replace("- ca:certs", "- ca:nosuchstore");
+    std::fs::write(&bad, text).expect("write");
+    let out = vouch(&["verify", "--config", bad.to_str().expect("utf8"), "127.0.0.1:1/app:v1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("Verifier"), "{err}");
+    assert!(err.contains("trustStores"), "{err}");
+    assert!(err.contains("nosuchstore"), "{err}");
+
+    let out = vouch(&["verify", "--config", "/no/such/file.yaml", "127.0.0.1:1/app:v1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/no/such/file.yaml"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_aks_guide_configuration_works_unchanged() {
+    let aks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/aks-verify-config.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    // Nothing listens on that port: the config loads and the image fails, clearly.
+    let image = format!("127.0.0.1:{port}/app:v1");
+    let out = vouch(&["verify", "--config", aks.to_str().expect("utf8"), &image]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("resolving descriptor"), "{}", stdout(&out));
+}
