@@ -3,12 +3,14 @@
 # message that says exactly what is missing and how to get it.
 #   docker-registry  Debian's Distribution 2.8 registry: the real registry tests and the demo use
 #   skopeo           copies images between registries and OCI layouts (fixtures, debugging)
+#   apache2-utils    htpasswd (bcrypt), for the tests of registries with Basic auth
 #   cargo-nextest    the test runner (`make test`)
 set -euo pipefail
 
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "vouch: cargo (the Rust toolchain) is missing. Install it with rustup: https://rustup.rs, then re-run." >&2

@@ -136,18 +136,23 @@ impl Engine {
         &self.config
     }
 
+    /// The registry client, configured from the Store (`vouch serve` resolves tags with it
+    /// for its digest-keyed cache and for `/mutate`).
+    pub fn registry(&self) -> &RegistryClient {
+        &self.registry
+    }
+
     /// Verifies one image reference.
     ///
     /// Returns a per-key error only when `key` is not an image reference; every other
     /// problem (unreachable registry, no signature, bad signature) is a verdict with
     /// `isSuccess: false` and a report that says what happened.
     pub async fn verify(&self, key: &str) -> Result<VerificationResponse, KeyError> {
-        let reference = Reference::parse(vouch_oci::strip_runtime_prefix(key)).map_err(|e| {
-            KeyError {
+        let reference =
+            Reference::parse(vouch_oci::strip_runtime_prefix(key)).map_err(|e| KeyError {
                 code: "REFERENCE_INVALID",
                 message: format!("failed to parse subject reference {key:?}: {e}"),
-            }
-        })?;
+            })?;
         let subject = reference.to_string();
         let reports = self.reports(&reference, &subject).await;
         let typed: Vec<(&str, bool)> = reports
@@ -258,7 +263,14 @@ impl Engine {
         for referrer in referrers.iter().take(self.options.max_signatures) {
             for v in &to_discover {
                 let report = self
-                    .verify_signature(v, subject, &digest_reference, &artifact, &notation_target, referrer)
+                    .verify_signature(
+                        v,
+                        subject,
+                        &digest_reference,
+                        &artifact,
+                        &notation_target,
+                        referrer,
+                    )
                     .await;
                 let passed = report.is_success;
                 reports.push(report);
@@ -287,7 +299,10 @@ impl Engine {
                     v,
                     subject,
                     digest,
-                    format!("failed to fetch signature manifest {}: {e}", referrer.digest),
+                    format!(
+                        "failed to fetch signature manifest {}: {e}",
+                        referrer.digest
+                    ),
                     e.to_string(),
                     remediation_for_registry(&e),
                 );
@@ -302,8 +317,25 @@ impl Engine {
                     "signature manifest {} does not name {} as its subject",
                     referrer.digest, target.digest
                 ),
-                "the referrers listing returned a manifest that belongs to another artifact".to_owned(),
+                "the referrers listing returned a manifest that belongs to another artifact"
+                    .to_owned(),
                 "re-push the signature; check the registry's referrers index for this digest",
+            );
+        }
+        // The listing's `artifactType` is the registry's word; the manifest itself must say it
+        // is a Notation signature (`artifactType`, or the legacy `config.mediaType`).
+        if manifest.artifact_type() != Some(NOTATION_ARTIFACT_TYPE) {
+            return self.notation_failure(
+                v,
+                subject,
+                digest,
+                format!(
+                    "referrer {} is listed as a Notation signature but its manifest has artifact type {:?}",
+                    referrer.digest,
+                    manifest.artifact_type().unwrap_or("(none)")
+                ),
+                "the referrer is not a Notation signature manifest".to_owned(),
+                "re-sign the image with Notation; check the registry's referrers index for this digest",
             );
         }
         let [layer] = manifest.layers() else {
@@ -367,7 +399,10 @@ impl Engine {
                 v,
                 subject,
                 digest,
-                format!("signature {} failed verification: {failure}", referrer.digest),
+                format!(
+                    "signature {} failed verification: {failure}",
+                    referrer.digest
+                ),
                 failure.to_string(),
                 crate::remediation::for_failure(&failure),
             ),

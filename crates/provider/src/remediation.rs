@@ -18,7 +18,9 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
         RegistryKind::Unreachable => {
             "check that the registry is reachable from vouch; for a plain-HTTP registry set parameters.useHttp: true on the oras Store"
         }
-        RegistryKind::Timeout => "the registry did not answer in time; check its health and the network path",
+        RegistryKind::Timeout => {
+            "the registry did not answer in time; check its health and the network path"
+        }
         RegistryKind::TooLarge => {
             "the registry served an object larger than vouch accepts for a signature; check what is attached to the image"
         }

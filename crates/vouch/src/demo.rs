@@ -23,7 +23,10 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
     println!("1. started docker-registry on {addr} (plain HTTP, data in a temporary directory)");
 
     let pki = TestPki::new(KeyKind::EcP256).context("cannot generate the demo PKI")?;
-    println!("2. generated a CA and a code-signing certificate ({})", pki.leaf_identity());
+    println!(
+        "2. generated a CA and a code-signing certificate ({})",
+        pki.leaf_identity()
+    );
 
     let repo = "demo/app";
     let signed = image::push_image(&addr, repo, "signed", "vouch demo signed image").await?;
@@ -39,7 +42,10 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
     .await?;
     println!("3. pushed {addr}/{repo}:signed ({})", signed.digest);
     println!("   with a Notation signature {}", signature.digest);
-    println!("   and {addr}/{repo}:unsigned ({}) without one", unsigned.digest);
+    println!(
+        "   and {addr}/{repo}:unsigned ({}) without one",
+        unsigned.digest
+    );
 
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let config_path = dir.path().join("verify-config.yaml");
@@ -54,8 +60,15 @@ pub(crate) async fn run() -> anyhow::Result<ExitCode> {
 
     let config = vouch_config::Config::load(&config_path)?;
     let engine = Arc::new(Engine::new(config, EngineOptions::default())?);
-    let images = vec![format!("{addr}/{repo}:signed"), format!("{addr}/{repo}:unsigned")];
-    println!("5. vouch verify --config {} {}\n", config_path.display(), images.join(" "));
+    let images = vec![
+        format!("{addr}/{repo}:signed"),
+        format!("{addr}/{repo}:unsigned"),
+    ];
+    println!(
+        "5. vouch verify --config {} {}\n",
+        config_path.display(),
+        images.join(" ")
+    );
     let results = crate::verify_all(&engine, &images).await;
     for (subject, result) in &results {
         print!("{}", crate::output::summary(subject, result));

@@ -3,10 +3,12 @@
 //! Subcommands:
 //! * `vouch verify --config <file|dir> <image>...` verifies images with the Ratify YAML;
 //! * `vouch demo` runs the whole path on a laptop: a local registry, a signed and an unsigned
-//!   image, and vouch's verdict on both.
+//!   image, and vouch's verdict on both;
+//! * `vouch serve --config <file|dir>` is the Gatekeeper external-data provider (HTTPS).
 
 mod demo;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Run a self-contained demo: a local registry, a signed and an unsigned image, verdicts.
     Demo,
+    /// Serve Gatekeeper's external-data API over HTTPS (Ratify v1's /verify and /mutate).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,14 +82,21 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    if let Command::Serve(args) = &cli.command {
+        serve::init_logging(args);
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("vouch: cannot start the async runtime: {e}");
@@ -96,6 +107,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Verify(args) => verify(args).await,
             Command::Demo => demo::run().await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {
@@ -129,7 +141,10 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn verify_all(
     engine: &Arc<Engine>,
     images: &[String],
-) -> Vec<(String, Result<vouch_provider::VerificationResponse, vouch_provider::KeyError>)> {
+) -> Vec<(
+    String,
+    Result<vouch_provider::VerificationResponse, vouch_provider::KeyError>,
+)> {
     let tasks: Vec<_> = images
         .iter()
         .map(|image| {

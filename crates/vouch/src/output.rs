@@ -61,19 +61,19 @@ pub(crate) fn summary(subject: &str, result: &Result<VerificationResponse, KeyEr
                     .unwrap_or_else(|| "subject".to_owned());
                 let message = report.message.as_deref().unwrap_or("");
                 text.push_str(&format!("      {mark} {what}: {message}\n"));
-                if let Some(ext) = &report.extensions {
-                    if let (Some(issuer), Some(sn)) = (ext.get("Issuer"), ext.get("SN")) {
-                        text.push_str(&format!(
-                            "           signer {} issued by {}\n",
-                            sn.as_str().unwrap_or(""),
-                            issuer.as_str().unwrap_or("")
-                        ));
-                    }
+                if let Some(ext) = &report.extensions
+                    && let (Some(issuer), Some(sn)) = (ext.get("Issuer"), ext.get("SN"))
+                {
+                    text.push_str(&format!(
+                        "           signer {} issued by {}\n",
+                        sn.as_str().unwrap_or(""),
+                        issuer.as_str().unwrap_or("")
+                    ));
                 }
-                if !report.is_success {
-                    if let Some(fix) = &report.remediation {
-                        text.push_str(&format!("           fix: {fix}\n"));
-                    }
+                if !report.is_success
+                    && let Some(fix) = &report.remediation
+                {
+                    text.push_str(&format!("           fix: {fix}\n"));
                 }
             }
         }

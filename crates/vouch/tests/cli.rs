@@ -40,8 +40,14 @@ fn fixture() -> Fixture {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let pusher = Pusher::anonymous(&registry.addr());
-        let signed = pusher.push_image("demo/app", "signed", "a").await.expect("push");
-        pusher.push_image("demo/app", "unsigned", "b").await.expect("push");
+        let signed = pusher
+            .push_image("demo/app", "signed", "a")
+            .await
+            .expect("push");
+        pusher
+            .push_image("demo/app", "unsigned", "b")
+            .await
+            .expect("push");
         let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
         pusher
             .sign_and_push("demo/app", &signed, &pki, &opts, ManifestForm::Legacy)
@@ -50,8 +56,11 @@ fn fixture() -> Fixture {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("verify-config.yaml");
-    std::fs::write(&config, vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"))
-        .expect("write config");
+    std::fs::write(
+        &config,
+        vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"),
+    )
+    .expect("write config");
     Fixture {
         registry,
         config: config.to_string_lossy().into_owned(),
@@ -66,8 +75,18 @@ fn exits_zero_only_when_every_image_passed() {
     let unsigned = format!("{}/demo/app:unsigned", f.registry.addr());
 
     let out = vouch(&["verify", "--config", &f.config, &signed]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains(&format!("PASS  {signed}")), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("PASS  {signed}")),
+        "{}",
+        stdout(&out)
+    );
 
     let out = vouch(&["verify", "--config", &f.config, &signed, &unsigned]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -83,7 +102,16 @@ fn json_output_carries_ratify_verdicts_in_order() {
     let f = fixture();
     let signed = format!("{}/demo/app:signed", f.registry.addr());
     let unsigned = format!("{}/demo/app:unsigned", f.registry.addr());
-    let out = vouch(&["verify", "-c", &f.config, "--output", "json", &unsigned, &signed, "Not A Ref"]);
+    let out = vouch(&[
+        "verify",
+        "-c",
+        &f.config,
+        "--output",
+        "json",
+        &unsigned,
+        &signed,
+        "Not A Ref",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let items = json.as_array().expect("array");
@@ -91,38 +119,78 @@ fn json_output_carries_ratify_verdicts_in_order() {
     assert_eq!(items[0]["subject"], unsigned.as_str());
     assert_eq!(items[0]["value"]["isSuccess"], false);
     assert_eq!(items[0]["value"]["version"], "0.2.0");
-    assert!(items[0]["value"]["verifierReports"][0].get("name").is_none());
+    assert!(
+        items[0]["value"]["verifierReports"][0]
+            .get("name")
+            .is_none()
+    );
     assert_eq!(items[1]["value"]["isSuccess"], true);
     assert_eq!(items[1]["value"]["verifierReports"][0]["name"], "notation");
-    assert!(items[2]["error"].as_str().is_some_and(|e| e.starts_with("REFERENCE_INVALID")));
+    assert!(
+        items[2]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("REFERENCE_INVALID"))
+    );
 }
 
 #[test]
 fn configuration_errors_exit_2_and_name_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.yaml");
-    let aks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/aks-verify-config.yaml");
-    let text = std::fs::read_to_string(&aks).expect("AKS config").replace("- ca:certs", "- ca:nosuchstore");
+    let aks = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/aks-verify-config.yaml");
+    let text = std::fs::read_to_string(&aks)
+        .expect("AKS config")
+        .replace("- ca:certs", "- ca:nosuchstore");
     std::fs::write(&bad, text).expect("write");
-    let out = vouch(&["verify", "--config", bad.to_str().expect("utf8"), "127.0.0.1:1/app:v1"]);
+    let out = vouch(&[
+        "verify",
+        "--config",
+        bad.to_str().expect("utf8"),
+        "127.0.0.1:1/app:v1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("Verifier"), "{err}");
     assert!(err.contains("trustStores"), "{err}");
     assert!(err.contains("nosuchstore"), "{err}");
 
-    let out = vouch(&["verify", "--config", "/no/such/file.yaml", "127.0.0.1:1/app:v1"]);
+    let out = vouch(&[
+        "verify",
+        "--config",
+        "/no/such/file.yaml",
+        "127.0.0.1:1/app:v1",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("/no/such/file.yaml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/no/such/file.yaml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn the_aks_guide_configuration_works_unchanged() {
-    let aks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/aks-verify-config.yaml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let aks = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/aks-verify-config.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     // Nothing listens on that port: the config loads and the image fails, clearly.
     let image = format!("127.0.0.1:{port}/app:v1");
     let out = vouch(&["verify", "--config", aks.to_str().expect("utf8"), &image]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("resolving descriptor"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("resolving descriptor"),
+        "{}",
+        stdout(&out)
+    );
 }

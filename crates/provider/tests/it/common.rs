@@ -19,7 +19,8 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) fn start() -> Env {
-        let registry = Registry::start().expect("start docker-registry (apt-get install -y docker-registry)");
+        let registry =
+            Registry::start().expect("start docker-registry (apt-get install -y docker-registry)");
         let pusher = Pusher::anonymous(&registry.addr());
         Env { registry, pusher }
     }
@@ -59,7 +60,14 @@ impl Env {
         media_type: &str,
     ) -> Descriptor {
         self.pusher
-            .push_signature(REPO, subject, envelope, media_type, ManifestForm::Legacy, Default::default())
+            .push_signature(
+                REPO,
+                subject,
+                envelope,
+                media_type,
+                ManifestForm::Legacy,
+                Default::default(),
+            )
             .await
             .expect("push signature")
     }
@@ -84,8 +92,13 @@ pub(crate) fn pki_with(options: PkiOptions) -> TestPki {
 /// Signs `target` with `pki` without pushing.
 pub(crate) fn envelope(target: &Descriptor, pki: &TestPki, format: EnvelopeFormat) -> Vec<u8> {
     let key = pki.signing_key().expect("signing key");
-    sign::sign(target, &key, &pki.chain_der(), &SignOptions::new(format, SystemTime::now()))
-        .expect("sign")
+    sign::sign(
+        target,
+        &key,
+        &pki.chain_der(),
+        &SignOptions::new(format, SystemTime::now()),
+    )
+    .expect("sign")
 }
 
 /// An engine whose configuration (Ratify YAML) trusts `trusted_pem` at `level`.
@@ -96,12 +109,18 @@ pub(crate) fn engine(trusted_pem: &str, level: &str) -> Engine {
 }
 
 pub(crate) async fn verify(engine: &Engine, key: &str) -> VerificationResponse {
-    engine.verify(key).await.expect("a verdict, not a per-key error")
+    engine
+        .verify(key)
+        .await
+        .expect("a verdict, not a per-key error")
 }
 
 /// The Notation reports (those with a `name`).
 pub(crate) fn notation_reports(v: &VerificationResponse) -> Vec<&VerifierReport> {
-    v.verifier_reports.iter().filter(|r| r.name.is_some()).collect()
+    v.verifier_reports
+        .iter()
+        .filter(|r| r.name.is_some())
+        .collect()
 }
 
 /// Asserts the verdict failed with exactly one synthetic (nameless) report whose message
@@ -110,10 +129,16 @@ pub(crate) fn assert_synthetic_failure(v: &VerificationResponse, needle: &str) {
     assert!(!v.is_success, "verdict must fail: {v:#?}");
     assert_eq!(v.verifier_reports.len(), 1, "{v:#?}");
     let report = &v.verifier_reports[0];
-    assert!(report.name.is_none(), "a synthetic report has no name: {report:#?}");
+    assert!(
+        report.name.is_none(),
+        "a synthetic report has no name: {report:#?}"
+    );
     assert!(!report.is_success);
     let message = report.message.as_deref().unwrap_or_default();
-    assert!(message.contains(needle), "message {message:?} should contain {needle:?}");
+    assert!(
+        message.contains(needle),
+        "message {message:?} should contain {needle:?}"
+    );
 }
 
 /// Asserts the verdict failed and every Notation report failed with `needle` in its message.
@@ -136,13 +161,25 @@ pub(crate) fn assert_signature_failure(v: &VerificationResponse, needle: &str) {
 
 pub(crate) fn assert_passed(v: &VerificationResponse) {
     assert!(v.is_success, "verdict must pass: {v:#?}");
-    let ok: Vec<_> = notation_reports(v).into_iter().filter(|r| r.is_success).collect();
-    assert!(!ok.is_empty(), "a passing verdict needs a successful Notation report: {v:#?}");
+    let ok: Vec<_> = notation_reports(v)
+        .into_iter()
+        .filter(|r| r.is_success)
+        .collect();
+    assert!(
+        !ok.is_empty(),
+        "a passing verdict needs a successful Notation report: {v:#?}"
+    );
     for report in ok {
-        assert_eq!(report.message.as_deref(), Some("Notation signature verification success"));
+        assert_eq!(
+            report.message.as_deref(),
+            Some("Notation signature verification success")
+        );
         let ext = report.extensions.as_ref().expect("extensions on success");
         assert!(ext["Issuer"].as_str().is_some_and(|s| !s.is_empty()));
         assert!(ext["SN"].as_str().is_some_and(|s| !s.is_empty()));
-        assert_eq!(report.artifact_type.as_deref(), Some("application/vnd.cncf.notary.signature"));
+        assert_eq!(
+            report.artifact_type.as_deref(),
+            Some("application/vnd.cncf.notary.signature")
+        );
     }
 }

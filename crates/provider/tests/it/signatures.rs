@@ -16,17 +16,29 @@ async fn valid_jws_by_tag_passes() {
     let env = Env::start();
     let pki = pki(KeyKind::EcP256);
     let subject = env.image("v1").await;
-    let sig = env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    let sig = env
+        .sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
     let engine = engine(&pki.root().pem, "strict");
     let v = verify(&engine, &env.reference("v1")).await;
     assert_passed(&v);
     let report = notation_reports(&v)[0];
-    assert_eq!(report.reference_digest.as_deref(), Some(sig.digest.as_str()));
+    assert_eq!(
+        report.reference_digest.as_deref(),
+        Some(sig.digest.as_str())
+    );
     // The subject is the requested reference, in tag form.
-    assert_eq!(report.subject.as_deref(), Some(env.reference("v1").as_str()));
+    assert_eq!(
+        report.subject.as_deref(),
+        Some(env.reference("v1").as_str())
+    );
     assert_eq!(report.verifier_name.as_deref(), Some("verifier-notation"));
     assert_eq!(report.kind.as_deref(), Some("notation"));
-    let issuer = report.extensions.as_ref().and_then(|e| e["Issuer"].as_str()).unwrap_or_default();
+    let issuer = report
+        .extensions
+        .as_ref()
+        .and_then(|e| e["Issuer"].as_str())
+        .unwrap_or_default();
     assert!(issuer.contains("CN="), "issuer in pkix form: {issuer}");
 }
 
@@ -35,7 +47,13 @@ async fn valid_cose_by_digest_in_artifact_type_form_passes() {
     let env = Env::start();
     let pki = pki(KeyKind::Rsa2048);
     let subject = env.image("v1").await;
-    env.sign(&subject, &pki, EnvelopeFormat::Cose, ManifestForm::ArtifactType).await;
+    env.sign(
+        &subject,
+        &pki,
+        EnvelopeFormat::Cose,
+        ManifestForm::ArtifactType,
+    )
+    .await;
     let engine = engine(&pki.root().pem, "strict");
     assert_passed(&verify(&engine, &env.digest_reference(&subject.digest)).await);
 }
@@ -64,7 +82,8 @@ async fn chain_with_intermediate_passes() {
     let pki = pki_with(options);
     assert_eq!(pki.chain_der().len(), 3);
     let subject = env.image("v1").await;
-    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
     assert_passed(&verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await);
 }
 
@@ -80,8 +99,12 @@ async fn tampered_signature_fails_integrity() {
         .expect("b64");
     signature[0] ^= 0x01;
     jws["signature"] = URL_SAFE_NO_PAD.encode(&signature).into();
-    env.push_envelope(&subject, &serde_json::to_vec(&jws).expect("json"), "application/jose+json")
-        .await;
+    env.push_envelope(
+        &subject,
+        &serde_json::to_vec(&jws).expect("json"),
+        "application/jose+json",
+    )
+    .await;
     let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await;
     assert_signature_failure(&v, "integrity");
 }
@@ -107,7 +130,8 @@ async fn signature_whose_payload_names_another_digest_fails() {
     let other = env.image("other").await;
     // A valid signature of `other`, attached to `subject`.
     let envelope = envelope(&other, &pki, EnvelopeFormat::Jws);
-    env.push_envelope(&subject, &envelope, "application/jose+json").await;
+    env.push_envelope(&subject, &envelope, "application/jose+json")
+        .await;
     let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await;
     assert_signature_failure(&v, "descriptor mismatch");
     // ... while `other` itself has no signature.
@@ -121,7 +145,8 @@ async fn untrusted_root_fails_authenticity() {
     let signer = pki(KeyKind::EcP256);
     let trusted = pki(KeyKind::EcP256);
     let subject = env.image("v1").await;
-    env.sign(&subject, &signer, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    env.sign(&subject, &signer, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
     let v = verify(&engine(&trusted.root().pem, "strict"), &env.reference("v1")).await;
     assert_signature_failure(&v, "authenticity");
     // Under audit, authenticity is only logged: the verdict passes.
@@ -136,7 +161,8 @@ async fn expired_signing_certificate_fails() {
     options.leaf = LeafProfile::Expired;
     let pki = pki_with(options);
     let subject = env.image("v1").await;
-    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
     let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await;
     assert_signature_failure(&v, "expired");
 }
@@ -148,7 +174,8 @@ async fn server_auth_eku_leaf_fails() {
     options.leaf = LeafProfile::ServerAuthEku;
     let pki = pki_with(options);
     let subject = env.image("v1").await;
-    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
     // Certificate rules are integrity checks: enforced at every level, audit included.
     let v = verify(&engine(&pki.root().pem, "audit"), &env.reference("v1")).await;
     assert_signature_failure(&v, "integrity");
@@ -160,7 +187,8 @@ async fn rs256_is_not_an_allowed_algorithm() {
     let pki = pki(KeyKind::Rsa2048);
     let subject = env.image("v1").await;
     let envelope = rs256_jws(&subject, &pki);
-    env.push_envelope(&subject, &envelope, "application/jose+json").await;
+    env.push_envelope(&subject, &envelope, "application/jose+json")
+        .await;
     let v = verify(&engine(&pki.root().pem, "audit"), &env.reference("v1")).await;
     assert_signature_failure(&v, "integrity");
 }
@@ -170,8 +198,14 @@ async fn garbage_envelope_fails_and_does_not_panic() {
     let env = Env::start();
     let pki = pki(KeyKind::EcP256);
     let subject = env.image("v1").await;
-    env.push_envelope(&subject, b"{\"payload\": 12, \"garbage\"", "application/jose+json").await;
-    env.push_envelope(&subject, &[0xd2, 0x84, 0xff, 0x00], "application/cose").await;
+    env.push_envelope(
+        &subject,
+        b"{\"payload\": 12, \"garbage\"",
+        "application/jose+json",
+    )
+    .await;
+    env.push_envelope(&subject, &[0xd2, 0x84, 0xff, 0x00], "application/cose")
+        .await;
     let v = verify(&engine(&pki.root().pem, "audit"), &env.reference("v1")).await;
     assert_signature_failure(&v, "integrity");
     assert_eq!(notation_reports(&v).len(), 2);
@@ -195,8 +229,20 @@ async fn one_bad_and_one_good_signature_pass_with_the_default_policy() {
     let stranger = pki_with(PkiOptions::new(KeyKind::EcP256));
     let subject = env.image("v1").await;
     // The bad one first, so the engine has to go past it.
-    env.sign(&subject, &stranger, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
-    env.sign(&subject, &pki, EnvelopeFormat::Cose, ManifestForm::ArtifactType).await;
+    env.sign(
+        &subject,
+        &stranger,
+        EnvelopeFormat::Jws,
+        ManifestForm::Legacy,
+    )
+    .await;
+    env.sign(
+        &subject,
+        &pki,
+        EnvelopeFormat::Cose,
+        ManifestForm::ArtifactType,
+    )
+    .await;
     let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await;
     assert!(v.is_success, "{v:#?}");
     let reports = notation_reports(&v);
@@ -210,8 +256,15 @@ async fn an_explicit_all_policy_fails_when_one_signature_is_bad() {
     let pki = pki(KeyKind::EcP256);
     let stranger = pki_with(PkiOptions::new(KeyKind::EcP256));
     let subject = env.image("v1").await;
-    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
-    env.sign(&subject, &stranger, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
+    env.sign(
+        &subject,
+        &stranger,
+        EnvelopeFormat::Jws,
+        ManifestForm::Legacy,
+    )
+    .await;
     let mut yaml = vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict");
     yaml.push_str(
         "---\napiVersion: config.ratify.deislabs.io/v1beta1\nkind: Policy\nmetadata:\n  name: ratify-policy\nspec:\n  type: config-policy\n  parameters:\n    artifactVerificationPolicies:\n      application/vnd.cncf.notary.signature: all\n",
@@ -220,7 +273,11 @@ async fn an_explicit_all_policy_fails_when_one_signature_is_bad() {
     let engine = vouch_provider::Engine::new(config, Default::default()).expect("engine");
     let v = verify(&engine, &env.reference("v1")).await;
     assert!(!v.is_success, "{v:#?}");
-    assert_eq!(notation_reports(&v).len(), 2, "`all` verifies every signature");
+    assert_eq!(
+        notation_reports(&v).len(),
+        2,
+        "`all` verifies every signature"
+    );
 }
 
 #[tokio::test]
@@ -231,7 +288,11 @@ async fn missing_tag_and_missing_repository_fail_with_resolving_descriptor() {
     let engine = engine(&pki.root().pem, "strict");
     let v = verify(&engine, &env.reference("no-such-tag")).await;
     assert_synthetic_failure(&v, "resolving descriptor");
-    let v = verify(&engine, &format!("{}/vouch-test/no-such-repo:v1", env.addr())).await;
+    let v = verify(
+        &engine,
+        &format!("{}/vouch-test/no-such-repo:v1", env.addr()),
+    )
+    .await;
     assert_synthetic_failure(&v, "resolving descriptor");
 }
 
@@ -255,7 +316,12 @@ async fn unreachable_registry_fails_quickly_with_a_clear_message() {
 async fn malformed_reference_is_a_per_key_error() {
     let pki = pki(KeyKind::EcP256);
     let engine = engine(&pki.root().pem, "strict");
-    for key in ["", "example.com/App:v1", "registry:5000/app@sha256:1234", "a b"] {
+    for key in [
+        "",
+        "example.com/App:v1",
+        "registry:5000/app@sha256:1234",
+        "a b",
+    ] {
         let err = engine.verify(key).await.expect_err(key);
         assert_eq!(err.code, "REFERENCE_INVALID", "{key}");
         assert!(err.message.contains("parse"), "{err}");
@@ -268,7 +334,8 @@ async fn one_bad_image_does_not_change_another_images_verdict() {
     let pki = pki(KeyKind::EcP256);
     let good = env.image("good").await;
     env.image("unsigned").await;
-    env.sign(&good, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy).await;
+    env.sign(&good, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
+        .await;
     let engine = engine(&pki.root().pem, "strict");
     let keys = [
         env.reference("good"),
@@ -302,7 +369,10 @@ async fn skip_level_for_a_repository_passes_without_signatures() {
     let v = verify(&engine, &env.reference("v1")).await;
     assert!(v.is_success, "{v:#?}");
     // Another repository still needs a signature.
-    env.pusher.push_image("vouch-test/other", "v1", "x").await.expect("push");
+    env.pusher
+        .push_image("vouch-test/other", "v1", "x")
+        .await
+        .expect("push");
     let v = verify(&engine, &format!("{}/vouch-test/other:v1", env.addr())).await;
     assert!(!v.is_success);
 }
