@@ -154,31 +154,39 @@ async fn untrusted_root_fails_authenticity() {
     assert!(v.is_success, "audit logs authenticity failures: {v:#?}");
 }
 
-#[tokio::test]
-async fn expired_signing_certificate_fails() {
+/// Signs `v1` with a leaf of `profile` and verifies it at `level`; every report must fail with
+/// `needle` in its message.
+async fn bad_leaf_fails(profile: LeafProfile, level: &str, needle: &str) {
     let env = Env::start();
     let mut options = PkiOptions::new(KeyKind::EcP256);
-    options.leaf = LeafProfile::Expired;
+    options.leaf = profile;
     let pki = pki_with(options);
     let subject = env.image("v1").await;
     env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
         .await;
-    let v = verify(&engine(&pki.root().pem, "strict"), &env.reference("v1")).await;
-    assert_signature_failure(&v, "expired");
+    let v = verify(&engine(&pki.root().pem, level), &env.reference("v1")).await;
+    assert_signature_failure(&v, needle);
+}
+
+#[tokio::test]
+async fn expired_signing_certificate_fails() {
+    bad_leaf_fails(LeafProfile::Expired, "strict", "expired").await;
 }
 
 #[tokio::test]
 async fn server_auth_eku_leaf_fails() {
-    let env = Env::start();
-    let mut options = PkiOptions::new(KeyKind::EcP256);
-    options.leaf = LeafProfile::ServerAuthEku;
-    let pki = pki_with(options);
-    let subject = env.image("v1").await;
-    env.sign(&subject, &pki, EnvelopeFormat::Jws, ManifestForm::Legacy)
-        .await;
     // Certificate rules are integrity checks: enforced at every level, audit included.
-    let v = verify(&engine(&pki.root().pem, "audit"), &env.reference("v1")).await;
-    assert_signature_failure(&v, "integrity");
+    bad_leaf_fails(LeafProfile::ServerAuthEku, "audit", "integrity").await;
+}
+
+#[tokio::test]
+async fn leaf_without_digital_signature_key_usage_fails() {
+    bad_leaf_fails(LeafProfile::NoDigitalSignature, "audit", "integrity").await;
+}
+
+#[tokio::test]
+async fn self_signed_leaf_followed_by_an_unrelated_root_fails() {
+    bad_leaf_fails(LeafProfile::SelfSignedInChain, "audit", "integrity").await;
 }
 
 #[tokio::test]
