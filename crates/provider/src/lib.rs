@@ -12,13 +12,45 @@
 //! [`VerificationResponse`] and [`VerifierReport`] serialise to exactly the JSON Ratify v1
 //! answers (`version` `0.2.0`), which Gatekeeper templates and Azure Policy read.
 //!
-//! Later this crate also serves the Gatekeeper external-data protocol over HTTPS.
+//! [`Server`] serves the engine to Gatekeeper as an external-data provider (`vouch serve`):
+//!
+//! ```text
+//!  HTTPS (TLS 1.3, mTLS) ──► routes: parse, limits ──► batch: keys in parallel, deadline
+//!     (server, tls)              (routes, protocol)          (batch)
+//!         ──► cache: tag→digest, verdicts by digest, single flight, limits ──► Backend (Engine)
+//!               (cache)                                                       (backend)
+//! ```
+//!
+//! Health and metrics have their own plain-HTTP listeners (health, metrics); certificates
+//! and configuration are reloaded on change (watch).
 #![deny(missing_docs)]
 
 mod auth;
+mod backend;
+mod batch;
+mod cache;
 mod engine;
+mod engine_backend;
+mod health;
+mod keys;
+mod metrics;
+mod protocol;
 mod remediation;
 mod report;
+mod routes;
+mod server;
+mod tls;
+mod watch;
 
+pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError};
+pub use crate::cache::{CacheOptions, ConcurrencyOptions};
 pub use crate::engine::{Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE};
+pub use crate::engine_backend::ConfigLoader;
+pub use crate::protocol::{
+    ACCEPTED_API_VERSIONS, API_VERSION, Item, ProviderRequest, ProviderResponse, RequestBody,
+    ResponseBody,
+};
 pub use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
+pub use crate::routes::{Limits, MUTATE_PATH, VERIFY_PATH};
+pub use crate::server::{ServeError, ServeOptions, Server};
+pub use crate::tls::{CA_FILE, CERT_FILE, KEY_FILE, TlsError, TlsOptions, ensure_certificates};

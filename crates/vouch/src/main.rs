@@ -36,7 +36,7 @@ enum Command {
     /// Run a self-contained demo: a local registry, a signed and an unsigned image, verdicts.
     Demo,
     /// Serve Gatekeeper's external-data API over HTTPS (Ratify v1's /verify and /mutate).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Verify(args) => verify(args).await,
             Command::Demo => demo::run().await,
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
         }
     });
     match result {

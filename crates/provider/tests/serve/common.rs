@@ -1,6 +1,7 @@
 //! Shared set-up: a vouch server on loopback ports with generated certificates, a fake
 //! backend that counts its calls, HTTPS clients with and without client certificates.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,7 +70,10 @@ pub(crate) fn fake_digest(tag: &str) -> String {
 }
 
 impl Backend for Fake {
-    fn verify<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
+    fn verify<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
         Box::pin(async move {
             self.verifies.fetch_add(1, Ordering::SeqCst);
             self.seen.lock().unwrap().push(image.to_owned());
@@ -144,7 +148,10 @@ pub(crate) fn options(dir: &Path) -> ServeOptions {
 
 impl TestServer {
     /// Starts a server backed by `backend`; `configure` adjusts the options.
-    pub(crate) async fn start(backend: Arc<dyn Backend>, configure: impl FnOnce(&mut ServeOptions, &Path)) -> TestServer {
+    pub(crate) async fn start(
+        backend: Arc<dyn Backend>,
+        configure: impl FnOnce(&mut ServeOptions, &Path),
+    ) -> TestServer {
         Self::start_with(Arc::new(FixedBackend(backend)), configure).await
     }
 
@@ -260,7 +267,10 @@ pub(crate) fn request(keys: &[&str]) -> Value {
 
 /// The items of a response, by position.
 pub(crate) fn items(response: &Value) -> Vec<Value> {
-    response["response"]["items"].as_array().cloned().unwrap_or_default()
+    response["response"]["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A CA and certificates it issues (rcgen), for client authentication tests.
@@ -275,7 +285,10 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let cert = params.self_signed(&key).unwrap();
         TestCa {
             pem: cert.pem(),
@@ -297,7 +310,10 @@ impl TestCa {
     pub(crate) fn gatekeeper_client(&self) -> Vec<u8> {
         self.leaf(
             "gatekeeper-webhook-service.gatekeeper-system.svc",
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         )
     }
 
@@ -316,7 +332,7 @@ impl TestCa {
 pub(crate) async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -333,6 +349,9 @@ where
 /// Counts `name{labels}` values in a metrics text: the sample value, or 0 when absent.
 pub(crate) fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
         .unwrap_or(0.0)
 }

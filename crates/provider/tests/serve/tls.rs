@@ -9,7 +9,12 @@ use vouch_provider::VERIFY_PATH;
 use crate::common::{Fake, TestCa, TestServer, client, eventually, metric, request};
 
 async fn accepted(client: &reqwest::Client, url: &str) -> bool {
-    match client.post(url).json(&request(&["registry.test/app:v1"])).send().await {
+    match client
+        .post(url)
+        .json(&request(&["registry.test/app:v1"]))
+        .send()
+        .await
+    {
         Ok(response) => response.status().as_u16() == 200,
         Err(_) => false,
     }
@@ -22,10 +27,16 @@ async fn generated_certificates_are_written_and_trusted_through_ca_crt() {
     })
     .await;
     for file in ["ca.crt", "tls.crt", "tls.key"] {
-        assert!(server.cert_dir.join(file).is_file(), "{file} written to --cert-dir");
+        assert!(
+            server.cert_dir.join(file).is_file(),
+            "{file} written to --cert-dir"
+        );
     }
     let url = server.url(VERIFY_PATH);
-    assert!(accepted(&server.client(), &url).await, "a client trusting ca.crt connects");
+    assert!(
+        accepted(&server.client(), &url).await,
+        "a client trusting ca.crt connects"
+    );
 
     // The --dns-name is a SAN: Gatekeeper verifies the host of the Provider URL.
     let named = reqwest::Client::builder()
@@ -33,15 +44,24 @@ async fn generated_certificates_are_written_and_trusted_through_ca_crt() {
         .resolve("vouch.gatekeeper-system", server.addr)
         .build()
         .unwrap();
-    let named_url = format!("https://vouch.gatekeeper-system:{}{VERIFY_PATH}", server.addr.port());
-    assert!(accepted(&named, &named_url).await, "SAN vouch.gatekeeper-system");
+    let named_url = format!(
+        "https://vouch.gatekeeper-system:{}{VERIFY_PATH}",
+        server.addr.port()
+    );
+    assert!(
+        accepted(&named, &named_url).await,
+        "SAN vouch.gatekeeper-system"
+    );
     let other = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&server.ca_pem()).unwrap()])
         .resolve("other.example", server.addr)
         .build()
         .unwrap();
     let other_url = format!("https://other.example:{}{VERIFY_PATH}", server.addr.port());
-    assert!(!accepted(&other, &other_url).await, "no SAN for other.example");
+    assert!(
+        !accepted(&other, &other_url).await,
+        "no SAN for other.example"
+    );
 
     // A client trusting another CA refuses the server.
     let stranger = TestCa::new("stranger");
@@ -75,19 +95,32 @@ async fn client_certificates_are_required_and_must_chain_to_the_ca() {
     let ca = server.ca_pem();
 
     let good = client(&ca, Some(&gatekeeper_ca.gatekeeper_client()), server.addr);
-    assert!(accepted(&good, &url).await, "Gatekeeper's certificate is accepted");
+    assert!(
+        accepted(&good, &url).await,
+        "Gatekeeper's certificate is accepted"
+    );
 
-    assert!(!accepted(&client(&ca, None, server.addr), &url).await, "no client certificate");
+    assert!(
+        !accepted(&client(&ca, None, server.addr), &url).await,
+        "no client certificate"
+    );
     let other_ca = TestCa::new("other");
     let foreign = client(&ca, Some(&other_ca.gatekeeper_client()), server.addr);
-    assert!(!accepted(&foreign, &url).await, "client certificate of another CA");
-    let server_only = gatekeeper_ca.leaf("no-client-auth", vec![ExtendedKeyUsagePurpose::ServerAuth]);
+    assert!(
+        !accepted(&foreign, &url).await,
+        "client certificate of another CA"
+    );
+    let server_only =
+        gatekeeper_ca.leaf("no-client-auth", vec![ExtendedKeyUsagePurpose::ServerAuth]);
     assert!(
         !accepted(&client(&ca, Some(&server_only), server.addr), &url).await,
         "a certificate without the clientAuth EKU (webpki requires it)"
     );
     let metrics = server.metrics_text().await;
-    assert!(metric(&metrics, "vouch_tls_handshake_failures_total") >= 3.0, "{metrics}");
+    assert!(
+        metric(&metrics, "vouch_tls_handshake_failures_total") >= 3.0,
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +133,10 @@ async fn a_rotated_serving_certificate_is_used_without_restart() {
         std::fs::write(o.tls.cert_dir.join("tls.key"), key).unwrap();
     })
     .await;
-    assert!(!server.cert_dir.join("ca.crt").exists(), "nothing generated when certificates exist");
+    assert!(
+        !server.cert_dir.join("ca.crt").exists(),
+        "nothing generated when certificates exist"
+    );
     let url = server.url(VERIFY_PATH);
     let trusts_first = client(first.pem.as_bytes(), None, server.addr);
     assert!(accepted(&trusts_first, &url).await);
@@ -116,7 +152,10 @@ async fn a_rotated_serving_certificate_is_used_without_restart() {
         eventually(Duration::from_secs(15), || accepted(&trusts_second, &url)).await,
         "the new certificate is served"
     );
-    assert!(!accepted(&trusts_first, &url).await, "the old certificate is gone");
+    assert!(
+        !accepted(&trusts_first, &url).await,
+        "the old certificate is gone"
+    );
 }
 
 #[tokio::test]
@@ -138,10 +177,17 @@ async fn a_rotated_client_ca_is_used_without_restart() {
     assert!(accepted(&old_client, &url).await);
     assert!(!accepted(&new_client, &url).await);
 
-    std::fs::write(server.dir.path().join("client-ca").join("ca.crt"), &new_ca.pem).unwrap();
+    std::fs::write(
+        server.dir.path().join("client-ca").join("ca.crt"),
+        &new_ca.pem,
+    )
+    .unwrap();
     assert!(
         eventually(Duration::from_secs(15), || accepted(&new_client, &url)).await,
         "the new client CA is used"
     );
-    assert!(!accepted(&old_client, &url).await, "the old client CA is no longer trusted");
+    assert!(
+        !accepted(&old_client, &url).await,
+        "the old client CA is no longer trusted"
+    );
 }

@@ -1,0 +1,456 @@
+//! The verdict cache, tag resolution cache, request coalescing and concurrency limits.
+//!
+//! Gatekeeper's own cache is per pod and its audit re-evaluates every object each minute, so
+//! vouch keeps its own, in front of the [`Backend`]:
+//!
+//! * **Tag → digest** resolutions are cached briefly ([`CacheOptions::tag_ttl`]): a tag can
+//!   move, a digest cannot.
+//! * **Verdicts** are cached by `(configuration generation, subject pinned to its digest)`,
+//!   with separate lifetimes for passes and failures (a failure is often transient: keep it
+//!   short), and bounded by an approximate weight in bytes. A reload starts a new generation,
+//!   so an old verdict is never served under a new configuration.
+//! * **Single flight**: concurrent lookups of the same entry run the work once
+//!   (moka's `entry().or_try_insert_with`); the others wait for it.
+//! * **Limits**: work that reaches a registry holds a permit of its registry host and a
+//!   global one, so a burst of keys cannot flood one registry or the process.
+//!
+//! Errors (a backend refusing a key) are not cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::Expiry;
+use moka::future::Cache;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use vouch_oci::Reference;
+
+use crate::backend::Generation;
+use crate::engine::KeyError;
+use crate::keys;
+use crate::metrics::{CacheName, Metrics};
+use crate::report::VerificationResponse;
+
+/// Lifetimes and size of the caches.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CacheOptions {
+    /// How long a passing verdict is served from the cache.
+    pub pass_ttl: Duration,
+    /// How long a failing verdict is served from the cache.
+    pub fail_ttl: Duration,
+    /// How long a tag → digest resolution is reused.
+    pub tag_ttl: Duration,
+    /// Approximate upper bound of the verdict cache, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            pass_ttl: Duration::from_secs(300),
+            fail_ttl: Duration::from_secs(10),
+            tag_ttl: Duration::from_secs(10),
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Bounds on concurrent registry work.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConcurrencyOptions {
+    /// Verifications and resolutions running at once, over all registries.
+    pub global: usize,
+    /// Verifications and resolutions running at once against one registry host.
+    pub per_registry: usize,
+}
+
+impl Default for ConcurrencyOptions {
+    fn default() -> Self {
+        Self {
+            global: 64,
+            per_registry: 16,
+        }
+    }
+}
+
+/// Most registry hosts whose semaphores are kept; beyond, idle ones are dropped.
+const MAX_TRACKED_HOSTS: usize = 1024;
+/// Most tag resolutions kept.
+const MAX_TAGS: u64 = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EntryKey {
+    generation: u64,
+    subject: String,
+}
+
+struct VerdictExpiry {
+    pass_ttl: Duration,
+    fail_ttl: Duration,
+}
+
+impl Expiry<EntryKey, Arc<VerificationResponse>> for VerdictExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &EntryKey,
+        value: &Arc<VerificationResponse>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(if value.is_success {
+            self.pass_ttl
+        } else {
+            self.fail_ttl
+        })
+    }
+}
+
+/// Approximate size of a cached verdict, for the weight bound.
+fn weight(key: &EntryKey, value: &Arc<VerificationResponse>) -> u32 {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let reports: usize = value
+        .verifier_reports
+        .iter()
+        .map(|r| {
+            160 + opt(&r.subject)
+                + opt(&r.name)
+                + opt(&r.verifier_name)
+                + opt(&r.kind)
+                + opt(&r.verifier_type)
+                + opt(&r.reference_digest)
+                + opt(&r.artifact_type)
+                + opt(&r.message)
+                + opt(&r.error_reason)
+                + opt(&r.remediation)
+                + r.extensions.as_ref().map_or(0, |e| e.to_string().len())
+        })
+        .sum();
+    u32::try_from(128 + key.subject.len() + reports).unwrap_or(u32::MAX)
+}
+
+/// Caches, coalescing and limits in front of the backend.
+pub(crate) struct Verdicts {
+    verdicts: Cache<EntryKey, Arc<VerificationResponse>>,
+    tags: Cache<EntryKey, String>,
+    global: Arc<Semaphore>,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_registry: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Verdicts {
+    pub(crate) fn new(
+        cache: &CacheOptions,
+        limits: &ConcurrencyOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let verdicts = Cache::builder()
+            .max_capacity(cache.max_bytes)
+            .weigher(weight)
+            .expire_after(VerdictExpiry {
+                pass_ttl: cache.pass_ttl,
+                fail_ttl: cache.fail_ttl,
+            })
+            .build();
+        let tags = Cache::builder()
+            .max_capacity(MAX_TAGS)
+            .time_to_live(cache.tag_ttl)
+            .build();
+        Self {
+            verdicts,
+            tags,
+            global: Arc::new(Semaphore::new(limits.global.max(1))),
+            hosts: Mutex::new(HashMap::new()),
+            per_registry: limits.per_registry.max(1),
+            metrics,
+        }
+    }
+
+    /// The verdict for `key` under `generation`: from the cache, from a running
+    /// verification of the same subject, or verified now.
+    pub(crate) async fn verify(
+        &self,
+        generation: &Generation,
+        key: &str,
+    ) -> Result<VerificationResponse, KeyError> {
+        let reference = keys::parse(key)?;
+        // Pin a tag to its digest so the verdict is cached by digest. When the tag cannot be
+        // resolved, the backend verifies the tag form and reports why it failed.
+        let subject = if reference.digest().is_some() {
+            reference.to_string()
+        } else {
+            match self.resolve(generation, &reference).await {
+                Ok(digest) => reference.with_digest(&digest).to_string(),
+                Err(_) => reference.to_string(),
+            }
+        };
+        let entry_key = EntryKey {
+            generation: generation.id,
+            subject: subject.clone(),
+        };
+        let entry = self
+            .verdicts
+            .entry(entry_key)
+            .or_try_insert_with(async {
+                let _permits = self.permits(reference.registry()).await;
+                let _in_flight = self.metrics.in_flight();
+                generation.backend.verify(&subject).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        self.metrics
+            .cache_lookup(CacheName::Verdict, !entry.is_fresh());
+        Ok(entry.into_value().as_ref().clone())
+    }
+
+    /// The digest `reference`'s tag points to, from the tag cache or the registry.
+    pub(crate) async fn resolve(
+        &self,
+        generation: &Generation,
+        reference: &Reference,
+    ) -> Result<String, KeyError> {
+        let entry_key = EntryKey {
+            generation: generation.id,
+            subject: reference.to_string(),
+        };
+        let entry = self
+            .tags
+            .entry(entry_key)
+            .or_try_insert_with(async {
+                let _permits = self.permits(reference.registry()).await;
+                generation.backend.resolve(reference).await
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        self.metrics.cache_lookup(CacheName::Tag, !entry.is_fresh());
+        Ok(entry.into_value())
+    }
+
+    /// A permit of `host`'s semaphore, then a global one (in this order, so a slow
+    /// registry's queue does not hold global permits).
+    async fn permits(&self, host: &str) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        let host_semaphore = {
+            let mut hosts = self
+                .hosts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if hosts.len() >= MAX_TRACKED_HOSTS && !hosts.contains_key(host) {
+                hosts.retain(|_, s| Arc::strong_count(s) > 1);
+            }
+            Arc::clone(
+                hosts
+                    .entry(host.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_registry))),
+            )
+        };
+        // The semaphores are never closed, so acquiring cannot fail.
+        let host_permit = host_semaphore.acquire_owned().await.ok()?;
+        let global_permit = Arc::clone(&self.global).acquire_owned().await.ok()?;
+        Some((host_permit, global_permit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::backend::{Backend, BoxFuture};
+
+    /// Counts calls; each verification takes `delay`; tags resolve to a digest derived from
+    /// the tag; images whose reference contains `bad` fail.
+    struct Fake {
+        verifies: AtomicUsize,
+        resolves: AtomicUsize,
+        running: AtomicUsize,
+        max_running: AtomicUsize,
+        delay: Duration,
+    }
+
+    impl Fake {
+        fn new(delay: Duration) -> Arc<Self> {
+            Arc::new(Self {
+                verifies: AtomicUsize::new(0),
+                resolves: AtomicUsize::new(0),
+                running: AtomicUsize::new(0),
+                max_running: AtomicUsize::new(0),
+                delay,
+            })
+        }
+    }
+
+    impl Backend for Fake {
+        fn verify<'a>(
+            &'a self,
+            image: &'a str,
+        ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
+            Box::pin(async move {
+                self.verifies.fetch_add(1, Ordering::SeqCst);
+                let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+                self.max_running.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(self.delay).await;
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                Ok(VerificationResponse {
+                    version: "0.2.0".to_owned(),
+                    is_success: !image.contains("bad"),
+                    trace_id: None,
+                    timestamp: Some(image.to_owned()),
+                    verifier_reports: Vec::new(),
+                })
+            })
+        }
+
+        fn resolve<'a>(
+            &'a self,
+            reference: &'a Reference,
+        ) -> BoxFuture<'a, Result<String, KeyError>> {
+            Box::pin(async move {
+                self.resolves.fetch_add(1, Ordering::SeqCst);
+                Ok(format!(
+                    "sha256:{:0>64}",
+                    reference.tag().unwrap_or("x").len()
+                ))
+            })
+        }
+    }
+
+    fn generation(id: u64, backend: Arc<Fake>) -> Generation {
+        Generation { id, backend }
+    }
+
+    fn verdicts(cache: CacheOptions, limits: ConcurrencyOptions) -> Verdicts {
+        Verdicts::new(&cache, &limits, Arc::new(Metrics::new()))
+    }
+
+    #[tokio::test]
+    async fn second_lookup_is_a_cache_hit_pinned_to_the_digest() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
+        let first = v.verify(&g, "[ns]registry.test/app:v1").await.unwrap();
+        let second = v.verify(&g, "registry.test/app:v1").await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 1);
+        // The backend verified the digest form, keeping the tag for display.
+        let subject = first.timestamp.unwrap();
+        assert!(
+            subject.starts_with("registry.test/app:v1@sha256:"),
+            "{subject}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_does_not_reuse_old_verdicts() {
+        let fake = Fake::new(Duration::ZERO);
+        let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
+        v.verify(&generation(1, Arc::clone(&fake)), "registry.test/app:v1")
+            .await
+            .unwrap();
+        v.verify(&generation(2, Arc::clone(&fake)), "registry.test/app:v1")
+            .await
+            .unwrap();
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_use_their_own_lifetime() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let options = CacheOptions {
+            fail_ttl: Duration::ZERO,
+            ..CacheOptions::default()
+        };
+        let v = verdicts(options, ConcurrencyOptions::default());
+        for _ in 0..2 {
+            assert!(
+                !v.verify(&g, "registry.test/bad:v1")
+                    .await
+                    .unwrap()
+                    .is_success
+            );
+            assert!(
+                v.verify(&g, "registry.test/good:v1")
+                    .await
+                    .unwrap()
+                    .is_success
+            );
+        }
+        // The pass was cached, the failure (lifetime zero) was not.
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_subject_verify_once() {
+        let fake = Fake::new(Duration::from_millis(200));
+        let g = Arc::new(generation(1, Arc::clone(&fake)));
+        let v = Arc::new(verdicts(
+            CacheOptions::default(),
+            ConcurrencyOptions::default(),
+        ));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (v, g) = (Arc::clone(&v), Arc::clone(&g));
+                tokio::spawn(async move { v.verify(&g, "registry.test/app@sha256:0000000000000000000000000000000000000000000000000000000000000001").await })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().unwrap().is_success);
+        }
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn registry_work_is_bounded_per_host() {
+        let fake = Fake::new(Duration::from_millis(50));
+        let g = Arc::new(generation(1, Arc::clone(&fake)));
+        let limits = ConcurrencyOptions {
+            per_registry: 2,
+            ..ConcurrencyOptions::default()
+        };
+        let v = Arc::new(verdicts(CacheOptions::default(), limits));
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (v, g) = (Arc::clone(&v), Arc::clone(&g));
+                tokio::spawn(async move {
+                    v.verify(&g, &format!("registry.test/app{i}@sha256:{:0>64}", i))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 8);
+        assert!(
+            fake.max_running.load(Ordering::SeqCst) <= 2,
+            "at most 2 at once per host"
+        );
+    }
+
+    #[tokio::test]
+    async fn tag_resolutions_are_reused() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
+        let r = Reference::parse("registry.test/app:v1").unwrap();
+        let a = v.resolve(&g, &r).await.unwrap();
+        let b = v.resolve(&g, &r).await.unwrap();
+        assert_eq!(a, b);
+        assert_eq!(fake.resolves.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_keys_are_reference_invalid_without_backend_work() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
+        assert_eq!(
+            v.verify(&g, "Not A Reference").await.unwrap_err().code,
+            "REFERENCE_INVALID"
+        );
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 0);
+    }
+}

@@ -1,0 +1,395 @@
+//! Prometheus metrics of the server, served as text on the metrics listener (`/metrics`).
+//!
+//! Ratify v1's names are kept where they exist, so its Grafana dashboard keeps working:
+//! `ratify_verification_request` and `ratify_mutation_request` (latency histograms in
+//! milliseconds, Ratify's buckets, no unit suffix) and `ratify_system_error_count`. Everything
+//! else is `vouch_*`. Every label value comes from a closed set (routes, outcomes, cache names,
+//! error kinds): never an image, a subject or error text, so cardinality stays bounded.
+
+use std::fmt;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Ratify's millisecond buckets for request latency.
+const RATIFY_BUCKETS_MS: [f64; 27] = [
+    0.0, 10.0, 30.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0, 800.0, 900.0, 1000.0,
+    1100.0, 1200.0, 1400.0, 1600.0, 1800.0, 2000.0, 2300.0, 2600.0, 4000.0, 4400.0, 4900.0, 6000.0,
+    10000.0,
+];
+
+/// The external-data routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Verify,
+    Mutate,
+}
+
+impl Route {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Route::Verify => "verify",
+            Route::Mutate => "mutate",
+        }
+    }
+}
+
+/// What one key's answer was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A verdict with `isSuccess: true`, or a resolved digest on `/mutate`.
+    Pass,
+    /// A verdict with `isSuccess: false`.
+    Fail,
+    /// A per-key error (bad reference, resolution failure, internal failure).
+    Error,
+    /// Not finished by the deadline.
+    Timeout,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// Which cache a lookup went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheName {
+    /// Verdicts by digest.
+    Verdict,
+    /// Tag → digest resolutions.
+    Tag,
+}
+
+/// Request-level failures (`systemError`), Ratify's `ratify_system_error_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SystemError {
+    MalformedBody,
+    BodyTooLarge,
+    BodyUnreadable,
+    TooManyKeys,
+    UnsupportedApiVersion,
+}
+
+impl SystemError {
+    fn as_str(self) -> &'static str {
+        match self {
+            SystemError::MalformedBody => "malformed_body",
+            SystemError::BodyTooLarge => "body_too_large",
+            SystemError::BodyUnreadable => "body_unreadable",
+            SystemError::TooManyKeys => "too_many_keys",
+            SystemError::UnsupportedApiVersion => "unsupported_api_version",
+        }
+    }
+}
+
+/// Result of a reload attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReloadResult {
+    Success,
+    Failure,
+}
+
+impl ReloadResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReloadResult::Success => "success",
+            ReloadResult::Failure => "failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    route: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    error: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+/// All metrics of one server.
+pub(crate) struct Metrics {
+    registry: Registry,
+    verification_request: Histogram,
+    mutation_request: Histogram,
+    request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    system_errors: Family<ErrorLabels, Counter>,
+    verdicts: Family<VerdictLabels, Counter>,
+    cache: Family<CacheLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
+    config_generation: Gauge,
+    tls_reloads: Family<ResultLabels, Counter>,
+    tls_handshake_failures: Counter,
+    in_flight: Gauge,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        let verification_request = Histogram::new(RATIFY_BUCKETS_MS);
+        registry.register(
+            "ratify_verification_request",
+            "Duration of /verify requests in milliseconds",
+            verification_request.clone(),
+        );
+        let mutation_request = Histogram::new(RATIFY_BUCKETS_MS);
+        registry.register(
+            "ratify_mutation_request",
+            "Duration of /mutate requests in milliseconds",
+            mutation_request.clone(),
+        );
+        let request_duration: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(seconds_histogram);
+        registry.register_with_unit(
+            "vouch_request_duration",
+            "Duration of external-data requests per route",
+            Unit::Seconds,
+            request_duration.clone(),
+        );
+        let system_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "ratify_system_error_count",
+            "Requests failed as a whole (systemError), by kind",
+            system_errors.clone(),
+        );
+        let verdicts = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "vouch_verdicts",
+            "Answered keys by route and outcome (pass, fail, error, timeout)",
+            verdicts.clone(),
+        );
+        let cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "vouch_cache_requests",
+            "Cache lookups by cache (verdict, tag) and result (hit, miss)",
+            cache.clone(),
+        );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "vouch_config_reloads",
+            "Configuration reload attempts by result",
+            config_reloads.clone(),
+        );
+        let config_generation = Gauge::default();
+        registry.register(
+            "vouch_config_generation",
+            "Generation of the configuration being served (1 at start, +1 per successful reload)",
+            config_generation.clone(),
+        );
+        let tls_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "vouch_tls_reloads",
+            "TLS material reload attempts by result",
+            tls_reloads.clone(),
+        );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "vouch_tls_handshake_failures",
+            "TLS handshakes that failed or timed out (e.g. a missing or untrusted client certificate)",
+            tls_handshake_failures.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "vouch_verifications_in_flight",
+            "Verifications running against registries (including those past their request's deadline)",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            verification_request,
+            mutation_request,
+            request_duration,
+            system_errors,
+            verdicts,
+            cache,
+            config_reloads,
+            config_generation,
+            tls_reloads,
+            tls_handshake_failures,
+            in_flight,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub(crate) fn encode(&self) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    pub(crate) fn request(&self, route: Route, elapsed: Duration) {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        match route {
+            Route::Verify => self.verification_request.observe(ms),
+            Route::Mutate => self.mutation_request.observe(ms),
+        }
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                route: route.as_str(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn system_error(&self, kind: SystemError) {
+        self.system_errors
+            .get_or_create(&ErrorLabels {
+                error: kind.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn verdict(&self, route: Route, outcome: Outcome) {
+        self.verdicts
+            .get_or_create(&VerdictLabels {
+                route: route.as_str(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn cache_lookup(&self, cache: CacheName, hit: bool) {
+        self.cache
+            .get_or_create(&CacheLabels {
+                cache: match cache {
+                    CacheName::Verdict => "verdict",
+                    CacheName::Tag => "tag",
+                },
+                result: if hit { "hit" } else { "miss" },
+            })
+            .inc();
+    }
+
+    pub(crate) fn config_reload(&self, result: ReloadResult) {
+        self.config_reloads
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn config_generation(&self, generation: u64) {
+        self.config_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn tls_reload(&self, result: ReloadResult) {
+        self.tls_reloads
+            .get_or_create(&ResultLabels {
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn tls_handshake_failure(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    /// Counts a verification running until the guard is dropped.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+}
+
+/// Decrements `vouch_verifications_in_flight` when dropped.
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn exposes_ratify_names_and_bounded_labels() {
+        let m = Metrics::new();
+        m.request(Route::Verify, Duration::from_millis(120));
+        m.request(Route::Mutate, Duration::from_millis(3));
+        m.system_error(SystemError::TooManyKeys);
+        m.verdict(Route::Verify, Outcome::Timeout);
+        m.cache_lookup(CacheName::Verdict, true);
+        m.config_reload(ReloadResult::Failure);
+        let text = m.encode().unwrap();
+        for needle in [
+            "ratify_verification_request_bucket{le=\"200.0\"} 1",
+            "ratify_mutation_request_count 1",
+            "ratify_system_error_count_total{error=\"too_many_keys\"} 1",
+            "vouch_request_duration_seconds_count{route=\"verify\"} 1",
+            "vouch_verdicts_total{route=\"verify\",outcome=\"timeout\"} 1",
+            "vouch_cache_requests_total{cache=\"verdict\",result=\"hit\"} 1",
+            "vouch_config_reloads_total{result=\"failure\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn in_flight_guard_decrements() {
+        let m = Metrics::new();
+        let guard = m.in_flight();
+        assert!(
+            m.encode()
+                .unwrap()
+                .contains("vouch_verifications_in_flight 1")
+        );
+        drop(guard);
+        assert!(
+            m.encode()
+                .unwrap()
+                .contains("vouch_verifications_in_flight 0")
+        );
+    }
+}

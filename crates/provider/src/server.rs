@@ -1,0 +1,412 @@
+//! The server: an HTTPS listener for Gatekeeper, plain-HTTP health and metrics listeners,
+//! file watchers for certificates and configuration, graceful shutdown.
+//!
+//! `axum::serve` has no TLS, so the HTTPS side is a hand-written accept loop: each TCP
+//! connection is handshaken with the TLS configuration current at that moment (so rotated
+//! certificates apply to the next connection), then served by hyper-util's auto builder
+//! (HTTP/1.1 with keep-alive, which Gatekeeper speaks, and h2 through ALPN). On shutdown the
+//! server turns unready, stops accepting, lets in-flight requests finish within the drain
+//! timeout, then stops.
+//!
+//! ```no_run
+//! # async fn run(loader: std::sync::Arc<dyn vouch_provider::BackendLoader>) -> Result<(), vouch_provider::ServeError> {
+//! use vouch_provider::{ServeOptions, Server, TlsOptions};
+//!
+//! let options = ServeOptions::new(TlsOptions::new("/usr/local/tls"));
+//! let server = Server::bind(options, loader).await?;
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderName;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::backend::{BackendLoader, Generations, LoadError};
+use crate::cache::{CacheOptions, ConcurrencyOptions, Verdicts};
+use crate::health::{Readiness, health_router, metrics_router};
+use crate::metrics::Metrics;
+use crate::routes::{AppState, Limits, RouteOptions, router};
+use crate::tls::{TlsError, TlsOptions, TlsState, ensure_certificates};
+
+/// Everything `vouch serve` can be told.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// The HTTPS listener for Gatekeeper (Ratify: `:6001`).
+    pub listen: SocketAddr,
+    /// The plain-HTTP `/healthz`, `/readyz` listener (Ratify: `:9099`); `None`: off.
+    pub health_listen: Option<SocketAddr>,
+    /// The plain-HTTP `/metrics` listener (Ratify: `:8888`); `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Certificates and client authentication.
+    pub tls: TlsOptions,
+    /// `/verify` answers within this time (Ratify: 2900 ms in a 3 s webhook).
+    pub verify_timeout: Duration,
+    /// `/mutate` answers within this time (Ratify: 950 ms in a 1 s webhook).
+    pub mutate_timeout: Duration,
+    /// Body and key-count limits.
+    pub limits: Limits,
+    /// Verdict and tag caches.
+    pub cache: CacheOptions,
+    /// Bounds on concurrent registry work.
+    pub concurrency: ConcurrencyOptions,
+    /// Request headers that carry a trace ID (e.g. `x-ms-correlation-request-id`); without
+    /// one, each answer gets a new UUID.
+    pub trace_id_headers: Vec<String>,
+    /// Safety-net re-read of the configuration files, besides file-system events.
+    pub config_reload_interval: Duration,
+    /// Longest TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Longest wait for a request's headers (Ratify: `ReadHeaderTimeout` 5 s).
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests may finish after a shutdown signal (Ratify: 6 s).
+    pub drain_timeout: Duration,
+    /// Most HTTPS connections open at once; more are closed right after accept.
+    pub max_connections: usize,
+}
+
+impl ServeOptions {
+    /// Ratify's defaults, serving with `tls`.
+    pub fn new(tls: TlsOptions) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 6001)),
+            health_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9099))),
+            metrics_listen: Some(SocketAddr::from(([0, 0, 0, 0], 8888))),
+            tls,
+            verify_timeout: Duration::from_millis(2900),
+            mutate_timeout: Duration::from_millis(950),
+            limits: Limits::default(),
+            cache: CacheOptions::default(),
+            concurrency: ConcurrencyOptions::default(),
+            trace_id_headers: Vec::new(),
+            config_reload_interval: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(6),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TLS material is unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(#[from] LoadError),
+    /// A set-up task (loading certificates or configuration) panicked.
+    #[error("set-up failed unexpectedly: {0}")]
+    Setup(tokio::task::JoinError),
+    /// A trace-ID header name is not a valid HTTP header name.
+    #[error("{0:?} is not a valid HTTP header name (--trace-id-header)")]
+    HeaderName(String),
+}
+
+/// A bound, loaded server; [`Server::run`] serves until the shutdown future completes.
+pub struct Server {
+    options: ServeOptions,
+    https: TcpListener,
+    health: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
+    tls: Arc<TlsState>,
+    generations: Arc<Generations>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Prepares the certificates (generating them if `--cert-dir` is empty), loads the
+    /// configuration through `loader` and binds the listeners. Fails, without serving,
+    /// when any of them is unusable.
+    pub async fn bind(
+        options: ServeOptions,
+        loader: Arc<dyn BackendLoader>,
+    ) -> Result<Server, ServeError> {
+        let metrics = Arc::new(Metrics::new());
+        let trace_id_headers = options
+            .trace_id_headers
+            .iter()
+            .map(|name| {
+                HeaderName::try_from(name.as_str())
+                    .map_err(|_| ServeError::HeaderName(name.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls_options = options.tls.clone();
+        let tls_metrics = Arc::clone(&metrics);
+        let tls = blocking(move || {
+            ensure_certificates(&tls_options)?;
+            TlsState::load(tls_options, tls_metrics)
+        })
+        .await?;
+        let gen_metrics = Arc::clone(&metrics);
+        let generations = blocking(move || Generations::load(loader, gen_metrics)).await?;
+        let generations = Arc::new(generations);
+
+        let https = bind(options.listen).await?;
+        let health = match options.health_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics_listener = match options.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let verdicts = Arc::new(Verdicts::new(
+            &options.cache,
+            &options.concurrency,
+            Arc::clone(&metrics),
+        ));
+        let state = Arc::new(AppState {
+            generations: Arc::clone(&generations),
+            verdicts,
+            metrics: Arc::clone(&metrics),
+            options: RouteOptions {
+                verify_timeout: options.verify_timeout,
+                mutate_timeout: options.mutate_timeout,
+                limits: options.limits.clone(),
+                trace_id_headers,
+            },
+        });
+        Ok(Server {
+            options,
+            https,
+            health,
+            metrics_listener,
+            tls: Arc::new(tls),
+            generations,
+            metrics,
+            readiness: Arc::new(Readiness::default()),
+            state,
+        })
+    }
+
+    /// The address of the HTTPS listener (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.https.local_addr().ok()
+    }
+
+    /// The address of the health listener.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The address of the metrics listener.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests (at most
+    /// [`ServeOptions::drain_timeout`]) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let Server {
+            options,
+            https,
+            health,
+            metrics_listener,
+            tls,
+            generations,
+            metrics,
+            readiness,
+            state,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut background: Vec<JoinHandle<()>> = Vec::new();
+
+        // File watchers: certificates and client CA, configuration.
+        let tls_watch = Arc::clone(&tls);
+        background.push(crate::watch::spawn(
+            "certificates",
+            tls.options().files(),
+            tls.options().reload_interval,
+            Arc::new(move || {
+                let _ = tls_watch.reload_if_changed();
+            }),
+        ));
+        let config_paths = generations.watch_paths();
+        if !config_paths.is_empty() {
+            let gens = Arc::clone(&generations);
+            background.push(crate::watch::spawn(
+                "configuration",
+                config_paths,
+                options.config_reload_interval,
+                Arc::new(move || {
+                    let _ = gens.reload_if_changed();
+                }),
+            ));
+        }
+
+        // Side listeners.
+        if let Some(listener) = health {
+            background.push(spawn_plain(
+                "health",
+                listener,
+                health_router(Arc::clone(&readiness)),
+                stop_rx.clone(),
+            ));
+        }
+        if let Some(listener) = metrics_listener {
+            background.push(spawn_plain(
+                "metrics",
+                listener,
+                metrics_router(Arc::clone(&metrics)),
+                stop_rx.clone(),
+            ));
+        }
+
+        let app = router(state);
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout)
+            .keep_alive(true);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
+
+        readiness.set(true);
+        tracing::info!(
+            listen = %https
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string()),
+            client_auth = tls.options().client_ca_file.is_some(),
+            "serving the Gatekeeper external-data API over HTTPS"
+        );
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = https.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                tracing::warn!(%peer, max = options.max_connections, "too many connections; closing");
+                continue;
+            };
+            let acceptor = TlsAcceptor::from(tls.current());
+            let service = TowerToHyperService::new(app.clone());
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let metrics = Arc::clone(&metrics);
+            let handshake_timeout = options.handshake_timeout;
+            tokio::spawn(async move {
+                let _permit = permit;
+                let stream =
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            metrics.tls_handshake_failure();
+                            tracing::warn!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.tls_handshake_failure();
+                            tracing::warn!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+
+        tracing::info!("shutting down: draining in-flight requests");
+        readiness.set(false);
+        drop(https);
+        if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(drain_timeout = ?options.drain_timeout, "connections still open after the drain timeout; closing them");
+        }
+        let _ = stop_tx.send(true);
+        for task in background {
+            task.abort();
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Runs blocking set-up work (file reads, key generation) off the async workers.
+async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ServeError>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    ServeError: From<E>,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ServeError::from),
+        Err(e) => Err(ServeError::Setup(e)),
+    }
+}
+
+fn spawn_plain(
+    what: &'static str,
+    listener: TcpListener,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(listener = what, error = %e, "listener failed");
+        }
+    })
+}
