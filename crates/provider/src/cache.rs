@@ -201,7 +201,14 @@ impl Verdicts {
             .map_err(|e| (*e).clone())?;
         self.metrics
             .cache_lookup(CacheName::Verdict, !entry.is_fresh());
-        Ok(entry.into_value().as_ref().clone())
+        // Reports name the subject as it was requested (tag form for a tag), as Ratify does,
+        // whichever request's verification filled the cache entry.
+        let mut value = entry.into_value().as_ref().clone();
+        let requested = reference.to_string();
+        for report in &mut value.verifier_reports {
+            report.subject = Some(requested.clone());
+        }
+        Ok(value)
     }
 
     /// The digest `reference`'s tag points to, from the tag cache or the registry.

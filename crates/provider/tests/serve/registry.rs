@@ -158,6 +158,8 @@ async fn real_verdicts_over_https_and_the_cache_saves_registry_traffic() {
     let report = &items_first[0]["value"]["verifierReports"][0];
     assert_eq!(report["isSuccess"], true);
     assert_eq!(report["message"], "Notation signature verification success");
+    // The report names the subject as requested (tag form), as Ratify does.
+    assert_eq!(report["subject"], keys[0]);
     assert_eq!(
         items_first[1]["value"]["isSuccess"], false,
         "{}",
