@@ -194,3 +194,16 @@ fn the_aks_guide_configuration_works_unchanged() {
         stdout(&out)
     );
 }
+
+#[test]
+fn the_demo_serves_and_verifies() {
+    // `make demo` runs this command: it must keep working on built-in defaults.
+    let out = vouch(&["demo"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("PASS  127.0.0.1:"), "{text}");
+    assert!(text.contains("FAIL  127.0.0.1:"), "{text}");
+    assert!(text.contains("vouch serve"), "{text}");
+    assert!(text.contains("POST https://localhost:"), "{text}");
+    assert!(text.contains("vouch works"), "{text}");
+}
