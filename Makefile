@@ -1,7 +1,7 @@
 # vouch: the two commands a newcomer runs are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test build lint deps
+.PHONY: demo test build lint deps conformance templates-test
 
 ## Run the demo: a local registry, a signed and an unsigned image, vouch's verdicts.
 demo:
@@ -14,6 +14,10 @@ test:
 	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc --quiet
 
+## Run the Notation conformance table (crates/notation/tests/conformance) and print every case.
+conformance:
+	$(CARGO) test -p vouch-notation --test conformance -- --nocapture
+
 build:
 	$(CARGO) build --workspace --all-targets
 
@@ -23,3 +27,15 @@ lint:
 
 deps:
 	@scripts/ensure-deps.sh --test
+
+## Gatekeeper side: provider-templates/ (Suites run with regorus against a real vouch and registry).
+templates-test:
+	@scripts/ensure-deps.sh --test
+	@results=$$(mktemp -d); status=0; \
+	VOUCH_TEMPLATES_RESULTS=$$results $(CARGO) nextest run -p vouch-templates-test --no-fail-fast || status=$$?; \
+	passed=$$(cat $$results/*.txt 2>/dev/null | grep -c '^PASS '); \
+	failed=$$(cat $$results/*.txt 2>/dev/null | grep -c '^FAIL '); \
+	if [ $$status -ne 0 ] && [ $$failed -eq 0 ]; then failed=1; fi; \
+	rm -rf $$results; \
+	echo "templates: $$passed passed, $$failed failed"; \
+	exit $$status
