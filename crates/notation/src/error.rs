@@ -58,8 +58,24 @@ pub enum ErrorKind {
     CertificateExpired,
     /// The policy requires a timestamp countersignature and the signature has none.
     MissingTimestamp,
-    /// RFC 3161 timestamp verification is not implemented yet.
-    TimestampUnsupported,
+    /// The timestamp countersignature is malformed: not a CMS `SignedData` holding a version-1
+    /// `TSTInfo`, or required CMS fields and signed attributes are missing or invalid (§11).
+    MalformedTimestamp,
+    /// The timestamp uses an algorithm vouch does not accept (SHA-1 imprint, ESSCertID hash or
+    /// signature; unknown algorithms) (§11, §15.8).
+    UnsupportedTimestampAlgorithm,
+    /// The timestamp's message imprint is not the hash of the envelope's signature.
+    TimestampMessageMismatch,
+    /// The timestamp's signing certificate (signingCertificateV2) is missing, not in the
+    /// token, or its hash does not match.
+    InvalidTimestampSigningCertificate,
+    /// The timestamp's CMS signature, content-type or message-digest attribute does not verify.
+    InvalidTimestampSignature,
+    /// The timestamp's signing certificate does not chain to a `tsa` trust-store root.
+    UntrustedTimestamp,
+    /// The TSA certificate chain violates the timestamping rules (§6) or is not valid at the
+    /// timestamp's time.
+    InvalidTimestampChain,
     /// The revocation status of a chain certificate could not be determined.
     RevocationUnknown,
     /// A chain certificate is revoked.
@@ -100,7 +116,13 @@ impl ErrorKind {
             Self::CertificateNotYetValid => "certificate-not-yet-valid",
             Self::CertificateExpired => "certificate-expired",
             Self::MissingTimestamp => "missing-timestamp",
-            Self::TimestampUnsupported => "timestamp-unsupported",
+            Self::MalformedTimestamp => "malformed-timestamp",
+            Self::UnsupportedTimestampAlgorithm => "unsupported-timestamp-algorithm",
+            Self::TimestampMessageMismatch => "timestamp-message-mismatch",
+            Self::InvalidTimestampSigningCertificate => "invalid-timestamp-signing-certificate",
+            Self::InvalidTimestampSignature => "invalid-timestamp-signature",
+            Self::UntrustedTimestamp => "untrusted-timestamp",
+            Self::InvalidTimestampChain => "invalid-timestamp-chain",
             Self::RevocationUnknown => "revocation-unknown",
             Self::Revoked => "revoked",
             Self::PayloadMismatch => "payload-mismatch",

@@ -33,8 +33,9 @@
 //!
 //! Each check of steps 3–7 is enforced, logged (a warning in the result) or skipped as the
 //! statement's level and overrides decide; integrity and the payload match are always
-//! enforced. RFC 3161 timestamps are not verified yet: a policy that requires them fails
-//! with [`ErrorKind::TimestampUnsupported`].
+//! enforced. RFC 3161 timestamp countersignatures ([`TimestampToken`]) are verified in step 6
+//! when the statement lists a `tsa` store; the TSA chain's revocation goes through the same
+//! [`RevocationChecker`].
 //!
 //! # Example
 //!
@@ -77,12 +78,15 @@ mod chain;
 mod descriptor;
 mod envelope;
 mod error;
+#[doc(hidden)]
+pub mod internals;
 mod json;
 mod name;
 mod policy;
 mod revocation;
 pub mod sign;
 mod store;
+mod timestamp;
 mod verify;
 mod x509;
 
@@ -94,8 +98,13 @@ pub use crate::policy::{
     Action, Level, PolicyError, TrustPolicyDocument, TrustPolicyStatement, TrustStoreRef,
     TrustedIdentity, ValidationType, VerifyTimestamp,
 };
-pub use crate::revocation::{OfflineRevocationChecker, RevocationChecker, RevocationError};
+pub use crate::revocation::{
+    CRL_FETCH_TIMEOUT, MAX_CRL_BYTES, MAX_OCSP_RESPONSE_BYTES, OCSP_FETCH_TIMEOUT,
+    OfflineRevocationChecker, PrefetchedRevocationChecker, RevocationChecker, RevocationData,
+    RevocationError, RevocationRequest, RevocationRequestKind, envelope_certificate_chain,
+};
 pub use crate::store::{StoreType, TrustStoreError, TrustStores};
+pub use crate::timestamp::{Timestamp, TimestampError, TimestampToken, TstInfo, VerifiedTimestamp};
 pub use crate::verify::{
     ArtifactReference, Outcome, ReferenceError, SignerInfo, Verifier, VerifyOptions,
 };

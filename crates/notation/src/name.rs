@@ -411,7 +411,7 @@ impl DistinguishedName {
     /// Parses an RFC 4514 distinguished name under Notation's rules: no `=#`, no multi-valued
     /// RDNs, no duplicate types, `S` is an alias of `ST`, and `C`, `ST`, `O` are mandatory.
     pub fn parse(dn: &str) -> Result<Self, DnError> {
-        let text = dn.trim().to_owned();
+        let text = trim_dn(dn).to_owned();
         if text.contains("=#") {
             return Err(DnError::HexValue { dn: text });
         }
@@ -534,6 +534,18 @@ impl DistinguishedName {
     }
 }
 
+/// Trims the whitespace around a DN, but keeps a trailing space that is escaped (`\ `): a
+/// value may end with a space (found by the property test `dn_parse_render_round_trip`).
+fn trim_dn(dn: &str) -> &str {
+    let start = dn.trim_start();
+    let trimmed = start.trim_end();
+    let backslashes = trimmed.bytes().rev().take_while(|b| *b == b'\\').count();
+    match start[trimmed.len()..].chars().next() {
+        Some(c) if backslashes % 2 == 1 => &start[..trimmed.len() + c.len_utf8()],
+        _ => trimmed,
+    }
+}
+
 impl fmt::Display for DistinguishedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -583,6 +595,14 @@ mod tests {
         let dn = DistinguishedName::parse("C=US,ST=WA,O=a\\2Cb\\ ,CN=\\ x").unwrap();
         assert_eq!(dn.attributes()["O"], "a,b ");
         assert_eq!(dn.attributes()["CN"], " x");
+    }
+
+    #[test]
+    fn escaped_trailing_space_survives_trimming() {
+        let dn = DistinguishedName::parse(" C=US,ST=WA,O=\\  ").unwrap();
+        assert_eq!(dn.attributes()["O"], " ");
+        let dn = DistinguishedName::parse("C=US,ST=WA,O=a\\\\ ").unwrap();
+        assert_eq!(dn.attributes()["O"], "a\\");
     }
 
     #[test]

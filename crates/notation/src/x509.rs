@@ -12,7 +12,9 @@ use aws_lc_rs::{digest, signature};
 use base64::Engine as _;
 use time::{OffsetDateTime, UtcOffset};
 use x509_parser::der_parser::oid::Oid;
-use x509_parser::extensions::ParsedExtension;
+use x509_parser::extensions::{
+    CRLDistributionPoints, DistributionPointName, GeneralName, ParsedExtension,
+};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey as ParsedKey;
 use x509_parser::signature_algorithm::RsaSsaPssParams;
@@ -317,6 +319,22 @@ pub struct Certificate {
     extended_key_usage: Option<ExtendedKeyUsage>,
     has_crl_distribution_points: bool,
     has_ocsp: bool,
+    revocation_endpoints: RevocationEndpoints,
+}
+
+/// Where a certificate's revocation status is published, as read from its extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RevocationEndpoints {
+    /// URIs of the CRL distribution points' full names, in order.
+    pub(crate) crl_urls: Vec<String>,
+    /// URIs of the AIA id-ad-ocsp access descriptions, in order.
+    pub(crate) ocsp_urls: Vec<String>,
+    /// The certificate carries its own Freshest CRL (delta CRL) extension.
+    pub(crate) freshest_crl: bool,
+    /// The certificate carries id-pkix-ocsp-nocheck (an OCSP responder that is not checked).
+    pub(crate) ocsp_no_check: bool,
+    /// The subjectPublicKey BIT STRING contents (hashed into OCSP CertIDs).
+    pub(crate) public_key_bits: Vec<u8>,
 }
 
 impl PartialEq for Certificate {
@@ -474,52 +492,92 @@ impl Certificate {
         self.extended_key_usage.as_ref()
     }
 
+    /// True when the certificate has a CRL distribution points extension.
+    pub(crate) fn has_crl_endpoint(&self) -> bool {
+        self.has_crl_distribution_points
+    }
+
+    /// True when the certificate names an OCSP responder in its AIA extension.
+    pub(crate) fn has_ocsp_endpoint(&self) -> bool {
+        self.has_ocsp
+    }
+
+    /// The raw serial number bytes (big-endian, as encoded).
+    pub(crate) fn serial_bytes(&self) -> &[u8] {
+        &self.serial
+    }
+
+    /// CRL distribution points, OCSP responders and related facts (spec §12).
+    pub(crate) fn revocation_endpoints(&self) -> &RevocationEndpoints {
+        &self.revocation_endpoints
+    }
+
+    /// True when the certificate has the OCSPSigning extended key usage.
+    pub(crate) fn has_ocsp_signing_eku(&self) -> bool {
+        self.extended_key_usage
+            .as_ref()
+            .is_some_and(|eku| eku.oids.iter().any(|o| o == EKU_OCSP_SIGNING))
+    }
+
     /// Verifies this certificate's signature with the issuer's public key. Only the signature
     /// is checked here; CA rights are checked by the chain rules.
     pub(crate) fn verify_signed_by_key(
         &self,
         issuer: &PublicKey,
     ) -> Result<(), SignatureCheckError> {
-        let alg: &'static dyn signature::VerificationAlgorithm =
-            match (&self.signature_algorithm, issuer) {
-                (CertSignatureAlgorithm::Sha1, _) => return Err(SignatureCheckError::Sha1),
-                (CertSignatureAlgorithm::Unsupported(what), _) => {
-                    return Err(SignatureCheckError::Unsupported(what.clone()));
-                }
-                (CertSignatureAlgorithm::RsaPkcs1(h), PublicKey::Rsa { .. }) => match h {
-                    Hash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-                    Hash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    Hash::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-                },
-                (CertSignatureAlgorithm::RsaPss(h), PublicKey::Rsa { .. }) => match h {
-                    Hash::Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
-                    Hash::Sha384 => &signature::RSA_PSS_2048_8192_SHA384,
-                    Hash::Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
-                },
-                (CertSignatureAlgorithm::Ecdsa(h), PublicKey::Ec { curve: Some(c), .. }) => {
-                    match (c, h) {
-                        (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
-                        (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
-                        (Curve::P256, Hash::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
-                        (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
-                        (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
-                        (Curve::P384, Hash::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
-                        (Curve::P521, Hash::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
-                        (Curve::P521, Hash::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
-                        (Curve::P521, Hash::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
-                    }
-                }
-                _ => return Err(SignatureCheckError::KeyMismatch),
-            };
-        let key_bytes = match issuer {
-            PublicKey::Rsa { key, .. } => key.as_slice(),
-            PublicKey::Ec { point, .. } => point.as_slice(),
-            PublicKey::Other { .. } => return Err(SignatureCheckError::KeyMismatch),
-        };
-        signature::UnparsedPublicKey::new(alg, key_bytes)
-            .verify(&self.tbs, &self.signature)
-            .map_err(|_| SignatureCheckError::Invalid)
+        verify_signature(
+            &self.signature_algorithm,
+            issuer,
+            &self.tbs,
+            &self.signature,
+        )
     }
+}
+
+/// Verifies `signature` over `signed` with `key` under `algorithm` (certificates, CRLs and
+/// OCSP responses share these algorithms).
+pub(crate) fn verify_signature(
+    algorithm: &CertSignatureAlgorithm,
+    issuer: &PublicKey,
+    signed: &[u8],
+    signature_bytes: &[u8],
+) -> Result<(), SignatureCheckError> {
+    let alg: &'static dyn signature::VerificationAlgorithm = match (algorithm, issuer) {
+        (CertSignatureAlgorithm::Sha1, _) => return Err(SignatureCheckError::Sha1),
+        (CertSignatureAlgorithm::Unsupported(what), _) => {
+            return Err(SignatureCheckError::Unsupported(what.clone()));
+        }
+        (CertSignatureAlgorithm::RsaPkcs1(h), PublicKey::Rsa { .. }) => match h {
+            Hash::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Hash::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            Hash::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        },
+        (CertSignatureAlgorithm::RsaPss(h), PublicKey::Rsa { .. }) => match h {
+            Hash::Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
+            Hash::Sha384 => &signature::RSA_PSS_2048_8192_SHA384,
+            Hash::Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
+        },
+        (CertSignatureAlgorithm::Ecdsa(h), PublicKey::Ec { curve: Some(c), .. }) => match (c, h) {
+            (Curve::P256, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+            (Curve::P256, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+            (Curve::P256, Hash::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
+            (Curve::P384, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+            (Curve::P384, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+            (Curve::P384, Hash::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+            (Curve::P521, Hash::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
+            (Curve::P521, Hash::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
+            (Curve::P521, Hash::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
+        },
+        _ => return Err(SignatureCheckError::KeyMismatch),
+    };
+    let key_bytes = match issuer {
+        PublicKey::Rsa { key, .. } => key.as_slice(),
+        PublicKey::Ec { point, .. } => point.as_slice(),
+        PublicKey::Other { .. } => return Err(SignatureCheckError::KeyMismatch),
+    };
+    signature::UnparsedPublicKey::new(alg, key_bytes)
+        .verify(signed, signature_bytes)
+        .map_err(|_| SignatureCheckError::Invalid)
 }
 
 /// `SystemTime` → `OffsetDateTime`, `None` when out of range (never panics).
@@ -612,16 +670,30 @@ fn parse_one(der: &[u8]) -> Result<(&[u8], Certificate), CertificateError> {
     };
     let mut has_crl_distribution_points = false;
     let mut has_ocsp = false;
+    let mut revocation_endpoints = RevocationEndpoints {
+        public_key_bits: tbs_cert.public_key().subject_public_key.data.to_vec(),
+        ..RevocationEndpoints::default()
+    };
     for ext in tbs_cert.iter_extensions() {
+        match ext.oid.to_id_string().as_str() {
+            "2.5.29.46" => revocation_endpoints.freshest_crl = true,
+            "1.3.6.1.5.5.7.48.1.5" => revocation_endpoints.ocsp_no_check = true,
+            _ => {}
+        }
         match ext.parsed_extension() {
             ParsedExtension::CRLDistributionPoints(points) => {
                 has_crl_distribution_points |= !points.points.is_empty();
+                revocation_endpoints.crl_urls = distribution_point_uris(points);
             }
             ParsedExtension::AuthorityInfoAccess(aia) => {
-                has_ocsp |= aia
-                    .accessdescs
-                    .iter()
-                    .any(|d| d.access_method.to_id_string() == "1.3.6.1.5.5.7.48.1");
+                for desc in &aia.accessdescs {
+                    if desc.access_method.to_id_string() == "1.3.6.1.5.5.7.48.1" {
+                        has_ocsp = true;
+                        if let GeneralName::URI(uri) = &desc.access_location {
+                            revocation_endpoints.ocsp_urls.push((*uri).to_owned());
+                        }
+                    }
+                }
             }
             _ => {
                 // An unparsable CRL DP or AIA extension still means "revocable" (fail closed).
@@ -652,12 +724,28 @@ fn parse_one(der: &[u8]) -> Result<(&[u8], Certificate), CertificateError> {
         extended_key_usage,
         has_crl_distribution_points,
         has_ocsp,
+        revocation_endpoints,
         der: own_der,
     };
     Ok((rest, certificate))
 }
 
-fn decode_key(
+/// The URIs of the full names of CRL distribution points (or Freshest CRL points), in order.
+pub(crate) fn distribution_point_uris(points: &CRLDistributionPoints<'_>) -> Vec<String> {
+    let mut uris = Vec::new();
+    for point in points.iter() {
+        if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
+            for name in names {
+                if let GeneralName::URI(uri) = name {
+                    uris.push((*uri).to_owned());
+                }
+            }
+        }
+    }
+    uris
+}
+
+pub(crate) fn decode_key(
     spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
 ) -> Result<PublicKey, CertificateError> {
     let parsed = spki.parsed().map_err(|e| CertificateError::Malformed {
@@ -716,7 +804,7 @@ fn hash_from_oid(oid: &str) -> Option<Hash> {
     }
 }
 
-fn decode_signature_algorithm(
+pub(crate) fn decode_signature_algorithm(
     alg: &x509_parser::x509::AlgorithmIdentifier<'_>,
 ) -> CertSignatureAlgorithm {
     let oid = alg.algorithm.to_id_string();

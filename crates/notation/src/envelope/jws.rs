@@ -37,8 +37,13 @@ struct RawUnprotected {
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    // JSON text is UTF-8 (RFC 8259). serde_json skips ignored members (unknown unprotected
+    // header members) without validating them, so check the whole input first (found by the
+    // jws_envelope fuzz target: invalid UTF-8 inside an ignored header member verified).
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| EnvelopeError::Malformed(format!("the JWS is not UTF-8 JSON: {e}")))?;
     let raw: RawJws =
-        serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     let b64url = |field: &str, value: &str| {
         URL_SAFE_NO_PAD.decode(value).map_err(|e| {
             EnvelopeError::Malformed(format!("{field} is not unpadded base64url: {e}"))

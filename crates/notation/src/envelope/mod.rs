@@ -134,6 +134,8 @@ pub(crate) struct VerifiedEnvelope {
     pub(crate) chain: Vec<Certificate>,
     pub(crate) target: Descriptor,
     pub(crate) timestamp: Option<Vec<u8>>,
+    /// The raw primitive signature bytes (what an RFC 3161 timestamp countersigns, §11).
+    pub(crate) signature: Vec<u8>,
 }
 
 /// Why an envelope failed the integrity step.
@@ -279,6 +281,7 @@ pub(crate) fn verify_integrity(
         chain: envelope.chain,
         target,
         timestamp: envelope.timestamp,
+        signature: envelope.signature,
     })
 }
 

@@ -994,3 +994,23 @@ fn go_conformance_vectors_have_no_chain() {
     };
     assert!(verify_integrity(&env, MEDIA_TYPE_JWS).is_err());
 }
+
+#[test]
+fn jws_must_be_utf8_even_in_ignored_members() {
+    // Found by the jws_envelope fuzz target: serde_json skips unknown unprotected-header
+    // members without validating them, so invalid UTF-8 there used to verify.
+    let s = TestSigner::ec();
+    let env = make_jws(&s, &jws_header("ES256"), &payload_for(&test_target()));
+    assert!(integrity_kind(&env, MEDIA_TYPE_JWS).is_ok());
+    let mut doc: Value = serde_json::from_slice(&env).unwrap();
+    doc["header"]["x-ignored"] = json!("PLACEHOLDER");
+    let text = serde_json::to_string(&doc).unwrap();
+    assert!(integrity_kind(text.as_bytes(), MEDIA_TYPE_JWS).is_ok());
+    let mut bytes = text.replace("PLACEHOLDER", "~~~").into_bytes();
+    let at = bytes.windows(3).position(|w| w == b"~~~").unwrap();
+    bytes[at] = 0xff;
+    assert_eq!(
+        integrity_kind(&bytes, MEDIA_TYPE_JWS).err(),
+        Some(ErrorKind::MalformedEnvelope)
+    );
+}

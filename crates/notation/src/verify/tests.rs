@@ -574,6 +574,58 @@ fn verify_timestamp_vector(
     policy: TrustPolicyDocument,
     now: SystemTime,
 ) -> Result<Outcome, VerificationFailure> {
+    let envelope = vector(&format!("{TS}/{file}"));
+    verify_timestamp_envelope(file, &envelope, timestamp_verifier(policy), now)
+}
+
+/// The stores of the Go timestamp tests plus the self-signed vector leaves (trusted in
+/// `ca:ts-leaves`, because the Go tests check only the timestamp step), the DigiCert root as
+/// `tsa:test-mismatch`, and a checker that reports every TSA chain as not revoked (the
+/// GlobalSign chain names OCSP and CRL endpoints; §15.7).
+fn timestamp_verifier(policy: TrustPolicyDocument) -> Verifier {
+    let mut stores = go_stores();
+    for leaf in [
+        "notation-go_coseExpiredWithTimestamp",
+        "notation-go_timestampAfterNotAfter",
+    ] {
+        let pem = vector(&format!("_derived/leaf_certs/{leaf}.leaf.pem"));
+        stores
+            .insert(
+                StoreType::Ca,
+                "ts-leaves",
+                certificates_from_pem_or_der(&pem).unwrap(),
+            )
+            .unwrap();
+    }
+    load_dir(
+        &mut stores,
+        StoreType::Tsa,
+        &format!("{STORES}/tsa/test-mismatch"),
+        "test-mismatch",
+    );
+    Verifier::new(policy, stores).with_revocation_checker(NotRevoked)
+}
+
+/// Reports every chain as good.
+struct NotRevoked;
+
+impl RevocationChecker for NotRevoked {
+    fn check_chain(
+        &self,
+        _: &[Certificate],
+        _: Option<SystemTime>,
+        _: SystemTime,
+    ) -> Result<(), RevocationError> {
+        Ok(())
+    }
+}
+
+fn verify_timestamp_envelope(
+    file: &str,
+    envelope: &[u8],
+    verifier: Verifier,
+    now: SystemTime,
+) -> Result<Outcome, VerificationFailure> {
     let digest = "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda";
     let target = Descriptor::new(
         "application/vnd.docker.distribution.manifest.v2+json",
@@ -585,64 +637,224 @@ fn verify_timestamp_vector(
     } else {
         MEDIA_TYPE_JWS
     };
-    let mut stores = go_stores();
-    let leaf = vector("_derived/leaf_certs/notation-go_coseExpiredWithTimestamp.leaf.pem");
-    stores
-        .insert(
-            StoreType::Ca,
-            "ts-leaves",
-            certificates_from_pem_or_der(&leaf).unwrap(),
-        )
-        .unwrap();
-    Verifier::new(policy, stores).verify(
+    verifier.verify(
         &ArtifactReference::new("localhost:5000/ts", digest),
         &target,
-        &vector(&format!("{TS}/{file}")),
+        envelope,
         media_type,
         now,
     )
 }
 
+fn with_tsa(store: &str, verify_timestamp: &str) -> TrustPolicyDocument {
+    timestamp_policy(
+        json!([
+            "ca:valid-trust-store",
+            "ca:ts-leaves",
+            format!("tsa:{store}")
+        ]),
+        verify_timestamp,
+    )
+}
+
+/// INDEX.md §2a through the full verifier: the envelopes are valid, so every step passes.
 #[test]
-fn timestamp_verification_is_not_yet_supported() {
+fn notation_go_timestamped_envelopes() {
+    let alpine = "CN=alpine,O=Notary,L=Seattle,ST=WA,C=US";
+    let test_tsa = "CN=testTSA,O=Notary,L=Seattle,ST=WA,C=US";
+    for (file, subject) in [
+        ("jwsWithTimestamp.sig", alpine),
+        ("coseWithTimestamp.sig", alpine),
+        // CN=testTSA expired on 2024-06-18T07:30:31Z; the timestamp lies inside its validity.
+        ("jwsExpiredWithTimestamp.sig", test_tsa),
+        ("coseExpiredWithTimestamp.sig", test_tsa),
+    ] {
+        let o = verify_timestamp_vector(file, with_tsa("test-timestamp", "always"), now())
+            .unwrap_or_else(|f| panic!("{file}: {f}"));
+        assert!(o.warnings.is_empty(), "{file}: {:?}", o.warnings);
+        assert_eq!(o.signer.unwrap().subject, subject, "{file}");
+        assert_eq!(o.payload.unwrap().size, 528);
+    }
+    // afterCertExpiry: the valid CN=alpine chain is checked at "now" (the token is not
+    // needed); the expired CN=testTSA chain needs the timestamp, which verifies.
+    for file in ["coseWithTimestamp.sig", "coseExpiredWithTimestamp.sig"] {
+        let o = verify_timestamp_vector(file, with_tsa("test-timestamp", "afterCertExpiry"), now())
+            .unwrap_or_else(|f| panic!("{file}: {f}"));
+        assert!(o.warnings.is_empty());
+    }
+}
+
+#[test]
+fn notation_go_timestamp_failures() {
     use ValidationType::AuthenticTimestamp as T;
-    let with_tsa = || {
-        timestamp_policy(
-            json!(["ca:valid-trust-store", "ca:ts-leaves", "tsa:test-timestamp"]),
-            "always",
+    let fail = |file: &str, policy: TrustPolicyDocument| {
+        let f = verify_timestamp_vector(file, policy, now()).unwrap_err();
+        assert_eq!(f.check, Some(T), "{file}: {f}");
+        f
+    };
+    let always = || with_tsa("test-timestamp", "always");
+
+    let f = fail("withoutTimestamp.sig", always());
+    assert_eq!(f.kind, ErrorKind::MissingTimestamp);
+    assert_eq!(
+        f.message,
+        "no timestamp countersignature was found in the signature envelope"
+    );
+
+    let f = fail("timestampBeforeNotBefore.sig", always());
+    assert_eq!(f.kind, ErrorKind::CertificateNotYetValid);
+    assert_eq!(
+        f.message,
+        "timestamp can be before certificate \"CN=testTSA,O=Notary,L=Seattle,ST=WA,C=US\" validity period, it will be valid from \"Fri, 18 Sep 2099 11:54:34 +0000\""
+    );
+
+    let f = fail("timestampAfterNotAfter.sig", always());
+    assert_eq!(f.kind, ErrorKind::CertificateExpired);
+    assert_eq!(
+        f.message,
+        "timestamp can be after certificate \"CN=testTSA,O=Notary,L=Seattle,ST=WA,C=US\" validity period, it was expired at \"Tue, 18 Sep 2001 11:54:34 +0000\""
+    );
+
+    // The tsa store named by the policy does not exist.
+    let f = fail("jwsWithTimestamp.sig", with_tsa("does-not-exist", "always"));
+    assert_eq!(f.kind, ErrorKind::TrustStoreMissing);
+    assert!(f.message.contains("\"does-not-exist\""), "{f}");
+
+    // The tsa store holds another TSA's root (DigiCert): unknown authority.
+    let f = fail("jwsWithTimestamp.sig", with_tsa("test-mismatch", "always"));
+    assert_eq!(f.kind, ErrorKind::UntrustedTimestamp);
+    assert!(f.message.contains("unknown authority"), "{f}");
+
+    // afterCertExpiry with a chain valid at "now": no timestamp needed.
+    assert!(
+        verify_timestamp_vector(
+            "withoutTimestamp.sig",
+            with_tsa("test-timestamp", "afterCertExpiry"),
+            now()
+        )
+        .is_ok()
+    );
+}
+
+/// withoutTimestamp.sig (JWS) with a token put into its unsigned header.
+fn with_token(token: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut jws: Value =
+        serde_json::from_slice(&vector(&format!("{TS}/withoutTimestamp.sig"))).unwrap();
+    jws["header"]["io.cncf.notary.timestampSignature"] =
+        Value::String(base64::engine::general_purpose::STANDARD.encode(token));
+    serde_json::to_vec(&jws).unwrap()
+}
+
+/// INDEX.md §2a: the countersignature vectors put into withoutTimestamp.sig.
+#[test]
+fn notation_go_countersignature_vectors() {
+    const CS: &str = "notation-go/verifier/testdata/timestamp/countersignature";
+    let verifier = || timestamp_verifier(with_tsa("test-timestamp", "always"));
+    let run = |token: &[u8]| {
+        verify_timestamp_envelope(
+            "withoutTimestamp.sig",
+            &with_token(token),
+            verifier(),
+            now(),
         )
     };
-    // A tsa store requires the RFC 3161 path, which is not implemented yet: fail, typed.
-    for file in ["jwsWithTimestamp.sig", "coseWithTimestamp.sig"] {
-        let f = verify_timestamp_vector(file, with_tsa(), now()).unwrap_err();
+    for (file, kind) in [
+        (
+            "TimeStampTokenWithInvalideContentType.p7s",
+            ErrorKind::MalformedTimestamp,
+        ),
+        (
+            "TimeStampTokenWithInvalidTSTInfo.p7s",
+            ErrorKind::MalformedTimestamp,
+        ),
+        // A valid GlobalSign token over SHA-256("notation"), not over this signature.
+        ("TimeStampToken.p7s", ErrorKind::TimestampMessageMismatch),
+        (
+            "TimeStampTokenWithoutCertificate.p7s",
+            ErrorKind::InvalidTimestampSigningCertificate,
+        ),
+    ] {
+        let f = run(&vector(&format!("{CS}/{file}"))).unwrap_err();
         assert_eq!(
             (f.check, f.kind),
-            (Some(T), ErrorKind::TimestampUnsupported),
+            (Some(ValidationType::AuthenticTimestamp), kind),
             "{file}: {f}"
         );
-        assert!(
-            f.message
-                .contains("timestamp verification not yet supported")
-        );
     }
-    let f = verify_timestamp_vector("withoutTimestamp.sig", with_tsa(), now()).unwrap_err();
-    assert_eq!((f.check, f.kind), (Some(T), ErrorKind::MissingTimestamp));
-    // afterCertExpiry with a valid chain: the timestamp is not needed and the chain is checked
-    // at "now" (CN=alpine, valid 2023..2033).
-    let after = timestamp_policy(
-        json!(["ca:valid-trust-store", "ca:ts-leaves", "tsa:test-timestamp"]),
-        "afterCertExpiry",
+    let f = run(b"invalid\n").unwrap_err();
+    assert_eq!(f.kind, ErrorKind::MalformedTimestamp);
+    // The token of jwsWithTimestamp.sig countersigns another signature.
+    let f = run(&vector(
+        "_derived/timestamp_tokens/notation-go_jwsWithTimestamp.tst.der",
+    ))
+    .unwrap_err();
+    assert_eq!(f.kind, ErrorKind::TimestampMessageMismatch);
+    assert!(f.message.contains("mismatched message"), "{f}");
+}
+
+/// The default (offline) revocation checker cannot check the GlobalSign TSA chain (it names
+/// OCSP and CRL endpoints): strict fails closed, permissive logs it (§11 step 8, §15.7).
+#[test]
+fn tsa_chain_revocation_uses_the_checker() {
+    let policy = |level: &str, revocation: &str| {
+        TrustPolicyDocument::from_json_value(json!({"version": "1.0", "trustPolicies": [{
+            "name": "test-timestamp", "registryScopes": ["localhost:5000/ts"],
+            "signatureVerification": {"level": level, "verifyTimestamp": "always",
+                                      "override": {"revocation": revocation}},
+            "trustStores": ["ca:valid-trust-store", "tsa:test-timestamp"],
+            "trustedIdentities": ["*"]
+        }]}))
+        .unwrap()
+    };
+    let envelope = vector(&format!("{TS}/jwsWithTimestamp.sig"));
+    let offline = |p| Verifier::new(p, go_stores());
+    // Strict, even with the code-signing revocation check skipped (§11 step 8).
+    for revocation in ["enforce", "skip"] {
+        let f = verify_timestamp_envelope(
+            "jwsWithTimestamp.sig",
+            &envelope,
+            offline(policy("strict", revocation)),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (f.check, f.kind),
+            (
+                Some(ValidationType::AuthenticTimestamp),
+                ErrorKind::RevocationUnknown
+            ),
+            "{f}"
+        );
+        assert!(f.message.contains("timestamping certificate chain"), "{f}");
+    }
+    let o = verify_timestamp_envelope(
+        "jwsWithTimestamp.sig",
+        &envelope,
+        offline(policy("permissive", "log")),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+    assert_eq!(o.warnings[0].kind, ErrorKind::RevocationUnknown);
+    // A checker that finds the TSA chain revoked.
+    let f = verify_timestamp_envelope(
+        "jwsWithTimestamp.sig",
+        &envelope,
+        Verifier::new(policy("strict", "skip"), go_stores()).with_revocation_checker(Revoking),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (f.check, f.kind),
+        (Some(ValidationType::AuthenticTimestamp), ErrorKind::Revoked)
     );
-    assert!(
-        verify_timestamp_vector("coseWithTimestamp.sig", after.clone(), now())
-            .unwrap()
-            .warnings
-            .is_empty()
-    );
-    // afterCertExpiry with an expired chain: the timestamp is needed.
-    let f = verify_timestamp_vector("coseExpiredWithTimestamp.sig", after, now()).unwrap_err();
-    assert_eq!(f.kind, ErrorKind::TimestampUnsupported);
-    // Without a tsa store the expired CN=testTSA chain fails at "now".
+}
+
+/// Without a tsa store no timestamp is verified: the chain is checked at "now".
+#[test]
+fn without_tsa_store_the_chain_is_checked_at_now() {
+    use ValidationType::AuthenticTimestamp as T;
     let no_tsa = timestamp_policy(json!(["ca:valid-trust-store", "ca:ts-leaves"]), "always");
     let f =
         verify_timestamp_vector("coseExpiredWithTimestamp.sig", no_tsa.clone(), now()).unwrap_err();
@@ -651,11 +863,11 @@ fn timestamp_verification_is_not_yet_supported() {
         f.message,
         "verification time is after certificate \"CN=testTSA,O=Notary,L=Seattle,ST=WA,C=US\" validity period, it was expired at \"Tue, 18 Jun 2024 07:30:31 +0000\""
     );
-    // ...and a not-yet-valid chain fails too.
     let f =
         verify_timestamp_vector("timestampBeforeNotBefore.sig", no_tsa.clone(), now()).unwrap_err();
     assert_eq!(f.kind, ErrorKind::CertificateNotYetValid);
-    assert!(verify_timestamp_vector("jwsWithTimestamp.sig", no_tsa, now()).is_ok());
+    assert!(verify_timestamp_vector("jwsWithTimestamp.sig", no_tsa.clone(), now()).is_ok());
+    assert!(verify_timestamp_vector("withoutTimestamp.sig", no_tsa, now()).is_ok());
 }
 
 /// Reads a signature from an e2e OCI layout: (envelope, media type, subject descriptor).
@@ -821,6 +1033,7 @@ impl RevocationChecker for Revoking {
     ) -> Result<(), RevocationError> {
         Err(RevocationError::Revoked {
             subject: chain[0].subject().to_owned(),
+            reason: "test".to_owned(),
         })
     }
 }

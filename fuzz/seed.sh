@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Copies seed inputs for each fuzz target from the shared Notation vectors into fuzz/corpus/
+# (git-ignored; never commit vector files). Usage: fuzz/seed.sh [path-to-vectors]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+vectors="${1:-$here/../../shared/vectors/notation}"
+corpus="$here/corpus"
+[ -d "$vectors" ] || { echo "no vectors at $vectors" >&2; exit 1; }
+seed() { # target file...
+  local target="$1"; shift
+  mkdir -p "$corpus/$target"
+  for f in "$@"; do
+    [ -f "$f" ] && cp "$f" "$corpus/$target/$(printf '%s' "$f" | sha256sum | cut -c1-16)"
+  done
+  return 0
+}
+cd "$vectors"
+seed jws_envelope notation-go/internal/mock/testdata/*.json notation-go/internal/testdata/jws_signature.sig \
+  notation-go/verifier/testdata/timestamp/sigEnv/jws*.sig notation-go/verifier/testdata/timestamp/sigEnv/withoutTimestamp.sig \
+  notation-go/verifier/testdata/timestamp/sigEnv/timestampBeforeNotBefore.sig \
+  notation-go/_extracted_from_tests/*/*.jws notation-go/_extracted_from_tests/verifier/verifier_test/testSig.jws \
+  notation/test/e2e/testdata/signatures/*.jws.sig notation-core-go/signature/jws/testdata/conformance.json
+seed cose_envelope notation-go/internal/testdata/cose_signature.sig notation-go/verifier/testdata/timestamp/sigEnv/cose*.sig \
+  notation-go/verifier/testdata/timestamp/sigEnv/timestampAfterNotAfter.sig \
+  notation-go/_extracted_from_tests/example_localVerify_test/signature.cose notation/test/e2e/testdata/signatures/blob.cose.sig
+seed certificate_chain $(find . -name '*.pem' -o -name '*.crt' -o -name '*.cer' -o -name '*.der' | grep -v timestamp_tokens)
+seed trust_policy notation/test/e2e/testdata/config/trustpolicies/*.json notation/test/e2e/testdata/blob/trustpolicies/*.json
+seed timestamp_token $(find . -name '*.p7s' -o -name '*.tst.der')
+echo "seeded: $(for t in "$corpus"/*; do printf '%s=%s ' "$(basename "$t")" "$(ls "$t" | wc -l)"; done)"
