@@ -14,9 +14,10 @@ use std::fmt::Write as _;
 use anyhow::Context as _;
 use aws_lc_rs::digest;
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, RsaKeySize,
-    SignatureAlgorithm,
+    BasicConstraints, Certificate, CertificateParams, CertificateRevocationListParams,
+    CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
+    RsaKeySize, SignatureAlgorithm,
 };
 use time::{Duration, OffsetDateTime};
 use vouch_notation::sign::SigningKey;
@@ -105,6 +106,10 @@ pub struct PkiOptions {
     /// The leaf's common name (the rest of its subject is fixed: C=US, ST=WA, L=Seattle,
     /// O=vouch-test).
     pub leaf_common_name: String,
+    /// CRL distribution point URLs of the leaf (none by default).
+    pub leaf_crl_urls: Vec<String>,
+    /// OCSP responder URLs of the leaf, in its AIA extension (none by default).
+    pub leaf_ocsp_urls: Vec<String>,
 }
 
 impl PkiOptions {
@@ -115,6 +120,8 @@ impl PkiOptions {
             intermediate: false,
             leaf: LeafProfile::Valid,
             leaf_common_name: "vouch test signer".to_owned(),
+            leaf_crl_urls: Vec::new(),
+            leaf_ocsp_urls: Vec::new(),
         }
     }
 }
@@ -151,6 +158,11 @@ pub struct TestPki {
     leaf: TestCert,
     leaf_key_pkcs8: Vec<u8>,
     leaf_key_pem: String,
+    leaf_serial: Vec<u8>,
+    /// The CA that issued the leaf (intermediate or root): its parameters and PKCS#8 key, to
+    /// sign CRLs for the leaf.
+    leaf_issuer_params: CertificateParams,
+    leaf_issuer_key_pkcs8: Vec<u8>,
 }
 
 /// The fixed part of every leaf subject.
@@ -176,6 +188,8 @@ impl TestPki {
         let root = root_params
             .self_signed(&root_key)
             .context("cannot self-sign the root CA")?;
+        let mut leaf_issuer_params = root_params.clone();
+        let mut leaf_issuer_key_pkcs8 = root_key.serialize_der();
         let root_issuer = Issuer::new(root_params, root_key);
 
         let intermediate = if options.intermediate {
@@ -189,13 +203,20 @@ impl TestPki {
             let cert = params
                 .signed_by(&key, &root_issuer)
                 .context("cannot issue the intermediate CA")?;
+            leaf_issuer_params = params.clone();
+            leaf_issuer_key_pkcs8 = key.serialize_der();
             Some((cert, Issuer::new(params, key)))
         } else {
             None
         };
 
         let leaf_key = kind.generate()?;
-        let leaf_params = leaf_params(&options, now);
+        let mut leaf_params = leaf_params(&options, now);
+        let mut leaf_serial = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut leaf_serial)
+            .map_err(|_| anyhow::anyhow!("cannot generate a serial number"))?;
+        leaf_serial[0] = (leaf_serial[0] & 0x7f) | 0x01; // positive, no leading zero
+        leaf_params.serial_number = Some(rcgen::SerialNumber::from_slice(&leaf_serial));
         let leaf = match options.leaf {
             LeafProfile::SelfSigned | LeafProfile::SelfSignedInChain => {
                 leaf_params.self_signed(&leaf_key)
@@ -213,6 +234,9 @@ impl TestPki {
             leaf: TestCert::from_rcgen(&leaf),
             leaf_key_pkcs8: leaf_key.serialize_der(),
             leaf_key_pem: leaf_key.serialize_pem(),
+            leaf_serial: leaf_serial.to_vec(),
+            leaf_issuer_params,
+            leaf_issuer_key_pkcs8,
             options,
         })
     }
@@ -277,6 +301,37 @@ impl TestPki {
             .context("cannot load the generated leaf key")
     }
 
+    /// A CRL for the leaf, signed by the CA that issued it (intermediate or root), valid from
+    /// an hour ago until `next_update`, listing the leaf as revoked (keyCompromise) when
+    /// `revoked`.
+    pub fn leaf_crl(&self, revoked: bool, next_update: OffsetDateTime) -> anyhow::Result<Vec<u8>> {
+        let now = OffsetDateTime::now_utc();
+        let key = KeyPair::try_from(self.leaf_issuer_key_pkcs8.as_slice())
+            .context("cannot load the issuer key")?;
+        let issuer = Issuer::new(self.leaf_issuer_params.clone(), key);
+        let revoked_certs = if revoked {
+            vec![RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(&self.leaf_serial),
+                revocation_time: now - Duration::minutes(30),
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            }]
+        } else {
+            Vec::new()
+        };
+        let crl = CertificateRevocationListParams {
+            this_update: now - Duration::hours(1),
+            next_update,
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .context("cannot sign the CRL")?;
+        Ok(crl.der().to_vec())
+    }
+
     /// The leaf subject as a trust-policy identity:
     /// `x509.subject: C=US, ST=WA, L=Seattle, O=vouch-test, CN=<common name>`.
     pub fn leaf_identity(&self) -> String {
@@ -325,6 +380,19 @@ fn leaf_params(options: &PkiOptions, now: OffsetDateTime) -> CertificateParams {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(365);
+    if !options.leaf_crl_urls.is_empty() {
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: options.leaf_crl_urls.clone(),
+        }];
+    }
+    if !options.leaf_ocsp_urls.is_empty() {
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                authority_info_access_ocsp(&options.leaf_ocsp_urls),
+            ));
+    }
     match options.leaf {
         LeafProfile::Valid | LeafProfile::SelfSigned | LeafProfile::SelfSignedInChain => {}
         LeafProfile::Expired => {
@@ -339,6 +407,32 @@ fn leaf_params(options: &PkiOptions, now: OffsetDateTime) -> CertificateParams {
         }
     }
     params
+}
+
+/// An AuthorityInfoAccess extension value naming OCSP responders (rcgen has no builder for
+/// it): `SEQUENCE OF SEQUENCE { id-ad-ocsp, [6] IA5String url }`.
+fn authority_info_access_ocsp(urls: &[String]) -> Vec<u8> {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else if len < 0x100 {
+            out.extend([0x81, len as u8]);
+        } else {
+            out.extend([0x82, (len >> 8) as u8, (len & 0xff) as u8]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    const ID_AD_OCSP: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    let mut descriptions = Vec::new();
+    for url in urls {
+        let mut d = ID_AD_OCSP.to_vec();
+        d.extend(tlv(0x86, url.as_bytes()));
+        descriptions.extend(tlv(0x30, &d));
+    }
+    tlv(0x30, &descriptions)
 }
 
 fn subject(common_name: &str) -> DistinguishedName {
