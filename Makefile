@@ -11,8 +11,8 @@ demo:
 ## Run every test (unit, integration against a real registry, doc tests).
 test:
 	@scripts/ensure-deps.sh --test
-	$(CARGO) nextest run --workspace --no-fail-fast
 	$(CARGO) test --workspace --doc --quiet
+	$(CARGO) nextest run --workspace --no-fail-fast
 
 ## Run the Notation conformance table (crates/notation/tests/conformance) and print every case.
 conformance:
