@@ -19,6 +19,12 @@
 //! The default [`OfflineRevocationChecker`] passes non-revokable chains and reports every
 //! other one as unknown, so strict policies fail closed unless they set `revocation: skip` or
 //! the caller supplies fetched data.
+//!
+//! TODO(issue 3): not done yet: matching a CRL's issuing distribution point name against the
+//! URL it was fetched from; indirect CRLs and reason-partitioned CRLs (reported unknown);
+//! re-running the full §6 chain rules (only the issuer link is re-checked here); OCSP times
+//! with fractional seconds (the `der` crate rejects them, so such responses are unknown); a
+//! warning for non-revokable certificates.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -395,17 +401,15 @@ fn check_certificate(
             && !delegate.revocation_endpoints().ocsp_no_check
             && !delegate.revocation_endpoints().crl_urls.is_empty()
         {
-            {
-                match check_crls(delegate, issuer, data, None, now) {
-                    Status::Good => {}
-                    Status::Pending(more) => return Status::Pending(more),
-                    Status::Revoked(reason) | Status::Unknown(reason) => {
-                        problems.push(format!(
-                            "OCSP {url}: the responder certificate \"{}\" cannot be trusted: {reason}",
-                            delegate.subject()
-                        ));
-                        continue;
-                    }
+            match check_crls(delegate, issuer, data, None, now) {
+                Status::Good => {}
+                Status::Pending(more) => return Status::Pending(more),
+                Status::Revoked(reason) | Status::Unknown(reason) => {
+                    problems.push(format!(
+                        "OCSP {url}: the responder certificate \"{}\" cannot be trusted: {reason}",
+                        delegate.subject()
+                    ));
+                    continue;
                 }
             }
         }

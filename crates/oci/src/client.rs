@@ -31,7 +31,7 @@ use crate::auth::credentials_for;
 use crate::digest::{digest_like, referrers_tag, sha256_digest, validate_digest};
 use crate::error::{ErrorKind, RegistryError};
 use crate::manifest::{ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX};
-use crate::options::ClientOptions;
+use crate::options::{ClientOptions, StatusClass};
 use crate::reference::Reference;
 
 /// How long an `Authorization` header obtained for a repository is reused. Registry tokens
@@ -355,8 +355,10 @@ impl RegistryClient {
             let oci_ref = reference.to_oci();
             let stream = oci
                 .pull_blob_stream(&oci_ref, descriptor.digest.as_str())
-                .await
-                .map_err(|e| RegistryError::from_oci(reference.registry(), &operation, e))?;
+                .await;
+            self.observe_oci(reference, &stream);
+            let stream =
+                stream.map_err(|e| RegistryError::from_oci(reference.registry(), &operation, e))?;
             if let Some(len) = stream.content_length
                 && len != descriptor.size
             {
@@ -393,15 +395,11 @@ impl RegistryClient {
         self.deadline(reference, "push_blob", async {
             let digest = sha256_digest(&bytes);
             let oci = self.oci_with_auth(reference).await?;
-            oci.push_blob(&reference.to_oci(), bytes, &digest)
-                .await
-                .map_err(|e| {
-                    RegistryError::from_oci(
-                        reference.registry(),
-                        &format!("pushing blob {digest}"),
-                        e,
-                    )
-                })?;
+            let pushed = oci.push_blob(&reference.to_oci(), bytes, &digest).await;
+            self.observe_oci(reference, &pushed);
+            pushed.map_err(|e| {
+                RegistryError::from_oci(reference.registry(), &format!("pushing blob {digest}"), e)
+            })?;
             Ok(digest)
         })
         .await
@@ -436,18 +434,20 @@ impl RegistryClient {
                 )
             })?;
             let oci = self.oci_with_auth(reference).await?;
-            oci.push_manifest_raw(&reference.to_oci(), bytes, content_type)
-                .await
-                .map_err(|e| {
-                    RegistryError::from_oci(
-                        reference.registry(),
-                        &format!(
-                            "pushing manifest {digest} as {}",
-                            reference.manifest_selector()
-                        ),
-                        e,
-                    )
-                })?;
+            let pushed = oci
+                .push_manifest_raw(&reference.to_oci(), bytes, content_type)
+                .await;
+            self.observe_oci(reference, &pushed);
+            pushed.map_err(|e| {
+                RegistryError::from_oci(
+                    reference.registry(),
+                    &format!(
+                        "pushing manifest {digest} as {}",
+                        reference.manifest_selector()
+                    ),
+                    e,
+                )
+            })?;
             Ok(digest)
         })
         .await
@@ -469,6 +469,34 @@ impl RegistryClient {
                 operation,
                 limit,
             )),
+        }
+    }
+
+    /// Tells the observer, if any, about one round trip of vouch's own HTTP client.
+    fn observe_http(
+        &self,
+        reference: &Reference,
+        response: &Result<reqwest::Response, reqwest::Error>,
+    ) {
+        if let Some(observer) = &self.inner.options.request_observer {
+            let class = match response {
+                Ok(r) => StatusClass::of_status(r.status().as_u16()),
+                Err(e) => e
+                    .status()
+                    .map_or(StatusClass::Error, |s| StatusClass::of_status(s.as_u16())),
+            };
+            observer.observe(reference.registry(), class);
+        }
+    }
+
+    /// Tells the observer, if any, about one operation delegated to oci-client.
+    fn observe_oci<T>(&self, reference: &Reference, outcome: &oci_client::errors::Result<T>) {
+        if let Some(observer) = &self.inner.options.request_observer {
+            let class = match outcome {
+                Ok(_) => StatusClass::Success,
+                Err(e) => oci_status_class(e),
+            };
+            observer.observe(reference.registry(), class);
         }
     }
 
@@ -587,7 +615,9 @@ impl RegistryClient {
             self.scheme(reference),
             oci_ref.resolve_registry()
         );
-        let response = self.inner.http.get(&ping).send().await.map_err(|e| {
+        let response = self.inner.http.get(&ping).send().await;
+        self.observe_http(reference, &response);
+        let response = response.map_err(|e| {
             RegistryError::from_reqwest(reference.registry(), "checking the API version (/v2/)", &e)
         })?;
         let challenge = response
@@ -600,12 +630,11 @@ impl RegistryClient {
             .join(", ");
         if challenge.contains("bearer") {
             let oci = self.oci(reference);
-            let token = oci
-                .auth(&oci_ref, &auth, RegistryOperation::Pull)
-                .await
-                .map_err(|e| {
-                    RegistryError::from_oci(reference.registry(), "getting a registry token", e)
-                })?;
+            let token = oci.auth(&oci_ref, &auth, RegistryOperation::Pull).await;
+            self.observe_oci(reference, &token);
+            let token = token.map_err(|e| {
+                RegistryError::from_oci(reference.registry(), "getting a registry token", e)
+            })?;
             return Ok(token.and_then(|t| header_value(&format!("Bearer {t}"))));
         }
         if challenge.contains("basic")
@@ -638,9 +667,9 @@ impl RegistryClient {
             if let Some(h) = auth {
                 request = request.header(AUTHORIZATION, h);
             }
-            let mut response = request
-                .send()
-                .await
+            let response = request.send().await;
+            self.observe_http(reference, &response);
+            let mut response = response
                 .map_err(|e| RegistryError::from_reqwest(reference.registry(), operation, &e))?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && cached && !refresh {
@@ -802,6 +831,22 @@ impl RegistryClient {
             operation,
             oci_client::errors::OciDistributionError::IoError(e),
         )
+    }
+}
+
+/// The status class an oci-client failure implies.
+fn oci_status_class(e: &oci_client::errors::OciDistributionError) -> StatusClass {
+    use oci_client::errors::OciDistributionError as E;
+    match e {
+        E::RequestError(re) => re
+            .status()
+            .map_or(StatusClass::Error, |s| StatusClass::of_status(s.as_u16())),
+        E::ServerError { code, .. } => StatusClass::of_status(*code),
+        E::RegistryError { .. }
+        | E::UnauthorizedError { .. }
+        | E::AuthenticationFailure(_)
+        | E::ImageManifestNotFoundError(_) => StatusClass::ClientError,
+        _ => StatusClass::Error,
     }
 }
 

@@ -12,6 +12,8 @@
 //!   under a deadline. Push helpers exist for fixtures and the demo.
 //! * [`OciLayout`] reads OCI image layouts on disk; [`push_layout_to_registry`] copies one
 //!   into a registry byte for byte.
+//! * A [`RequestObserver`] in the options is told the registry and [`StatusClass`] of every
+//!   request (metrics).
 //! * Failures are [`RegistryError`]s: an [`ErrorKind`] to branch on and a message that
 //!   names the registry and what to do.
 //!
@@ -65,7 +67,7 @@ pub use crate::{
     },
     options::{
         AuthProvider, ClientOptions, DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_MANIFEST_BYTES,
-        DEFAULT_MAX_REFERRERS,
+        DEFAULT_MAX_REFERRERS, RequestObserver, StatusClass,
     },
     reference::{Reference, ReferenceError, strip_runtime_prefix},
 };

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where registry credentials come from.
@@ -77,6 +78,70 @@ pub struct ClientOptions {
     pub max_referrers: usize,
     /// Extra trusted root certificates, each PEM (one or more certificates) or DER.
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Told about every registry request (metrics); `None`: nobody is told.
+    pub request_observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// The outcome of one registry request, reduced to a bounded set of values (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusClass {
+    /// 1xx.
+    Informational,
+    /// 2xx.
+    Success,
+    /// 3xx (a redirect the HTTP client did not follow).
+    Redirection,
+    /// 4xx, e.g. 404 for a missing tag, 401/403.
+    ClientError,
+    /// 5xx.
+    ServerError,
+    /// No HTTP status: connection refused, TLS failure, timeout, broken body.
+    Error,
+}
+
+impl StatusClass {
+    /// The class of an HTTP status code.
+    pub fn of_status(code: u16) -> Self {
+        match code {
+            100..=199 => StatusClass::Informational,
+            200..=299 => StatusClass::Success,
+            300..=399 => StatusClass::Redirection,
+            400..=499 => StatusClass::ClientError,
+            500..=599 => StatusClass::ServerError,
+            _ => StatusClass::Error,
+        }
+    }
+
+    /// `1xx`, `2xx`, `3xx`, `4xx`, `5xx` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Informational => "1xx",
+            StatusClass::Success => "2xx",
+            StatusClass::Redirection => "3xx",
+            StatusClass::ClientError => "4xx",
+            StatusClass::ServerError => "5xx",
+            StatusClass::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for StatusClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Observes registry requests, e.g. to count them by registry and status class
+/// (`ratify_registry_request_count`).
+///
+/// Called once per HTTP round trip the client makes itself (manifests, referrers, the
+/// `/v2/` ping), and once per operation delegated to `oci-client` (token exchange, blob
+/// download, pushes), whose internal round trips are not visible; there the class comes
+/// from the operation's outcome. Called on the request's task: keep it cheap.
+pub trait RequestObserver: Send + Sync + fmt::Debug + 'static {
+    /// One request to `registry` (`host[:port]`, as in references) ended with `class`.
+    fn observe(&self, registry: &str, class: StatusClass);
 }
 
 /// 4 MiB.
@@ -99,6 +164,7 @@ impl Default for ClientOptions {
             max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
             max_referrers: DEFAULT_MAX_REFERRERS,
             extra_root_certificates: Vec::new(),
+            request_observer: None,
         }
     }
 }
@@ -158,6 +224,17 @@ mod tests {
         };
         assert!(!o.uses_plain_http("127.0.0.1:5000"));
         assert!(o.uses_plain_http("reg.local:5000"));
+    }
+
+    #[test]
+    fn status_classes_are_bounded() {
+        assert_eq!(StatusClass::of_status(200).as_str(), "2xx");
+        assert_eq!(StatusClass::of_status(204).as_str(), "2xx");
+        assert_eq!(StatusClass::of_status(307).as_str(), "3xx");
+        assert_eq!(StatusClass::of_status(404).as_str(), "4xx");
+        assert_eq!(StatusClass::of_status(503).as_str(), "5xx");
+        assert_eq!(StatusClass::of_status(999).as_str(), "error");
+        assert_eq!(StatusClass::of_status(0), StatusClass::Error);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 
-use vouch_oci::Reference;
+use vouch_oci::{Reference, RequestObserver};
 
 use crate::engine::KeyError;
 use crate::metrics::{Metrics, ReloadResult};
@@ -65,6 +65,17 @@ pub trait BackendLoader: Send + Sync + 'static {
     /// Loads the configuration and builds a backend.
     fn load(&self) -> Result<Arc<dyn Backend>, LoadError>;
 
+    /// Like [`load`](Self::load), for a backend whose registry requests are reported to
+    /// `registry_observer` (the server's `ratify_registry_request_count`). By default the
+    /// observer is ignored.
+    fn load_observed(
+        &self,
+        registry_observer: Arc<dyn RequestObserver>,
+    ) -> Result<Arc<dyn Backend>, LoadError> {
+        let _ = registry_observer;
+        self.load()
+    }
+
     /// Files or directories whose change triggers a reload; empty: never reloaded.
     fn watch_paths(&self) -> Vec<PathBuf>;
 }
@@ -111,7 +122,7 @@ impl Generations {
         metrics: Arc<Metrics>,
     ) -> Result<Self, LoadError> {
         let print = fingerprint(&loader.watch_paths());
-        let backend = loader.load()?;
+        let backend = loader.load_observed(Arc::clone(&metrics) as Arc<dyn RequestObserver>)?;
         metrics.config_generation(1);
         Ok(Self {
             loader,
@@ -148,7 +159,10 @@ impl Generations {
             }
             *last = print;
         }
-        match self.loader.load() {
+        match self
+            .loader
+            .load_observed(Arc::clone(&self.metrics) as Arc<dyn RequestObserver>)
+        {
             Ok(backend) => {
                 let mut current = self
                     .current

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vouch_oci::Reference;
+use vouch_oci::{Reference, RequestObserver};
 
 use crate::backend::{Backend, BackendLoader, BoxFuture, LoadError};
 use crate::engine::{Engine, EngineOptions, KeyError};
@@ -49,14 +49,29 @@ impl ConfigLoader {
     }
 }
 
-impl BackendLoader for ConfigLoader {
-    fn load(&self) -> Result<Arc<dyn Backend>, LoadError> {
+impl ConfigLoader {
+    fn build(&self, options: EngineOptions) -> Result<Arc<dyn Backend>, LoadError> {
         let config = vouch_config::Config::load(&self.path).map_err(|e| {
             LoadError::new(format!("invalid configuration {}", self.path.display()), e)
         })?;
-        let engine = Engine::new(config, self.options.clone())
+        let engine = Engine::new(config, options)
             .map_err(|e| LoadError::new("cannot build the verification engine", e))?;
         Ok(Arc::new(engine))
+    }
+}
+
+impl BackendLoader for ConfigLoader {
+    fn load(&self) -> Result<Arc<dyn Backend>, LoadError> {
+        self.build(self.options.clone())
+    }
+
+    fn load_observed(
+        &self,
+        registry_observer: Arc<dyn RequestObserver>,
+    ) -> Result<Arc<dyn Backend>, LoadError> {
+        let mut options = self.options.clone();
+        options.registry_observer = Some(registry_observer);
+        self.build(options)
     }
 
     fn watch_paths(&self) -> Vec<PathBuf> {

@@ -37,6 +37,7 @@ mod metrics;
 mod protocol;
 mod remediation;
 mod report;
+mod revocation;
 mod routes;
 mod server;
 mod tls;
@@ -51,6 +52,7 @@ pub use crate::protocol::{
     ResponseBody,
 };
 pub use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
+pub use crate::revocation::RevocationFetcher;
 pub use crate::routes::{Limits, MUTATE_PATH, VERIFY_PATH};
 pub use crate::server::{ServeError, ServeOptions, Server};
 pub use crate::tls::{CA_FILE, CERT_FILE, KEY_FILE, TlsError, TlsOptions, ensure_certificates};

@@ -2,11 +2,16 @@
 //!
 //! Ratify v1's names are kept where they exist, so its Grafana dashboard keeps working:
 //! `ratify_verification_request` and `ratify_mutation_request` (latency histograms in
-//! milliseconds, Ratify's buckets, no unit suffix) and `ratify_system_error_count`. Everything
-//! else is `vouch_*`. Every label value comes from a closed set (routes, outcomes, cache names,
-//! error kinds): never an image, a subject or error text, so cardinality stays bounded.
+//! milliseconds, Ratify's buckets, no unit suffix), `ratify_system_error_count` and
+//! `ratify_registry_request_count`. Everything else is `vouch_*`. Every label value comes
+//! from a closed set (routes, outcomes, cache names, error kinds, HTTP status classes): never
+//! an image, a subject or error text, so cardinality stays bounded. Registry hosts are the one
+//! open-ended label: the first [`MAX_REGISTRY_HOSTS`] seen get their own series, later ones
+//! share `registry_host="other"`.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,6 +20,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use vouch_oci::{RequestObserver, StatusClass};
+
+/// Registry hosts with their own `ratify_registry_request_count` series; later hosts are
+/// counted as `other` (keys name arbitrary registries, so the label must be capped).
+pub(crate) const MAX_REGISTRY_HOSTS: usize = 64;
 
 /// Ratify's millisecond buckets for request latency.
 const RATIFY_BUCKETS_MS: [f64; 27] = [
@@ -80,6 +90,7 @@ pub(crate) enum SystemError {
     BodyUnreadable,
     TooManyKeys,
     UnsupportedApiVersion,
+    Overloaded,
 }
 
 impl SystemError {
@@ -90,6 +101,7 @@ impl SystemError {
             SystemError::BodyUnreadable => "body_unreadable",
             SystemError::TooManyKeys => "too_many_keys",
             SystemError::UnsupportedApiVersion => "unsupported_api_version",
+            SystemError::Overloaded => "overloaded",
         }
     }
 }
@@ -133,6 +145,13 @@ struct ErrorLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistryLabels {
+    /// Ratify's label name; the value is a class (`2xx`, `4xx`, `error`, …), not a code.
+    status_code: &'static str,
+    registry_host: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -155,6 +174,9 @@ pub(crate) struct Metrics {
     tls_reloads: Family<ResultLabels, Counter>,
     tls_handshake_failures: Counter,
     in_flight: Gauge,
+    requests_in_flight: Gauge,
+    registry_requests: Family<RegistryLabels, Counter>,
+    registry_hosts: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for Metrics {
@@ -241,6 +263,18 @@ impl Metrics {
             "Verifications running against registries (including those past their request's deadline)",
             in_flight.clone(),
         );
+        let requests_in_flight = Gauge::default();
+        registry.register(
+            "vouch_requests_in_flight",
+            "External-data requests being answered (bounded by --max-in-flight)",
+            requests_in_flight.clone(),
+        );
+        let registry_requests = Family::<RegistryLabels, Counter>::default();
+        registry.register(
+            "ratify_registry_request_count",
+            "Registry requests by registry host and HTTP status class (2xx, 4xx, 5xx, error)",
+            registry_requests.clone(),
+        );
         Self {
             registry,
             verification_request,
@@ -254,6 +288,9 @@ impl Metrics {
             tls_reloads,
             tls_handshake_failures,
             in_flight,
+            requests_in_flight,
+            registry_requests,
+            registry_hosts: Mutex::new(HashSet::new()),
         }
     }
 
@@ -336,6 +373,40 @@ impl Metrics {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
     }
+
+    /// Counts an external-data request being answered until the guard is dropped.
+    pub(crate) fn request_in_flight(&self) -> InFlight {
+        self.requests_in_flight.inc();
+        InFlight(self.requests_in_flight.clone())
+    }
+
+    /// The label value for `registry`: itself while fewer than [`MAX_REGISTRY_HOSTS`] hosts
+    /// have been seen, `other` after.
+    fn registry_host(&self, registry: &str) -> String {
+        let mut hosts = self
+            .registry_hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hosts.contains(registry) {
+            return registry.to_owned();
+        }
+        if hosts.len() < MAX_REGISTRY_HOSTS {
+            hosts.insert(registry.to_owned());
+            return registry.to_owned();
+        }
+        "other".to_owned()
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn observe(&self, registry: &str, class: StatusClass) {
+        self.registry_requests
+            .get_or_create(&RegistryLabels {
+                status_code: class.as_str(),
+                registry_host: self.registry_host(registry),
+            })
+            .inc();
+    }
 }
 
 /// Decrements `vouch_verifications_in_flight` when dropped.
@@ -374,6 +445,36 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn registry_requests_are_counted_by_host_and_class_with_a_bounded_host_label() {
+        let m = Metrics::new();
+        m.observe("registry.test:5000", StatusClass::Success);
+        m.observe("registry.test:5000", StatusClass::Success);
+        m.observe("registry.test:5000", StatusClass::ClientError);
+        for i in 0..(MAX_REGISTRY_HOSTS * 2) {
+            m.observe(&format!("host{i}.test"), StatusClass::Error);
+        }
+        let text = m.encode().unwrap();
+        for needle in [
+            "ratify_registry_request_count_total{status_code=\"2xx\",registry_host=\"registry.test:5000\"} 2",
+            "ratify_registry_request_count_total{status_code=\"4xx\",registry_host=\"registry.test:5000\"} 1",
+            "ratify_registry_request_count_total{status_code=\"error\",registry_host=\"host0.test\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("ratify_registry_request_count_total{"))
+            .count();
+        // registry.test (2 classes) + 63 more hosts + `other`.
+        assert_eq!(series, 2 + (MAX_REGISTRY_HOSTS - 1) + 1, "{text}");
+        let other = format!(
+            "ratify_registry_request_count_total{{status_code=\"error\",registry_host=\"other\"}} {}",
+            MAX_REGISTRY_HOSTS + 1
+        );
+        assert!(text.contains(&other), "missing {other:?} in\n{text}");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! (malformed or oversized body, too many keys) is answered with HTTP 500 and a `systemError`
 //! that says what was wrong, as Ratify does. Every answer is sent by the route's deadline:
 //! keys still running then get a per-key `VERIFY_TIMEOUT` error and finish in the background.
+//!
+//! Load shedding: at most [`Limits::max_in_flight`] requests (both routes together) are
+//! answered at once; one more is refused at once with HTTP 500 and a `systemError` saying
+//! vouch is overloaded, which Gatekeeper treats as a failure (never a pass), rather than
+//! queueing until every caller misses its deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +24,7 @@ use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -27,7 +33,7 @@ use crate::batch::{self, KeyOutcome};
 use crate::cache::Verdicts;
 use crate::engine::KeyError;
 use crate::keys;
-use crate::metrics::{Metrics, Outcome, Route, SystemError};
+use crate::metrics::{InFlight, Metrics, Outcome, Route, SystemError};
 use crate::protocol::{ACCEPTED_API_VERSIONS, Item, ProviderRequest, ProviderResponse};
 
 /// The validation route, as in Ratify v1.
@@ -43,6 +49,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most keys accepted in one request.
     pub max_keys: usize,
+    /// Most requests answered at once (both routes); more are refused with a `systemError`.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +58,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 1024 * 1024,
             max_keys: 1000,
+            max_in_flight: 256,
         }
     }
 }
@@ -70,6 +79,36 @@ pub(crate) struct AppState {
     pub(crate) verdicts: Arc<Verdicts>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) options: RouteOptions,
+    /// One permit per request being answered ([`Limits::max_in_flight`]).
+    pub(crate) in_flight: Semaphore,
+}
+
+impl AppState {
+    pub(crate) fn new(
+        generations: Arc<Generations>,
+        verdicts: Arc<Verdicts>,
+        metrics: Arc<Metrics>,
+        options: RouteOptions,
+    ) -> Self {
+        let in_flight = Semaphore::new(options.limits.max_in_flight.max(1));
+        Self {
+            generations,
+            verdicts,
+            metrics,
+            options,
+            in_flight,
+        }
+    }
+
+    /// Admits a request, or refuses it when [`Limits::max_in_flight`] are being answered.
+    fn admit(&self) -> Result<(SemaphorePermit<'_>, InFlight), RequestError> {
+        match self.in_flight.try_acquire() {
+            Ok(permit) => Ok((permit, self.metrics.request_in_flight())),
+            Err(_) => Err(RequestError::Overloaded {
+                max: self.options.limits.max_in_flight,
+            }),
+        }
+    }
 }
 
 /// The router of the external-data listener (other methods: 405, other paths: 404).
@@ -97,6 +136,10 @@ enum RequestError {
     UnsupportedApiVersion(String),
     #[error("request has {count} keys; at most {max} are accepted per request")]
     TooManyKeys { count: usize, max: usize },
+    #[error(
+        "vouch is overloaded: {max} requests are already being answered (--max-in-flight); this request was not verified, retry later"
+    )]
+    Overloaded { max: usize },
 }
 
 impl RequestError {
@@ -109,6 +152,7 @@ impl RequestError {
             RequestError::Malformed(_) => SystemError::MalformedBody,
             RequestError::UnsupportedApiVersion(_) => SystemError::UnsupportedApiVersion,
             RequestError::TooManyKeys { .. } => SystemError::TooManyKeys,
+            RequestError::Overloaded { .. } => SystemError::Overloaded,
         }
     }
 }
@@ -193,6 +237,10 @@ async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     let trace_id = trace_id(&headers, &state.options.trace_id_headers);
     let span = tracing::info_span!("verify", trace_id = %trace_id);
     let response = async {
+        let _admitted = match state.admit() {
+            Ok(admitted) => admitted,
+            Err(e) => return system_error(&state.metrics, &e),
+        };
         let request = match read_request(
             &headers,
             body,
@@ -288,6 +336,10 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     let trace_id = trace_id(&headers, &state.options.trace_id_headers);
     let span = tracing::info_span!("mutate", trace_id = %trace_id);
     let response = async {
+        let _admitted = match state.admit() {
+            Ok(admitted) => admitted,
+            Err(e) => return system_error(&state.metrics, &e),
+        };
         let request = match read_request(&headers, body, &state.options.limits, started + timeout, timeout).await {
             Ok(request) => request,
             Err(e) => return system_error(&state.metrics, &e),

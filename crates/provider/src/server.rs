@@ -56,7 +56,7 @@ pub struct ServeOptions {
     pub verify_timeout: Duration,
     /// `/mutate` answers within this time (Ratify: 950 ms in a 1 s webhook).
     pub mutate_timeout: Duration,
-    /// Body and key-count limits.
+    /// Body, key-count and in-flight request limits.
     pub limits: Limits,
     /// Verdict and tag caches.
     pub cache: CacheOptions,
@@ -189,17 +189,17 @@ impl Server {
             &options.concurrency,
             Arc::clone(&metrics),
         ));
-        let state = Arc::new(AppState {
-            generations: Arc::clone(&generations),
+        let state = Arc::new(AppState::new(
+            Arc::clone(&generations),
             verdicts,
-            metrics: Arc::clone(&metrics),
-            options: RouteOptions {
+            Arc::clone(&metrics),
+            RouteOptions {
                 verify_timeout: options.verify_timeout,
                 mutate_timeout: options.mutate_timeout,
                 limits: options.limits.clone(),
                 trace_id_headers,
             },
-        });
+        ));
         Ok(Server {
             options,
             https,

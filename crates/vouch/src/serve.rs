@@ -61,6 +61,10 @@ pub(crate) struct ServeArgs {
     /// Most keys accepted in one request.
     #[arg(long, default_value_t = 1000)]
     max_keys: usize,
+    /// Most requests answered at once; beyond, requests are refused at once with a
+    /// systemError saying vouch is overloaded (load shedding).
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
     /// Request header carrying a trace ID (e.g. x-ms-correlation-request-id). Repeatable.
     #[arg(long = "trace-id-header")]
     trace_id_headers: Vec<String>,
@@ -106,6 +110,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.cache.pass_ttl = args.cache_ttl;
     options.cache.fail_ttl = args.cache_failure_ttl;
     options.limits.max_keys = args.max_keys;
+    options.limits.max_in_flight = args.max_in_flight;
     options.trace_id_headers = args.trace_id_headers;
 
     let mut engine_options = EngineOptions::default();

@@ -267,3 +267,78 @@ async fn fetches_are_bounded_and_checked() {
     eprintln!("{e}");
     assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
 }
+
+/// Counts observed requests by (registry, class).
+#[derive(Debug, Default)]
+struct Counting(
+    std::sync::Mutex<std::collections::HashMap<(String, vouch_oci::StatusClass), usize>>,
+);
+
+impl vouch_oci::RequestObserver for Counting {
+    fn observe(&self, registry: &str, class: vouch_oci::StatusClass) {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry((registry.to_owned(), class))
+            .or_default() += 1;
+    }
+}
+
+impl Counting {
+    fn count(&self, registry: &str, class: vouch_oci::StatusClass) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&(registry.to_owned(), class))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn the_request_observer_sees_every_request_by_registry_and_status_class() {
+    use vouch_oci::StatusClass;
+
+    let reg = Registry::start().await;
+    let observer = std::sync::Arc::new(Counting::default());
+    let client = client_with(|o| o.request_observer = Some(observer.clone()));
+    let repo = reference(&format!("{}/vouch-test/observed", reg.host()));
+    let pushed = push_image(&client, &repo, "v1", b"observed layer").await;
+    // Two blob pushes and one manifest push, each one observed operation.
+    let after_push = observer.count(&reg.host(), StatusClass::Success);
+    assert!(after_push >= 3, "pushes are observed: {after_push}");
+
+    client.resolve(&repo.with_tag("v1")).await.expect("resolve");
+    let blob = descriptor("application/vnd.oci.image.layer.v1.tar", b"observed layer");
+    client
+        .fetch_blob(&repo.with_digest(&pushed.digest), &blob)
+        .await
+        .expect("blob");
+    // The /v2/ ping, the manifest GET, the blob download.
+    assert!(
+        observer.count(&reg.host(), StatusClass::Success) >= after_push + 3,
+        "{observer:?}"
+    );
+    assert_eq!(observer.count(&reg.host(), StatusClass::ClientError), 0);
+
+    let e = client
+        .resolve(&repo.with_tag("no-such-tag"))
+        .await
+        .expect_err("missing tag");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        observer.count(&reg.host(), StatusClass::ClientError),
+        1,
+        "the 404 is one 4xx request: {observer:?}"
+    );
+
+    // An unreachable registry has no status: `error`.
+    let dead = reference("127.0.0.1:1/vouch-test/observed:v1");
+    client.resolve(&dead).await.expect_err("unreachable");
+    assert_eq!(
+        observer.count("127.0.0.1:1", StatusClass::Error),
+        1,
+        "{observer:?}"
+    );
+}

@@ -4,4 +4,5 @@
 
 mod common;
 mod layouts;
+mod revocation;
 mod signatures;

@@ -1,11 +1,12 @@
 //! Tests of `vouch serve` over real HTTPS: the Gatekeeper protocol, TLS and mTLS, reloads,
-//! the deadline, the cache and single flight, health and metrics. Most use a fake backend
+//! the deadline, the cache and single flight, load shedding, health and metrics. Most use a fake backend
 //! that counts its calls; `registry` runs the real engine against a local registry.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 mod deadline;
+mod overload;
 mod protocol;
 mod registry;
 mod reload;

@@ -246,3 +246,44 @@ async fn mutate_resolves_tags_in_the_registry() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn registry_requests_are_counted_by_host_and_status_class() {
+    let env = env(|_| {}).await;
+    let host = format!("127.0.0.1:{}", env.proxy.port);
+    let keys = [env.proxy.image("signed"), env.proxy.image("no-such-tag")];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let response = env.server.verify(&keys).await;
+    let items = items(&response);
+    assert_eq!(items[0]["value"]["isSuccess"], true, "{}", items[0]);
+    assert_ne!(items[1]["value"]["isSuccess"], true, "{}", items[1]);
+
+    let text = env.server.metrics_text().await;
+    let series = |class: &str| {
+        crate::common::metric(
+            &text,
+            &format!(
+                "ratify_registry_request_count_total{{status_code=\"{class}\",registry_host=\"{host}\"}}"
+            ),
+        )
+    };
+    // Ping, resolve, referrers (404, then the tag schema), signature manifest and blob.
+    assert!(series("2xx") >= 4.0, "{text}");
+    // The missing tag (and the Referrers API Distribution 2.8 lacks).
+    assert!(series("4xx") >= 1.0, "{text}");
+    assert_eq!(series("5xx"), 0.0, "{text}");
+    // Labels are the host and a class: no image, tag, digest or error text.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("ratify_registry_request_count"))
+    {
+        assert!(
+            !line.contains(REPO) && !line.contains("sha256") && !line.contains("no-such-tag"),
+            "{line}"
+        );
+        let class_ok = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"]
+            .iter()
+            .any(|c| line.contains(&format!("status_code=\"{c}\"")));
+        assert!(class_ok, "{line}");
+    }
+}
