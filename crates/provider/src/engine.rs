@@ -97,7 +97,7 @@ pub enum EngineError {
 
 struct NotationVerifier {
     resource_name: String,
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
 }
 
 /// Verifies images against one configuration. Cheap to share behind an [`Arc`].
@@ -137,7 +137,10 @@ impl Engine {
             .iter()
             .map(|v| NotationVerifier {
                 resource_name: v.resource_name.clone(),
-                verifier: Verifier::new(v.trust_policy.clone(), v.trust_stores.clone()),
+                verifier: Arc::new(Verifier::new(
+                    v.trust_policy.clone(),
+                    v.trust_stores.clone(),
+                )),
             })
             .collect();
         let revocation = if options.fetch_revocation {
@@ -415,8 +418,40 @@ impl Engine {
         let options = self
             .verify_options(verifier, artifact, &envelope, &media_type, now)
             .await;
-        let result =
-            verifier.verify_with_options(artifact, target, &envelope, &media_type, now, &options);
+        // Envelope and chain checks are CPU work: they leave the async runtime.
+        let result = {
+            let verifier = Arc::clone(verifier);
+            let artifact = artifact.clone();
+            let target = target.clone();
+            tokio::task::spawn_blocking(move || {
+                verifier.verify_with_options(
+                    &artifact,
+                    &target,
+                    &envelope,
+                    &media_type,
+                    now,
+                    &options,
+                )
+            })
+            .await
+        };
+        let result = match result {
+            Ok(result) => result,
+            // A panic while verifying fails this signature, never passes it.
+            Err(e) => {
+                return self.notation_failure(
+                    v,
+                    subject,
+                    digest,
+                    format!(
+                        "verification of signature {} stopped unexpectedly: {e}",
+                        referrer.digest
+                    ),
+                    "internal error while verifying".to_owned(),
+                    "report this as a bug in vouch, with the image reference",
+                );
+            }
+        };
         match result {
             Ok(outcome) => {
                 let mut report = self.notation_report(v, subject, true);
