@@ -35,7 +35,8 @@
 //! statement's level and overrides decide; integrity and the payload match are always
 //! enforced. RFC 3161 timestamp countersignatures ([`TimestampToken`]) are verified in step 6
 //! when the statement lists a `tsa` store; the TSA chain's revocation goes through the same
-//! [`RevocationChecker`].
+//! [`RevocationChecker`]. [`Verifier::revocation_chains`] tells a caller which chains to fetch
+//! revocation data for.
 //!
 //! # Example
 //!
@@ -100,8 +101,9 @@ pub use crate::policy::{
 };
 pub use crate::revocation::{
     CRL_FETCH_TIMEOUT, MAX_CRL_BYTES, MAX_OCSP_RESPONSE_BYTES, OCSP_FETCH_TIMEOUT,
-    OfflineRevocationChecker, PrefetchedRevocationChecker, RevocationChecker, RevocationData,
-    RevocationError, RevocationRequest, RevocationRequestKind, envelope_certificate_chain,
+    OfflineRevocationChecker, PrefetchedRevocationChecker, RevocationChains, RevocationChecker,
+    RevocationData, RevocationError, RevocationRequest, RevocationRequestKind,
+    envelope_certificate_chain, timestamp_certificate_chain,
 };
 pub use crate::store::{StoreType, TrustStoreError, TrustStores};
 pub use crate::timestamp::{Timestamp, TimestampError, TimestampToken, TstInfo, VerifiedTimestamp};

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::json::StrictObject;
 use crate::name::{DistinguishedName, DnError};
 use crate::store::{StoreType, is_valid_store_name};
+use crate::x509::Certificate;
 
 /// The five validation types of Notation verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -206,6 +208,23 @@ impl TrustPolicyStatement {
             .get(&check)
             .copied()
             .unwrap_or_else(|| self.level.action(check))
+    }
+
+    /// Whether step 6 verifies the RFC 3161 timestamp countersignature of a `notary.x509`
+    /// signature whose certificate chain is `chain`, at `now` (§10 step 6): the statement
+    /// lists a `tsa` store, and `verifyTimestamp` is `always`, or `afterCertExpiry` with a
+    /// certificate of `chain` expired at `now`. (`notary.x509.signingAuthority` signatures
+    /// never have their timestamps verified.)
+    pub fn performs_timestamp_verification(&self, chain: &[Certificate], now: SystemTime) -> bool {
+        let has_tsa = self
+            .trust_stores
+            .iter()
+            .any(|r| r.store_type == StoreType::Tsa);
+        has_tsa
+            && match self.verify_timestamp {
+                VerifyTimestamp::Always => true,
+                VerifyTimestamp::AfterCertExpiry => chain.iter().any(|c| c.not_after() < now),
+            }
     }
 }
 

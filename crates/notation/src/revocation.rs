@@ -34,8 +34,11 @@ use time::OffsetDateTime;
 
 use crate::x509::{Certificate, to_datetime, to_system_time};
 
+mod chains;
 mod crl;
 mod ocsp;
+
+pub use chains::{RevocationChains, timestamp_certificate_chain};
 
 /// Why a chain did not pass the revocation check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -320,7 +323,8 @@ impl RevocationChecker for PrefetchedRevocationChecker {
 
 /// The certificate chain carried by a signature envelope, without verifying anything, so a
 /// caller can fetch revocation data before verification. `None` when the envelope cannot be
-/// parsed (verification then fails at integrity anyway).
+/// parsed (verification then fails at integrity anyway). [`crate::Verifier::revocation_chains`]
+/// also gives the TSA chain and follows the policy.
 pub fn envelope_certificate_chain(envelope: &[u8], media_type: &str) -> Option<Vec<Certificate>> {
     crate::envelope::parse(envelope, media_type)
         .ok()

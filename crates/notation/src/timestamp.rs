@@ -561,6 +561,40 @@ impl TimestampToken {
         self.signer_infos.len()
     }
 
+    /// The TSA certificate chain as far as the token's own certificates allow, leaf first:
+    /// the signing certificate of the first `SignerInfo` that names one of the token's
+    /// certificates (through signingCertificateV2, else its sid), then each certificate's
+    /// issuer among the token's certificates (subject equals issuer and the signature
+    /// verifies) until a self-issued certificate or a missing issuer. Empty when no signer's
+    /// certificate is found.
+    ///
+    /// Nothing is trusted here: this is for fetching revocation data ahead of verification
+    /// (§11 step 8); [`TimestampToken::verify_signed_data`] returns the chain actually verified.
+    pub fn certificate_chain(&self) -> Vec<Certificate> {
+        let Some(leaf) = self.signer_infos.iter().find_map(|signer| {
+            let attrs = SignedAttributes::parse(signer.signed_attributes.as_deref()?).ok()?;
+            self.signing_certificate(signer, &attrs).ok()
+        }) else {
+            return Vec::new();
+        };
+        let mut chain = vec![leaf];
+        while let Some(&current) = chain.last() {
+            if current.is_self_issued() || chain.len() >= MAX_CHAIN_LENGTH {
+                break;
+            }
+            let issuer = self.certificates.iter().find(|c| {
+                c.raw_subject() == current.raw_issuer()
+                    && !chain.contains(c)
+                    && current.verify_signed_by_key(c.key()).is_ok()
+            });
+            match issuer {
+                Some(issuer) => chain.push(issuer),
+                None => break,
+            }
+        }
+        chain.into_iter().cloned().collect()
+    }
+
     /// Verifies the token as a countersignature of `message` (the raw primitive signature
     /// bytes) against the `tsa` roots: the signed data
     /// ([`TimestampToken::verify_signed_data`]), then the imprint ([`TstInfo::validate`]).

@@ -16,7 +16,6 @@ use crate::error::{CheckFailure, ErrorKind, VerificationFailure};
 use crate::name::DistinguishedName;
 use crate::policy::{
     Action, Level, TrustPolicyDocument, TrustPolicyStatement, TrustedIdentity, ValidationType,
-    VerifyTimestamp,
 };
 use crate::revocation::{OfflineRevocationChecker, RevocationChecker, RevocationError};
 use crate::store::{StoreType, TrustStores};
@@ -596,18 +595,7 @@ fn check_authentic_timestamp(
             Ok(())
         }
         SigningScheme::X509 => {
-            let has_tsa = statement
-                .trust_stores
-                .iter()
-                .any(|r| r.store_type == StoreType::Tsa);
-            let perform = has_tsa
-                && match statement.verify_timestamp {
-                    VerifyTimestamp::Always => true,
-                    VerifyTimestamp::AfterCertExpiry => {
-                        env.chain.iter().any(|c| c.not_after_time() < now)
-                    }
-                };
-            if perform {
+            if statement.performs_timestamp_verification(&env.chain, to_system_time(now)) {
                 return check_timestamp_countersignature(statement, env, now, stores, revocation)
                     .map(|_| ());
             }
@@ -722,11 +710,10 @@ fn check_timestamp_countersignature(
         }
     }
 
-    // TSA chain revocation (§11 step 8), through the same checker as step 7. TODO(issue 3):
-    // pass a timestamping purpose once the checker distinguishes it (the OCSP/CRL rules are the
-    // same, §12), and have callers that prefetch revocation data include the TSA chain (its
-    // certificates are `TimestampToken::certificates`; the chain is only known after
-    // `verify_signed_data` picks a path to a tsa root).
+    // TSA chain revocation (§11 step 8), through the same checker as step 7 (callers that
+    // prefetch revocation data get this chain from `Verifier::revocation_chains`). TODO(issue
+    // 3): pass a timestamping purpose once the checker distinguishes it (the OCSP/CRL rules are
+    // the same, §12; it would matter when the checker re-runs the §6 chain rules).
     revocation
         .check_chain(&tsa_chain, None, to_system_time(now))
         .map_err(|e| {

@@ -19,8 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use vouch_config::{Config, Rule};
 use vouch_notation::{
-    Action, ArtifactReference, Descriptor as NotationDescriptor, ValidationType, Verifier,
-    VerifyOptions,
+    ArtifactReference, Descriptor as NotationDescriptor, Verifier, VerifyOptions,
 };
 use vouch_oci::{ClientOptions, Reference, RegistryClient, RegistryError, RequestObserver};
 
@@ -479,8 +478,10 @@ impl Engine {
         }
     }
 
-    /// Fetches the revocation data of the envelope's chain (§12) unless revocation checking is
-    /// off or the statement's revocation action is `skip`.
+    /// Fetches the revocation data (§12) of the chains verification will check: the
+    /// envelope's code-signing chain unless the statement's revocation action is `skip`, and
+    /// the TSA chain of a timestamp countersignature when the statement verifies timestamps
+    /// (§11 step 8, whatever the revocation action). Nothing when revocation fetching is off.
     async fn verify_options(
         &self,
         verifier: &Verifier,
@@ -493,19 +494,12 @@ impl Engine {
         let Some(fetcher) = &self.revocation else {
             return options;
         };
-        let skip = verifier
-            .policy()
-            .select(&artifact.registry_repo)
-            .is_none_or(|s| s.action(ValidationType::Revocation) == Action::Skip);
-        if skip {
+        let chains = verifier.revocation_chains(artifact, envelope, media_type, now);
+        if chains.is_empty() {
             return options;
         }
-        // TODO(issue 3): also prefetch the TSA chain of a timestamp countersignature (§11 step
-        // 8); today it is checked with no data, i.e. unknown when it names endpoints.
-        let Some(chain) = vouch_notation::envelope_certificate_chain(envelope, media_type) else {
-            return options;
-        };
-        let checker = fetcher.checker_for(&chain, now).await;
+        let chains: Vec<&[vouch_notation::Certificate]> = chains.iter().collect();
+        let checker = fetcher.checker_for_chains(&chains, now).await;
         options.with_revocation_checker(Arc::new(checker))
     }
 

@@ -1,8 +1,10 @@
-//! Fetching revocation data (CRLs, OCSP responses) for a signature's certificate chain, so
-//! that the pure verifier in `vouch-notation` can check revocation (spec §12).
+//! Fetching revocation data (CRLs, OCSP responses) for a signature's certificate chains (the
+//! code-signing chain and a timestamp's TSA chain, from
+//! [`vouch_notation::Verifier::revocation_chains`]), so that the pure verifier in
+//! `vouch-notation` can check revocation (spec §11 step 8, §12).
 //!
-//! [`RevocationFetcher::prefetch`] asks [`RevocationData::pending_requests`] what the chain
-//! needs, fetches it over plain `http://` with the spec's limits (CRL: 5 s, 32 MiB; OCSP: 2 s,
+//! [`RevocationFetcher::prefetch_chains`] asks [`RevocationData::pending_requests`] what each
+//! chain needs, fetches it over plain `http://` with the spec's limits (CRL: 5 s, 32 MiB; OCSP: 2 s,
 //! 20 KiB; OCSP by `GET url/<base64>` when the URL stays under 255 characters, else `POST`),
 //! records bodies and failures, and repeats for the follow-ups (OCSP fallback to CRL, delta
 //! CRLs, a delegated responder's CRL) for a bounded number of rounds. The engine then verifies
@@ -123,11 +125,40 @@ impl RevocationFetcher {
         PrefetchedRevocationChecker::new(self.prefetch(chain, now).await)
     }
 
+    /// Fetches what every chain of `chains` needs at `now` (e.g. the code-signing chain and a
+    /// timestamp's TSA chain, from [`vouch_notation::Verifier::revocation_chains`]) and returns
+    /// one checker over all of it. Never fails, like [`RevocationFetcher::checker_for`].
+    pub async fn checker_for_chains(
+        &self,
+        chains: &[&[Certificate]],
+        now: SystemTime,
+    ) -> PrefetchedRevocationChecker {
+        PrefetchedRevocationChecker::new(self.prefetch_chains(chains, now).await)
+    }
+
     /// Fetches what `chain` needs, in rounds (see the module docs).
     pub async fn prefetch(&self, chain: &[Certificate], now: SystemTime) -> RevocationData {
+        self.prefetch_chains(&[chain], now).await
+    }
+
+    /// Fetches what the `chains` need into one [`RevocationData`], in rounds: each round
+    /// fetches the pending requests of every chain together (a request two chains share is
+    /// fetched once).
+    pub async fn prefetch_chains(
+        &self,
+        chains: &[&[Certificate]],
+        now: SystemTime,
+    ) -> RevocationData {
         let mut data = RevocationData::new();
         for _ in 0..MAX_ROUNDS {
-            let pending = data.pending_requests(chain, now);
+            let mut pending: Vec<RevocationRequest> = Vec::new();
+            for chain in chains {
+                for request in data.pending_requests(chain, now) {
+                    if !pending.contains(&request) {
+                        pending.push(request);
+                    }
+                }
+            }
             if pending.is_empty() {
                 break;
             }
@@ -275,6 +306,72 @@ mod tests {
     #[test]
     fn base64_is_escaped_for_paths() {
         assert_eq!(percent_encode_base64("ab+/c=="), "ab%2B%2Fc%3D%3D");
+    }
+
+    /// Two chains (e.g. code signing and a timestamp's TSA chain) are prefetched together into
+    /// one data set, and one checker passes both; the server sees each CRL once.
+    #[tokio::test]
+    async fn chains_are_prefetched_together() {
+        use std::sync::Mutex;
+
+        use axum::extract::{Path, State};
+        use vouch_notation::RevocationChecker as _;
+        use vouch_testkit::pki::{KeyKind, PkiOptions, TestPki};
+
+        type Crls = Arc<Mutex<(Vec<(String, Vec<u8>)>, Vec<String>)>>;
+        async fn serve(State(state): State<Crls>, Path(name): Path<String>) -> Vec<u8> {
+            let mut guard = state.lock().expect("lock");
+            guard.1.push(name.clone());
+            guard
+                .0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, body)| body.clone())
+                .unwrap_or_default()
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state: Crls = Arc::default();
+        let app = axum::Router::new()
+            .route("/{name}", axum::routing::get(serve))
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let next_update = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let mut chains = Vec::new();
+        for name in ["code-signing.crl", "tsa.crl"] {
+            let mut options = PkiOptions::new(KeyKind::EcP256);
+            options.leaf_crl_urls = vec![format!("http://{addr}/{name}")];
+            let pki = TestPki::generate(options).expect("pki");
+            let crl = pki.leaf_crl(false, next_update).expect("crl");
+            state.lock().expect("lock").0.push((name.to_owned(), crl));
+            let chain: Vec<Certificate> = pki
+                .chain_der()
+                .iter()
+                .map(|der| Certificate::from_der(der).expect("certificate"))
+                .collect();
+            chains.push(chain);
+        }
+        let refs: Vec<&[Certificate]> = chains.iter().map(Vec::as_slice).collect();
+        let fetcher = RevocationFetcher::new().expect("client");
+        let now = SystemTime::now();
+        let checker = fetcher.checker_for_chains(&refs, now).await;
+        assert_eq!(checker.data().len(), 2);
+        for chain in &chains {
+            assert_eq!(checker.check_chain(chain, None, now), Ok(()));
+        }
+        let mut requested = state.lock().expect("lock").1.clone();
+        requested.sort();
+        assert_eq!(requested, ["code-signing.crl", "tsa.crl"]);
+        assert_eq!(fetcher.network_fetches(), 2);
+        // Only one chain: the other chain is unknown to its checker.
+        let checker = fetcher.checker_for_chains(&refs[..1], now).await;
+        assert!(checker.check_chain(&chains[1], None, now).is_err());
     }
 
     #[tokio::test]

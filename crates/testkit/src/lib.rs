@@ -7,6 +7,8 @@
 //!   with `rcgen` (RSA 2048/3072/4096 or EC P-256/384/521), plus deliberately bad leaves.
 //! * [`image`] pushes a small deterministic OCI image and Notation signature manifests (both
 //!   forms), keeping the subject's `sha256-<hex>` referrers index up to date.
+//! * [`revocation::ocsp_response`] makes OCSP responses for a local responder
+//!   ([`pki::TestPki::leaf_ocsp_response`] for a PKI's leaf); [`pki::TestPki::leaf_crl`] CRLs.
 //! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root.
 //!
 //! ```no_run
@@ -31,6 +33,7 @@ pub mod image;
 pub mod pki;
 mod ratify;
 pub mod registry;
+pub mod revocation;
 
 pub use crate::image::{ManifestForm, Pusher};
 pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};

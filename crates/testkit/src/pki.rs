@@ -332,6 +332,23 @@ impl TestPki {
         Ok(crl.der().to_vec())
     }
 
+    /// An OCSP response about the leaf, signed by the CA that issued it (intermediate or
+    /// root), valid from an hour ago until `next_update` (see [`crate::revocation`]).
+    pub fn leaf_ocsp_response(
+        &self,
+        status: crate::revocation::OcspStatus,
+        next_update: OffsetDateTime,
+    ) -> anyhow::Result<Vec<u8>> {
+        let issuer = self.intermediate.as_ref().unwrap_or(&self.root);
+        crate::revocation::ocsp_response(
+            &issuer.der,
+            &self.leaf_issuer_key_pkcs8,
+            &self.leaf_serial,
+            status,
+            next_update,
+        )
+    }
+
     /// The leaf subject as a trust-policy identity:
     /// `x509.subject: C=US, ST=WA, L=Seattle, O=vouch-test, CN=<common name>`.
     pub fn leaf_identity(&self) -> String {

@@ -558,3 +558,62 @@ fn mutated_tokens_never_panic_or_verify_wrongly() {
         Err(TimestampError::TooLarge { .. })
     ));
 }
+
+/// `certificate_chain` orders the token's certificates by issuer links from the signing
+/// certificate (named by signingCertificateV2), whatever their order in the token.
+#[test]
+fn certificate_chain_follows_issuer_links() {
+    let subjects = |t: &TimestampToken| -> Vec<String> {
+        t.certificate_chain()
+            .iter()
+            .map(|c| c.subject().to_owned())
+            .collect()
+    };
+    let reference = token(&format!("{TSP}/TimeStampToken.p7s"));
+    let expected = subjects(&reference);
+    assert_eq!(expected.len(), 4, "{expected:?}");
+    assert!(expected[0].contains("Globalsign TSA for Advanced - G4"));
+    assert!(expected[1].contains("GlobalSign Timestamping CA - SHA384 - G4"));
+    assert!(expected[2].contains("GlobalSign Root CA - R6"));
+    assert!(expected[3].contains("GlobalSign Root CA - R3"));
+    // The chain verification builds with R3 as the root is the same.
+    assert_eq!(
+        reference.certificate_chain(),
+        reference.verify_signed_data(&r3()).unwrap()
+    );
+
+    // The certificates in reverse order: same chain.
+    let reversed = rebuild(|parts| {
+        let certs = asn1::single(&parts[3], asn1::context_constructed(0)).unwrap();
+        let mut r = certs.reader();
+        let mut all = Vec::new();
+        while !r.is_empty() {
+            all.push(r.any().unwrap().raw.to_vec());
+        }
+        all.reverse();
+        let refs: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+        parts[3] = tlv(asn1::context_constructed(0), &refs);
+    });
+    let t = TimestampToken::parse(&reversed).unwrap();
+    assert_ne!(t.certificates(), reference.certificates());
+    assert_eq!(subjects(&t), expected);
+
+    // Without the root R3 the chain stops at the cross-signed R6; without certificates it is
+    // empty.
+    let without_root = rebuild(|parts| {
+        let certs = asn1::single(&parts[3], asn1::context_constructed(0)).unwrap();
+        let mut r = certs.reader();
+        let mut kept = Vec::new();
+        for _ in 0..3 {
+            kept.push(r.any().unwrap().raw.to_vec());
+        }
+        let refs: Vec<&[u8]> = kept.iter().map(Vec::as_slice).collect();
+        parts[3] = tlv(asn1::context_constructed(0), &refs);
+    });
+    let t = TimestampToken::parse(&without_root).unwrap();
+    assert_eq!(subjects(&t), expected[..3]);
+    let t = token(
+        "notation-go/verifier/testdata/timestamp/countersignature/TimeStampTokenWithoutCertificate.p7s",
+    );
+    assert!(t.certificate_chain().is_empty());
+}
