@@ -599,29 +599,7 @@ fn check_authentic_timestamp(
                 return check_timestamp_countersignature(statement, env, now, stores, revocation)
                     .map(|_| ());
             }
-            for cert in &env.chain {
-                if now < cert.not_before_time() {
-                    return Err(fail(
-                        ErrorKind::CertificateNotYetValid,
-                        format!(
-                            "verification time is before certificate \"{}\" validity period, it will be valid from \"{}\"",
-                            cert.subject(),
-                            rfc1123z(cert.not_before_time())
-                        ),
-                    ));
-                }
-                if now > cert.not_after_time() {
-                    return Err(fail(
-                        ErrorKind::CertificateExpired,
-                        format!(
-                            "verification time is after certificate \"{}\" validity period, it was expired at \"{}\"",
-                            cert.subject(),
-                            rfc1123z(cert.not_after_time())
-                        ),
-                    ));
-                }
-            }
-            Ok(())
+            chain_valid_during(&env.chain, now, now, "verification time is")
         }
     }
 }
@@ -687,28 +665,7 @@ fn check_timestamp_countersignature(
 
     // Every code-signing certificate was valid during genTime ± accuracy.
     let (earliest, latest) = (timestamp.earliest_datetime(), timestamp.latest_datetime());
-    for cert in &env.chain {
-        if earliest < cert.not_before_time() {
-            return Err(fail(
-                ErrorKind::CertificateNotYetValid,
-                format!(
-                    "timestamp can be before certificate \"{}\" validity period, it will be valid from \"{}\"",
-                    cert.subject(),
-                    rfc1123z(cert.not_before_time())
-                ),
-            ));
-        }
-        if latest > cert.not_after_time() {
-            return Err(fail(
-                ErrorKind::CertificateExpired,
-                format!(
-                    "timestamp can be after certificate \"{}\" validity period, it was expired at \"{}\"",
-                    cert.subject(),
-                    rfc1123z(cert.not_after_time())
-                ),
-            ));
-        }
-    }
+    chain_valid_during(&env.chain, earliest, latest, "timestamp can be")?;
 
     // TSA chain revocation (§11 step 8), through the same checker as step 7 (callers that
     // prefetch revocation data get this chain from `Verifier::revocation_chains`). TODO(issue
@@ -727,6 +684,42 @@ fn check_timestamp_countersignature(
             )
         })?;
     Ok(VerifiedTimestamp::new(timestamp, tsa_chain))
+}
+
+/// Every certificate of `chain` is valid from `earliest` to `latest` (the verification time, or
+/// a timestamp's range); otherwise Fail(authenticTimestamp) with `what` leading the message.
+fn chain_valid_during(
+    chain: &[Certificate],
+    earliest: OffsetDateTime,
+    latest: OffsetDateTime,
+    what: &str,
+) -> Result<(), CheckFailure> {
+    let fail = |kind, message: String| {
+        CheckFailure::new(ValidationType::AuthenticTimestamp, kind, message)
+    };
+    for cert in chain {
+        if earliest < cert.not_before_time() {
+            return Err(fail(
+                ErrorKind::CertificateNotYetValid,
+                format!(
+                    "{what} before certificate \"{}\" validity period, it will be valid from \"{}\"",
+                    cert.subject(),
+                    rfc1123z(cert.not_before_time())
+                ),
+            ));
+        }
+        if latest > cert.not_after_time() {
+            return Err(fail(
+                ErrorKind::CertificateExpired,
+                format!(
+                    "{what} after certificate \"{}\" validity period, it was expired at \"{}\"",
+                    cert.subject(),
+                    rfc1123z(cert.not_after_time())
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// RFC 1123 with numeric zone, as Go prints times in Notation messages.
