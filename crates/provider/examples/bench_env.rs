@@ -15,6 +15,7 @@
 use std::time::SystemTime;
 
 use anyhow::Context;
+use futures::StreamExt;
 use vouch_notation::sign::{EnvelopeFormat, SignOptions};
 use vouch_testkit::image::{ManifestForm, Pusher};
 use vouch_testkit::pki::{KeyKind, TestPki};
@@ -33,30 +34,56 @@ async fn main() -> anyhow::Result<()> {
         .context("N must be a number")?;
     std::fs::create_dir_all(&dir)?;
 
+    // Installed first, so the registry is stopped however early the run is cut short.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let registry = Registry::start().context("start docker-registry")?;
     let addr = registry.addr();
-    let pki = TestPki::new(KeyKind::EcP256)?;
-    let pusher = Pusher::anonymous(&addr);
-    let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
-    let mut keys = String::new();
-    for i in 0..count {
-        let image = pusher
-            .push_image(REPO, &format!("img-{i}"), &format!("bench image {i}"))
-            .await?;
-        pusher
-            .sign_and_push(REPO, &image, &pki, &opts, ManifestForm::Legacy)
-            .await?;
-        keys.push_str(&format!("{addr}/{REPO}@{}\n", image.digest));
+    let setup = async {
+        let pki = TestPki::new(KeyKind::EcP256)?;
+        let pusher = Pusher::anonymous(&addr);
+        let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
+        let push = |i: usize| {
+            let (pusher, pki, opts) = (&pusher, &pki, &opts);
+            async move {
+                let image = pusher
+                    .push_image(REPO, &format!("img-{i}"), &format!("bench image {i}"))
+                    .await?;
+                pusher
+                    .sign_and_push(REPO, &image, pki, opts, ManifestForm::Legacy)
+                    .await?;
+                anyhow::Ok(image.digest)
+            }
+        };
+        // The first image alone (it uploads the blobs all signatures share: concurrent
+        // uploads of one blob race in Distribution), then the rest.
+        let mut digests = vec![push(0).await?];
+        let rest: Vec<anyhow::Result<String>> = futures::stream::iter(1..count)
+            .map(push)
+            .buffered(1)
+            .collect()
+            .await;
+        for digest in rest {
+            digests.push(digest?);
+        }
+        let keys: String = digests
+            .iter()
+            .map(|d| format!("{addr}/{REPO}@{d}\n"))
+            .collect();
+        std::fs::write(
+            dir.join("config.yaml"),
+            vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"),
+        )?;
+        std::fs::write(dir.join("registry"), &addr)?;
+        std::fs::write(dir.join("keys.txt"), keys)?;
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        done = setup => done?,
+        _ = term.recv() => return Ok(()),
+        _ = tokio::signal::ctrl_c() => return Ok(()),
     }
-    std::fs::write(
-        dir.join("config.yaml"),
-        vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"),
-    )?;
-    std::fs::write(dir.join("registry"), &addr)?;
-    std::fs::write(dir.join("keys.txt"), keys)?;
     println!("ready");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -58,6 +58,9 @@ pub(crate) struct ServeArgs {
     /// How long a failing verdict is cached.
     #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
     cache_failure_ttl: Duration,
+    /// Approximate upper bound of the verdict cache, in MiB (Ratify: --cache-size, in MB).
+    #[arg(long, default_value_t = 64)]
+    cache_size: u64,
     /// Most keys accepted in one request.
     #[arg(long, default_value_t = 1000)]
     max_keys: usize,
@@ -109,6 +112,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.mutate_timeout = args.mutate_timeout;
     options.cache.pass_ttl = args.cache_ttl;
     options.cache.fail_ttl = args.cache_failure_ttl;
+    options.cache.max_bytes = args.cache_size.saturating_mul(1024 * 1024);
     options.limits.max_keys = args.max_keys;
     options.limits.max_in_flight = args.max_in_flight;
     options.trace_id_headers = args.trace_id_headers;
