@@ -26,4 +26,5 @@ seed cose_envelope notation-go/internal/testdata/cose_signature.sig notation-go/
 seed certificate_chain $(find . -name '*.pem' -o -name '*.crt' -o -name '*.cer' -o -name '*.der' | grep -v timestamp_tokens)
 seed trust_policy notation/test/e2e/testdata/config/trustpolicies/*.json notation/test/e2e/testdata/blob/trustpolicies/*.json
 seed timestamp_token $(find . -name '*.p7s' -o -name '*.tst.der')
+seed revocation_response $(find . -name '*.crl')
 echo "seeded: $(for t in "$corpus"/*; do printf '%s=%s ' "$(basename "$t")" "$(ls "$t" | wc -l)"; done)"
