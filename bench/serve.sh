@@ -6,17 +6,19 @@
 #   bench/serve.sh [cached|uncached|memory|startup|all]    (default: all)
 #
 # Environment: DURATION (wrk duration, default 10s), CONNS (wrk connections, default 8),
-# UNCACHED (images verified uncached, default 200), FILL (verdicts cached for the memory
+# UNCACHED (images verified uncached, default 100), FILL (verdicts cached for the memory
 # figure, default 100000). Traffic goes to 127.0.0.1 only; every load run is bounded.
 #
-# * cached:   1-key and 1,000-key /verify batches answered from the cache, with wrk, beside
+# * cached:   1-key and 1,000-key /verify batches answered from the cache (1,000 distinct
+#             keys: 100 signed images under 10 tag spellings each, `repo:vJ@digest`; pushing
+#             to Distribution takes ~0.4 s per signed image), with wrk, beside
 #             a floor (examples/floor_server.rs: same TLS, same hyper builder, canned answer
 #             of the same bytes), run alternately in the same session;
 # * uncached: one key per request, each a different signed image, beside a floor making the
 #             same registry round trips with a plain HTTP client plus one signature
 #             verification (examples/uncached.rs);
 # * memory:   VmRSS idle, then with FILL failure verdicts cached (absent digests in the local
-#             registry, cached for 1 h);
+#             registry, cached for 60 min);
 # * startup:  process start until /readyz answers 200 (bench/startup.py), certificates
 #             already generated, median of 5.
 set -euo pipefail
@@ -27,7 +29,7 @@ EX=$REL/examples
 WHAT=${1:-all}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-8}
-UNCACHED=${UNCACHED:-200}
+UNCACHED=${UNCACHED:-100}
 FILL=${FILL:-100000}
 WORK=$(mktemp -d /tmp/vouch-bench.XXXXXX)
 PIDS=()
@@ -82,7 +84,7 @@ run_wrk() {
 }
 
 total=$UNCACHED
-[[ $WHAT == all || $WHAT == cached || $WHAT == uncached ]] && total=$((1000 + UNCACHED))
+[[ $WHAT == all || $WHAT == cached || $WHAT == uncached ]] && total=$((100 + UNCACHED))
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(load); pushing $total signed images"
 "$EX/bench_env" "$WORK/env" "$total" >"$WORK/env.log" 2>&1 &
 PIDS+=("$!")
@@ -129,7 +131,7 @@ fi
 
 if [[ $WHAT == all || $WHAT == memory ]]; then
   echo "## resident memory (VmRSS)"
-  start_vouch --cache-failure-ttl 1h --cache-size 512 --timeout 60s
+  start_vouch --cache-failure-ttl 60m --cache-size 512 --timeout 60s
   sleep 1
   echo "idle: $(( $(rss_kib "$VOUCH_PID") / 1024 )) MiB (load $(load))"
   batches=$(( FILL / 1000 ))

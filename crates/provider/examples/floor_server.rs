@@ -1,8 +1,9 @@
 //! Benchmark floor (see `bench/serve.sh` and BENCHMARKS.md): the least an HTTPS server can do
 //! for Gatekeeper. The same TLS set-up as `vouch serve` (rustls, TLS 1.3 only, ALPN h2 and
 //! http/1.1, the same certificate and key) and the same hyper-util connection builder with
-//! keep-alive, answering every request with the canned body in `BODY_FILE` (a real vouch
-//! answer captured beforehand, so both send the same bytes). No routing, parsing or cache.
+//! keep-alive, reading each request body and answering with the canned body in `BODY_FILE`
+//! (a real vouch answer captured beforehand, so both send the same bytes). No routing, no
+//! parsing, no cache.
 //!
 //! ```sh
 //! cargo run --release -p vouch-provider --example floor_server -- 127.0.0.1:7001 CERT_DIR BODY_FILE
@@ -30,8 +31,8 @@ async fn main() -> anyhow::Result<()> {
     let body = Bytes::from(std::fs::read(args.next().context(usage)?)?);
 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let certs = CertificateDer::pem_file_iter(cert_dir.join("tls.crt"))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let certs =
+        CertificateDer::pem_file_iter(cert_dir.join("tls.crt"))?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(cert_dir.join("tls.key"))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -53,9 +54,12 @@ async fn main() -> anyhow::Result<()> {
             let Ok(stream) = acceptor.accept(tcp).await else {
                 return;
             };
-            let service = service_fn(move |_request| {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let body = body.clone();
                 async move {
+                    // Read the request body (as vouch must), else the connection cannot be
+                    // kept alive; it is not parsed.
+                    let _ = axum::body::to_bytes(Body::new(request.into_body()), usize::MAX).await;
                     hyper::Response::builder()
                         .header("content-type", "application/json")
                         .body(Body::from(body))

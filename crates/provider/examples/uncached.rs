@@ -123,7 +123,10 @@ async fn floor(config: &str, keys: &[String]) -> anyhow::Result<Vec<Duration>> {
         let sig_manifest: Value = serde_json::from_slice(&sig_manifest)?;
         let layer = &sig_manifest["layers"][0];
         let (_, _, envelope) = get(
-            format!("{base}/blobs/{}", layer["digest"].as_str().context("no layer")?),
+            format!(
+                "{base}/blobs/{}",
+                layer["digest"].as_str().context("no layer")?
+            ),
             "*/*",
         )
         .await?;

@@ -129,6 +129,30 @@ fn weight(key: &EntryKey, value: &Arc<VerificationResponse>) -> u32 {
     u32::try_from(128 + key.subject.len() + reports).unwrap_or(u32::MAX)
 }
 
+/// A verdict as answered for one key: the cached verdict, shared rather than copied, and the
+/// subject as the key spelled it (tag form for a tag), which its reports name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Verdict {
+    pub(crate) shared: Arc<VerificationResponse>,
+    pub(crate) subject: String,
+}
+
+impl Verdict {
+    pub(crate) fn is_success(&self) -> bool {
+        self.shared.is_success
+    }
+
+    /// A copy of the verdict whose reports name [`Verdict::subject`].
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn to_response(&self) -> VerificationResponse {
+        let mut value = self.shared.as_ref().clone();
+        for report in &mut value.verifier_reports {
+            report.subject = Some(self.subject.clone());
+        }
+        value
+    }
+}
+
 /// Caches, coalescing and limits in front of the backend.
 pub(crate) struct Verdicts {
     verdicts: Cache<EntryKey, Arc<VerificationResponse>>,
@@ -173,7 +197,7 @@ impl Verdicts {
         &self,
         generation: &Generation,
         key: &str,
-    ) -> Result<VerificationResponse, KeyError> {
+    ) -> Result<Verdict, KeyError> {
         let reference = keys::parse(key)?;
         // Pin a tag to its digest so the verdict is cached by digest. When the tag cannot be
         // resolved, the backend verifies the tag form and reports why it failed.
@@ -203,12 +227,10 @@ impl Verdicts {
             .cache_lookup(CacheName::Verdict, !entry.is_fresh());
         // Reports name the subject as it was requested (tag form for a tag), as Ratify does,
         // whichever request's verification filled the cache entry.
-        let mut value = entry.into_value().as_ref().clone();
-        let requested = reference.to_string();
-        for report in &mut value.verifier_reports {
-            report.subject = Some(requested.clone());
-        }
-        Ok(value)
+        Ok(Verdict {
+            shared: entry.into_value(),
+            subject: reference.to_string(),
+        })
     }
 
     /// The digest `reference`'s tag points to, from the tag cache or the registry.
@@ -337,8 +359,16 @@ mod tests {
         let fake = Fake::new(Duration::ZERO);
         let g = generation(1, Arc::clone(&fake));
         let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
-        let first = v.verify(&g, "[ns]registry.test/app:v1").await.unwrap();
-        let second = v.verify(&g, "registry.test/app:v1").await.unwrap();
+        let first = v
+            .verify(&g, "[ns]registry.test/app:v1")
+            .await
+            .unwrap()
+            .to_response();
+        let second = v
+            .verify(&g, "registry.test/app:v1")
+            .await
+            .unwrap()
+            .to_response();
         assert_eq!(first, second);
         assert_eq!(fake.verifies.load(Ordering::SeqCst), 1);
         // The backend verified the digest form, keeping the tag for display.
@@ -376,13 +406,13 @@ mod tests {
                 !v.verify(&g, "registry.test/bad:v1")
                     .await
                     .unwrap()
-                    .is_success
+                    .is_success()
             );
             assert!(
                 v.verify(&g, "registry.test/good:v1")
                     .await
                     .unwrap()
-                    .is_success
+                    .is_success()
             );
         }
         // The pass was cached, the failure (lifetime zero) was not.
@@ -404,7 +434,7 @@ mod tests {
             })
             .collect();
         for task in tasks {
-            assert!(task.await.unwrap().unwrap().is_success);
+            assert!(task.await.unwrap().unwrap().is_success());
         }
         assert_eq!(fake.verifies.load(Ordering::SeqCst), 1);
     }

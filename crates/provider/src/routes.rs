@@ -30,11 +30,12 @@ use tracing::Instrument;
 
 use crate::backend::{Generation, Generations};
 use crate::batch::{self, KeyOutcome};
-use crate::cache::Verdicts;
+use crate::cache::{Verdict, Verdicts};
 use crate::engine::KeyError;
 use crate::keys;
 use crate::metrics::{InFlight, Metrics, Outcome, Route, SystemError};
-use crate::protocol::{ACCEPTED_API_VERSIONS, Item, ProviderRequest, ProviderResponse};
+use crate::protocol::{ACCEPTED_API_VERSIONS, API_VERSION, ProviderRequest, ProviderResponse};
+use crate::report::{VerificationResponse, VerifierReport};
 
 /// The validation route, as in Ratify v1.
 pub const VERIFY_PATH: &str = "/ratify/gatekeeper/v1/verify";
@@ -214,6 +215,151 @@ fn system_error(metrics: &Metrics, error: &RequestError) -> Response {
         .into_response()
 }
 
+/// The answer of `/verify` and `/mutate`: the JSON of a [`ProviderResponse`] with items,
+/// serialised straight from the verdicts (no intermediate `serde_json::Value`, whose
+/// allocations dominated the time of large cached batches).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    api_version: &'static str,
+    kind: &'static str,
+    response: AnswerBody,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerBody {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    idempotent: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    items: Vec<AnswerItem>,
+}
+
+/// One key's answer, [`crate::Item`]'s JSON.
+#[derive(Debug, serde::Serialize)]
+struct AnswerItem {
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<AnswerValue>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum AnswerValue {
+    /// `/verify`.
+    Verdict(VerdictView),
+    /// `/mutate`: the digest reference, or the key itself on failure.
+    Reference(String),
+}
+
+/// A cached verdict as answered for one key of one request: the JSON of the
+/// [`VerificationResponse`] with the request's `traceID` and reports naming the key's subject,
+/// written straight from the shared verdict (copying every verdict of a large batch cost
+/// more than everything else together).
+#[derive(Debug)]
+struct VerdictView {
+    verdict: Verdict,
+    trace_id: Arc<str>,
+}
+
+impl serde::Serialize for VerdictView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        // Exhaustive, so that a new field cannot be forgotten here.
+        let VerificationResponse {
+            version,
+            is_success,
+            trace_id: _,
+            timestamp,
+            verifier_reports,
+        } = self.verdict.shared.as_ref();
+        let mut out = serializer.serialize_struct("VerificationResponse", 5)?;
+        out.serialize_field("version", version)?;
+        out.serialize_field("isSuccess", is_success)?;
+        out.serialize_field("traceID", &*self.trace_id)?;
+        optional(&mut out, "timestamp", timestamp)?;
+        if verifier_reports.is_empty() {
+            out.skip_field("verifierReports")?;
+        } else {
+            let reports: Vec<ReportView<'_>> = verifier_reports
+                .iter()
+                .map(|report| ReportView {
+                    report,
+                    subject: &self.verdict.subject,
+                })
+                .collect();
+            out.serialize_field("verifierReports", &reports)?;
+        }
+        out.end()
+    }
+}
+
+/// A [`VerifierReport`] naming `subject`.
+struct ReportView<'a> {
+    report: &'a VerifierReport,
+    subject: &'a str,
+}
+
+impl serde::Serialize for ReportView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        let VerifierReport {
+            subject: _,
+            is_success,
+            name,
+            verifier_name,
+            kind,
+            verifier_type,
+            reference_digest,
+            artifact_type,
+            message,
+            error_reason,
+            remediation,
+            extensions,
+        } = self.report;
+        let mut out = serializer.serialize_struct("VerifierReport", 12)?;
+        out.serialize_field("subject", self.subject)?;
+        out.serialize_field("isSuccess", is_success)?;
+        optional(&mut out, "name", name)?;
+        optional(&mut out, "verifierName", verifier_name)?;
+        optional(&mut out, "type", kind)?;
+        optional(&mut out, "verifierType", verifier_type)?;
+        optional(&mut out, "referenceDigest", reference_digest)?;
+        optional(&mut out, "artifactType", artifact_type)?;
+        optional(&mut out, "message", message)?;
+        optional(&mut out, "errorReason", error_reason)?;
+        optional(&mut out, "remediation", remediation)?;
+        optional(&mut out, "extensions", extensions)?;
+        out.end()
+    }
+}
+
+/// Writes `value` when present (`skip_serializing_if = "Option::is_none"`).
+fn optional<S: serde::ser::SerializeStruct, T: serde::Serialize>(
+    out: &mut S,
+    name: &'static str,
+    value: &Option<T>,
+) -> Result<(), S::Error> {
+    match value {
+        Some(value) => out.serialize_field(name, value),
+        None => out.skip_field(name),
+    }
+}
+
+impl Answer {
+    fn new(items: Vec<AnswerItem>, idempotent: bool) -> Self {
+        Self {
+            api_version: API_VERSION,
+            kind: "ProviderResponse",
+            response: AnswerBody { idempotent, items },
+        }
+    }
+}
+
 /// Longest trace ID taken from a request header.
 const MAX_TRACE_ID_LEN: usize = 128;
 
@@ -234,7 +380,7 @@ fn trace_id(headers: &HeaderMap, names: &[HeaderName]) -> String {
 async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let timeout = state.options.verify_timeout;
-    let trace_id = trace_id(&headers, &state.options.trace_id_headers);
+    let trace_id: Arc<str> = trace_id(&headers, &state.options.trace_id_headers).into();
     let span = tracing::info_span!("verify", trace_id = %trace_id);
     let response = async {
         let _admitted = match state.admit() {
@@ -270,7 +416,7 @@ async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             items.push(item);
         }
         log_answer(Route::Verify, &items, started);
-        Json(ProviderResponse::items(items, false)).into_response()
+        Json(Answer::new(items, false)).into_response()
     }
     .instrument(span)
     .await;
@@ -280,40 +426,34 @@ async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
 
 fn verify_item(
     key: String,
-    outcome: KeyOutcome<Result<crate::VerificationResponse, KeyError>>,
-    trace_id: &str,
+    outcome: KeyOutcome<Result<Verdict, KeyError>>,
+    trace_id: &Arc<str>,
     timeout: Duration,
-) -> (Item, Outcome) {
-    let error_item = |key: String, error: String| Item {
+) -> (AnswerItem, Outcome) {
+    let error_item = |key: String, error: String| AnswerItem {
         key,
         value: None,
         error,
     };
     match outcome {
-        KeyOutcome::Done(Ok(mut verdict)) => {
-            verdict.trace_id = Some(trace_id.to_owned());
-            let result = if verdict.is_success {
+        KeyOutcome::Done(Ok(verdict)) => {
+            let result = if verdict.is_success() {
                 Outcome::Pass
             } else {
                 Outcome::Fail
             };
-            match serde_json::to_value(&verdict) {
-                Ok(value) => (
-                    Item {
-                        key,
-                        value: Some(value),
-                        error: String::new(),
-                    },
-                    result,
-                ),
-                Err(e) => (
-                    error_item(
-                        key,
-                        format!("EXECUTOR_FAILURE: cannot encode the verdict: {e}"),
-                    ),
-                    Outcome::Error,
-                ),
-            }
+            let view = VerdictView {
+                verdict,
+                trace_id: Arc::clone(trace_id),
+            };
+            (
+                AnswerItem {
+                    key,
+                    value: Some(AnswerValue::Verdict(view)),
+                    error: String::new(),
+                },
+                result,
+            )
         }
         KeyOutcome::Done(Err(e)) => (error_item(key, e.to_string()), Outcome::Error),
         KeyOutcome::TimedOut => {
@@ -359,9 +499,9 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             let (error, result) = match outcome {
                 KeyOutcome::Done(Ok(value)) => {
                     state.metrics.verdict(Route::Mutate, Outcome::Pass);
-                    items.push(Item {
+                    items.push(AnswerItem {
                         key,
-                        value: Some(serde_json::Value::String(value)),
+                        value: Some(AnswerValue::Reference(value)),
                         error: String::new(),
                     });
                     continue;
@@ -382,14 +522,14 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             state.metrics.verdict(Route::Mutate, result);
             // On failure the original key is the value, so `failurePolicy` decides and
             // `Ignore` keeps the image as written (Ratify's behaviour).
-            items.push(Item {
-                value: Some(serde_json::Value::String(key.clone())),
+            items.push(AnswerItem {
+                value: Some(AnswerValue::Reference(key.clone())),
                 key,
                 error,
             });
         }
         log_answer(Route::Mutate, &items, started);
-        Json(ProviderResponse::items(items, true)).into_response()
+        Json(Answer::new(items, true)).into_response()
     }
     .instrument(span)
     .await;
@@ -412,7 +552,7 @@ async fn digest_reference(
     Ok(format!("{}@{digest}", reference.registry_repository()))
 }
 
-fn log_answer(route: Route, items: &[Item], started: Instant) {
+fn log_answer(route: Route, items: &[AnswerItem], started: Instant) {
     let errors = items.iter().filter(|i| !i.error.is_empty()).count();
     tracing::info!(
         route = route.as_str(),
@@ -448,11 +588,101 @@ mod tests {
     }
 
     #[test]
+    fn answers_have_the_json_of_provider_responses() {
+        use crate::protocol::Item;
+        use crate::report::VerifierReport;
+
+        let mut report = VerifierReport::new("registry.test/app@sha256:00", true);
+        report.extensions = Some(serde_json::json!({"Issuer": "CN=ca", "SN": "CN=signer"}));
+        report.reference_digest = Some("sha256:11".to_owned());
+        let mut bare = VerifierReport::new("registry.test/app@sha256:00", false);
+        bare.message = Some("no signature".to_owned());
+        let cached = VerificationResponse {
+            version: "0.2.0".to_owned(),
+            is_success: true,
+            trace_id: None,
+            timestamp: Some("2026-01-01T00:00:00Z".to_owned()),
+            verifier_reports: vec![report, bare],
+        };
+        let verdict = Verdict {
+            shared: Arc::new(cached),
+            subject: "registry.test/app:v1@sha256:00".to_owned(),
+        };
+        // What the answer must read: the request's trace ID, the key's subject spelling.
+        let mut expected_verdict = verdict.to_response();
+        expected_verdict.trace_id = Some("t".to_owned());
+        assert_eq!(
+            expected_verdict.verifier_reports[1].subject.as_deref(),
+            Some("registry.test/app:v1@sha256:00")
+        );
+        let answer = Answer::new(
+            vec![
+                AnswerItem {
+                    key: "a".into(),
+                    value: Some(AnswerValue::Verdict(VerdictView {
+                        verdict,
+                        trace_id: "t".into(),
+                    })),
+                    error: String::new(),
+                },
+                AnswerItem {
+                    key: "b".into(),
+                    value: Some(AnswerValue::Reference("b@sha256:00".into())),
+                    error: "GET_SUBJECT_DESCRIPTOR_FAILURE: x".into(),
+                },
+                AnswerItem {
+                    key: "c".into(),
+                    value: None,
+                    error: "VERIFY_TIMEOUT: y".into(),
+                },
+            ],
+            true,
+        );
+        let expected = ProviderResponse::items(
+            vec![
+                Item {
+                    key: "a".into(),
+                    value: Some(serde_json::to_value(&expected_verdict).unwrap()),
+                    error: String::new(),
+                },
+                Item {
+                    key: "b".into(),
+                    value: Some(serde_json::Value::String("b@sha256:00".into())),
+                    error: "GET_SUBJECT_DESCRIPTOR_FAILURE: x".into(),
+                },
+                Item {
+                    key: "c".into(),
+                    value: None,
+                    error: "VERIFY_TIMEOUT: y".into(),
+                },
+            ],
+            true,
+        );
+        assert_eq!(
+            serde_json::to_value(&answer).unwrap(),
+            serde_json::to_value(&expected).unwrap()
+        );
+        // Field order as in Ratify (struct order), not alphabetical.
+        let text = serde_json::to_string(&answer).unwrap();
+        assert!(
+            text.contains(
+                r#""value":{"version":"0.2.0","isSuccess":true,"traceID":"t","timestamp""#
+            ),
+            "{text}"
+        );
+        let empty = serde_json::to_value(Answer::new(Vec::new(), false)).unwrap();
+        assert_eq!(
+            empty,
+            serde_json::to_value(ProviderResponse::items(Vec::new(), false)).unwrap()
+        );
+    }
+
+    #[test]
     fn timeouts_and_panics_are_per_key_errors_never_values() {
         let (item, outcome) = verify_item(
             "k".into(),
             KeyOutcome::TimedOut,
-            "t",
+            &Arc::from("t"),
             Duration::from_millis(2900),
         );
         assert!(item.value.is_none());
@@ -462,7 +692,7 @@ mod tests {
         let (item, outcome) = verify_item(
             "k".into(),
             KeyOutcome::Failed("x".into()),
-            "t",
+            &Arc::from("t"),
             Duration::ZERO,
         );
         assert!(item.value.is_none());
