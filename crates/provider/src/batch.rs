@@ -1,7 +1,8 @@
 //! Running the keys of one request concurrently, answering by a deadline.
 //!
-//! Each distinct key runs as its own task (duplicates share one), so the keys of a batch
-//! progress in parallel; concurrency limits and coalescing live below, in the cache layer.
+//! Each distinct key the cache cannot answer at once runs as its own task (duplicates share
+//! one), so the keys of a batch progress in parallel; concurrency limits and coalescing live
+//! below, in the cache layer.
 //! At the deadline [`run`] stops waiting: unfinished keys come back as
 //! [`KeyOutcome::TimedOut`] while their tasks keep running in the background, so their
 //! result lands in the cache and the next request for the same image is answered from it.
@@ -10,6 +11,8 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use tokio::task::JoinHandle;
+
+use crate::backend::BoxFuture;
 use tokio::time::Instant;
 
 /// The result of one key.
@@ -23,33 +26,58 @@ pub(crate) enum KeyOutcome<T> {
     Failed(String),
 }
 
-/// Runs `work` for every distinct key of `keys` concurrently and returns one outcome per
-/// key of `keys` (duplicates included), in order, no later than `deadline`.
-pub(crate) async fn run<T, F, Fut>(
-    keys: &[String],
+/// Answers every distinct key of `keys` and returns one outcome per key of `keys`
+/// (duplicates included), in order, no later than `deadline`.
+///
+/// A key `lookup` answers (a cache hit, a malformed key) is answered inline, without a task:
+/// most keys of a large batch are cached, and a task per key cost more than the lookup.
+/// Every other key runs `work` as its own task, all concurrently.
+pub(crate) async fn run<'a, T, L, F, Fut>(
+    keys: &'a [String],
     deadline: Instant,
+    lookup: L,
     work: F,
 ) -> Vec<KeyOutcome<T>>
 where
     T: Clone + Send + 'static,
+    L: Fn(&'a str) -> BoxFuture<'a, Option<T>>,
     F: Fn(String) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
 {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut tasks: Vec<JoinHandle<T>> = Vec::new();
-    let slots: Vec<usize> = keys
-        .iter()
-        .map(|key| {
-            *index.entry(key.as_str()).or_insert_with(|| {
-                tasks.push(tokio::spawn(work(key.clone())));
-                tasks.len() - 1
-            })
-        })
-        .collect();
+    enum Slot<T> {
+        Ready(T),
+        Task(JoinHandle<T>),
+    }
+    let mut index: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(keys.len(), foldhash::fast::RandomState::default());
+    let mut slots: Vec<Slot<T>> = Vec::new();
+    let mut positions: Vec<usize> = Vec::with_capacity(keys.len());
+    for key in keys {
+        let position = match index.get(key.as_str()) {
+            Some(&position) => position,
+            None => {
+                let slot = match lookup(key).await {
+                    Some(value) => Slot::Ready(value),
+                    None => Slot::Task(tokio::spawn(work(key.clone()))),
+                };
+                slots.push(slot);
+                index.insert(key, slots.len() - 1);
+                slots.len() - 1
+            }
+        };
+        positions.push(position);
+    }
 
     // All tasks run concurrently; waiting in order costs nothing extra.
-    let mut outcomes: Vec<KeyOutcome<T>> = Vec::with_capacity(tasks.len());
-    for task in tasks {
+    let mut outcomes: Vec<KeyOutcome<T>> = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let task = match slot {
+            Slot::Ready(value) => {
+                outcomes.push(KeyOutcome::Done(value));
+                continue;
+            }
+            Slot::Task(task) => task,
+        };
         outcomes.push(match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(value)) => KeyOutcome::Done(value),
             Ok(Err(e)) if e.is_panic() => {
@@ -60,7 +88,7 @@ where
             Err(_) => KeyOutcome::TimedOut,
         });
     }
-    slots.into_iter().map(|i| outcomes[i].clone()).collect()
+    positions.into_iter().map(|i| outcomes[i].clone()).collect()
 }
 
 #[cfg(test)]
@@ -84,6 +112,7 @@ mod tests {
         let out = run(
             &keys(&["b", "a", "b", "c"]),
             Instant::now() + Duration::from_secs(10),
+            |_| Box::pin(async { None }),
             move |k| {
                 let counter = Arc::clone(&counter);
                 async move {
@@ -113,6 +142,7 @@ mod tests {
         let out = run(
             &keys(&["fast", "slow"]),
             Instant::now() + Duration::from_millis(200),
+            |_| Box::pin(async { None }),
             move |k| {
                 let done = Arc::clone(&done);
                 async move {
@@ -150,6 +180,7 @@ mod tests {
         let out = run(
             &keys(&["ok", "boom"]),
             Instant::now() + Duration::from_secs(10),
+            |_| Box::pin(async { None }),
             |k| async move {
                 assert!(k != "boom", "boom");
                 k
@@ -162,7 +193,49 @@ mod tests {
 
     #[tokio::test]
     async fn no_keys_no_work() {
-        let out: Vec<KeyOutcome<String>> = run(&[], Instant::now(), |k| async move { k }).await;
+        let out: Vec<KeyOutcome<String>> = run(
+            &[],
+            Instant::now(),
+            |_| Box::pin(async { None }),
+            |k| async move { k },
+        )
+        .await;
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn keys_the_lookup_answers_run_no_work() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let out = run(
+            &keys(&["cached", "new", "cached", "new"]),
+            Instant::now() + Duration::from_secs(10),
+            |k: &str| {
+                let hit = (k == "cached").then(|| "from cache".to_owned());
+                Box::pin(async move { hit })
+            },
+            move |k| {
+                let counter = Arc::clone(&counter);
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    format!("worked {k}")
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                KeyOutcome::Done("from cache".to_owned()),
+                KeyOutcome::Done("worked new".to_owned()),
+                KeyOutcome::Done("from cache".to_owned()),
+                KeyOutcome::Done("worked new".to_owned()),
+            ]
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "only the uncached key was worked on, once"
+        );
     }
 }

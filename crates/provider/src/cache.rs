@@ -29,7 +29,7 @@ use crate::backend::Generation;
 use crate::engine::KeyError;
 use crate::keys;
 use crate::metrics::{CacheName, Metrics};
-use crate::report::VerificationResponse;
+use crate::verdict::{CachedVerdict, Templates, Verdict};
 
 /// Lifetimes and size of the caches.
 #[derive(Debug, Clone)]
@@ -80,10 +80,35 @@ const MAX_TRACKED_HOSTS: usize = 1024;
 /// Most tag resolutions kept.
 const MAX_TAGS: u64 = 100_000;
 
+/// The caches' hasher: keys are looked up for every key of every request, and SipHash cost
+/// more than the rest of a lookup (foldhash is seeded per process).
+type Hasher = foldhash::fast::RandomState;
+
+/// A tag cache key: the reference as written, under one configuration generation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct EntryKey {
+struct TagKey {
     generation: u64,
-    subject: String,
+    reference: String,
+}
+
+/// A verdict cache key: the SHA-256 of the digest-pinned subject (collision-resistant, and
+/// 40 bytes inline instead of a ~100-byte string per entry), under one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct VerdictKey {
+    generation: u64,
+    subject: [u8; 32],
+}
+
+impl VerdictKey {
+    fn new(generation: u64, subject: &str) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, subject.as_bytes());
+        let mut hash = [0; 32];
+        hash.copy_from_slice(digest.as_ref());
+        Self {
+            generation,
+            subject: hash,
+        }
+    }
 }
 
 struct VerdictExpiry {
@@ -91,14 +116,14 @@ struct VerdictExpiry {
     fail_ttl: Duration,
 }
 
-impl Expiry<EntryKey, Arc<VerificationResponse>> for VerdictExpiry {
+impl Expiry<VerdictKey, Arc<CachedVerdict>> for VerdictExpiry {
     fn expire_after_create(
         &self,
-        _key: &EntryKey,
-        value: &Arc<VerificationResponse>,
+        _key: &VerdictKey,
+        value: &Arc<CachedVerdict>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(if value.is_success {
+        Some(if value.is_success() {
             self.pass_ttl
         } else {
             self.fail_ttl
@@ -106,57 +131,23 @@ impl Expiry<EntryKey, Arc<VerificationResponse>> for VerdictExpiry {
     }
 }
 
-/// Approximate size of a cached verdict, for the weight bound.
-fn weight(key: &EntryKey, value: &Arc<VerificationResponse>) -> u32 {
-    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-    let reports: usize = value
-        .verifier_reports
-        .iter()
-        .map(|r| {
-            160 + opt(&r.subject)
-                + opt(&r.name)
-                + opt(&r.verifier_name)
-                + opt(&r.kind)
-                + opt(&r.verifier_type)
-                + opt(&r.reference_digest)
-                + opt(&r.artifact_type)
-                + opt(&r.message)
-                + opt(&r.error_reason)
-                + opt(&r.remediation)
-                + r.extensions.as_ref().map_or(0, |e| e.to_string().len())
-        })
-        .sum();
-    u32::try_from(128 + key.subject.len() + reports).unwrap_or(u32::MAX)
-}
+/// What one cached verdict costs beyond its own bytes: moka's entry (key and value handles,
+/// access and write order nodes, timer wheel node, frequency sketch share), the key and the
+/// `Arc`. Measured: 100,000 entries of a bare moka cache take ~380 bytes each
+/// (BENCHMARKS.md, "Resident memory").
+const ENTRY_OVERHEAD: usize = 448;
 
-/// A verdict as answered for one key: the cached verdict, shared rather than copied, and the
-/// subject as the key spelled it (tag form for a tag), which its reports name.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Verdict {
-    pub(crate) shared: Arc<VerificationResponse>,
-    pub(crate) subject: String,
-}
-
-impl Verdict {
-    pub(crate) fn is_success(&self) -> bool {
-        self.shared.is_success
-    }
-
-    /// A copy of the verdict whose reports name [`Verdict::subject`].
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn to_response(&self) -> VerificationResponse {
-        let mut value = self.shared.as_ref().clone();
-        for report in &mut value.verifier_reports {
-            report.subject = Some(self.subject.clone());
-        }
-        value
-    }
+/// Approximate resident size of a cached verdict, for the weight bound: the entry overhead,
+/// the verdict's parameters and, for the verdict that created it, its shared template.
+fn weight(_key: &VerdictKey, value: &Arc<CachedVerdict>) -> u32 {
+    u32::try_from(ENTRY_OVERHEAD + value.bytes()).unwrap_or(u32::MAX)
 }
 
 /// Caches, coalescing and limits in front of the backend.
 pub(crate) struct Verdicts {
-    verdicts: Cache<EntryKey, Arc<VerificationResponse>>,
-    tags: Cache<EntryKey, String>,
+    verdicts: Cache<VerdictKey, Arc<CachedVerdict>, Hasher>,
+    tags: Cache<TagKey, String, Hasher>,
+    templates: Templates,
     global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_registry: usize,
@@ -176,19 +167,65 @@ impl Verdicts {
                 pass_ttl: cache.pass_ttl,
                 fail_ttl: cache.fail_ttl,
             })
-            .build();
+            .build_with_hasher(Hasher::default());
         let tags = Cache::builder()
             .max_capacity(MAX_TAGS)
             .time_to_live(cache.tag_ttl)
-            .build();
+            .build_with_hasher(Hasher::default());
         Self {
             verdicts,
             tags,
+            templates: Templates::new(),
             global: Arc::new(Semaphore::new(limits.global.max(1))),
             hosts: Mutex::new(HashMap::new()),
             per_registry: limits.per_registry.max(1),
             metrics,
         }
+    }
+
+    /// The verdict for `key` under `generation` if the caches hold it (or the error if `key`
+    /// is not an image reference), without starting or waiting for any registry work; `None`
+    /// means [`Verdicts::verify`] is needed.
+    pub(crate) async fn cached(
+        &self,
+        generation: &Generation,
+        key: &str,
+    ) -> Option<Result<Verdict, KeyError>> {
+        let reference = match keys::parse(key) {
+            Ok(reference) => reference,
+            Err(e) => return Some(Err(e)),
+        };
+        let requested = reference.to_string();
+        let subject = if reference.digest().is_some() {
+            requested.clone()
+        } else {
+            let digest = self.cached_tag(generation, &requested).await?;
+            reference.with_digest(&digest).to_string()
+        };
+        let cached = self
+            .verdicts
+            .get(&VerdictKey::new(generation.id, &subject))
+            .await?;
+        self.metrics.cache_lookup(CacheName::Verdict, true);
+        Some(Ok(Verdict {
+            cached,
+            subject: requested,
+        }))
+    }
+
+    /// The digest the tag reference `written` resolved to, if the tag cache holds it.
+    pub(crate) async fn cached_tag(
+        &self,
+        generation: &Generation,
+        written: &str,
+    ) -> Option<String> {
+        let key = TagKey {
+            generation: generation.id,
+            reference: written.to_owned(),
+        };
+        let digest = self.tags.get(&key).await?;
+        self.metrics.cache_lookup(CacheName::Tag, true);
+        Some(digest)
     }
 
     /// The verdict for `key` under `generation`: from the cache, from a running
@@ -199,27 +236,29 @@ impl Verdicts {
         key: &str,
     ) -> Result<Verdict, KeyError> {
         let reference = keys::parse(key)?;
+        let requested = reference.to_string();
         // Pin a tag to its digest so the verdict is cached by digest. When the tag cannot be
         // resolved, the backend verifies the tag form and reports why it failed.
         let subject = if reference.digest().is_some() {
-            reference.to_string()
+            requested.clone()
         } else {
-            match self.resolve(generation, &reference).await {
+            match self.resolve_as(generation, &reference, &requested).await {
                 Ok(digest) => reference.with_digest(&digest).to_string(),
-                Err(_) => reference.to_string(),
+                Err(_) => requested.clone(),
             }
-        };
-        let entry_key = EntryKey {
-            generation: generation.id,
-            subject: subject.clone(),
         };
         let entry = self
             .verdicts
-            .entry(entry_key)
+            .entry(VerdictKey::new(generation.id, &subject))
             .or_try_insert_with(async {
                 let _permits = self.permits(reference.registry()).await;
                 let _in_flight = self.metrics.in_flight();
-                generation.backend.verify(&subject).await.map(Arc::new)
+                let response = generation.backend.verify(&subject).await?;
+                Ok::<_, KeyError>(Arc::new(CachedVerdict::render(
+                    &response,
+                    &subject,
+                    &self.templates,
+                )))
             })
             .await
             .map_err(|e| (*e).clone())?;
@@ -228,8 +267,8 @@ impl Verdicts {
         // Reports name the subject as it was requested (tag form for a tag), as Ratify does,
         // whichever request's verification filled the cache entry.
         Ok(Verdict {
-            shared: entry.into_value(),
-            subject: reference.to_string(),
+            cached: entry.into_value(),
+            subject: requested,
         })
     }
 
@@ -239,13 +278,23 @@ impl Verdicts {
         generation: &Generation,
         reference: &Reference,
     ) -> Result<String, KeyError> {
-        let entry_key = EntryKey {
-            generation: generation.id,
-            subject: reference.to_string(),
-        };
+        self.resolve_as(generation, reference, &reference.to_string())
+            .await
+    }
+
+    /// [`Verdicts::resolve`] with `reference` already formatted as `written`.
+    async fn resolve_as(
+        &self,
+        generation: &Generation,
+        reference: &Reference,
+        written: &str,
+    ) -> Result<String, KeyError> {
         let entry = self
             .tags
-            .entry(entry_key)
+            .entry(TagKey {
+                generation: generation.id,
+                reference: written.to_owned(),
+            })
             .or_try_insert_with(async {
                 let _permits = self.permits(reference.registry()).await;
                 generation.backend.resolve(reference).await
@@ -288,6 +337,7 @@ mod tests {
 
     use super::*;
     use crate::backend::{Backend, BoxFuture};
+    use crate::report::VerificationResponse;
 
     /// Counts calls; each verification takes `delay`; tags resolve to a digest derived from
     /// the tag; images whose reference contains `bad` fail.
@@ -363,12 +413,12 @@ mod tests {
             .verify(&g, "[ns]registry.test/app:v1")
             .await
             .unwrap()
-            .to_response();
+            .to_response("t");
         let second = v
             .verify(&g, "registry.test/app:v1")
             .await
             .unwrap()
-            .to_response();
+            .to_response("t");
         assert_eq!(first, second);
         assert_eq!(fake.verifies.load(Ordering::SeqCst), 1);
         // The backend verified the digest form, keeping the tag for display.

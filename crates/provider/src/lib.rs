@@ -41,6 +41,7 @@ mod revocation;
 mod routes;
 mod server;
 mod tls;
+mod verdict;
 mod watch;
 
 pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError};

@@ -30,12 +30,12 @@ use tracing::Instrument;
 
 use crate::backend::{Generation, Generations};
 use crate::batch::{self, KeyOutcome};
-use crate::cache::{Verdict, Verdicts};
+use crate::cache::Verdicts;
 use crate::engine::KeyError;
 use crate::keys;
 use crate::metrics::{InFlight, Metrics, Outcome, Route, SystemError};
 use crate::protocol::{ACCEPTED_API_VERSIONS, API_VERSION, ProviderRequest, ProviderResponse};
-use crate::report::{VerificationResponse, VerifierReport};
+use crate::verdict::{self, Verdict};
 
 /// The validation route, as in Ratify v1.
 pub const VERIFY_PATH: &str = "/ratify/gatekeeper/v1/verify";
@@ -215,149 +215,80 @@ fn system_error(metrics: &Metrics, error: &RequestError) -> Response {
         .into_response()
 }
 
-/// The answer of `/verify` and `/mutate`: the JSON of a [`ProviderResponse`] with items,
-/// serialised straight from the verdicts (no intermediate `serde_json::Value`, whose
-/// allocations dominated the time of large cached batches).
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Answer {
-    api_version: &'static str,
-    kind: &'static str,
-    response: AnswerBody,
-}
-
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AnswerBody {
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    idempotent: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    items: Vec<AnswerItem>,
-}
-
 /// One key's answer, [`crate::Item`]'s JSON.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 struct AnswerItem {
     key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<AnswerValue>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    /// Empty when there is no error (then omitted).
     error: String,
 }
 
-#[derive(Debug, serde::Serialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum AnswerValue {
-    /// `/verify`.
-    Verdict(VerdictView),
+    /// `/verify`: the verdict, answered with the request's `traceID`.
+    Verdict(Verdict),
     /// `/mutate`: the digest reference, or the key itself on failure.
     Reference(String),
 }
 
-/// A cached verdict as answered for one key of one request: the JSON of the
-/// [`VerificationResponse`] with the request's `traceID` and reports naming the key's subject,
-/// written straight from the shared verdict (copying every verdict of a large batch cost
-/// more than everything else together).
-#[derive(Debug)]
-struct VerdictView {
-    verdict: Verdict,
-    trace_id: Arc<str>,
-}
-
-impl serde::Serialize for VerdictView {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-
-        // Exhaustive, so that a new field cannot be forgotten here.
-        let VerificationResponse {
-            version,
-            is_success,
-            trace_id: _,
-            timestamp,
-            verifier_reports,
-        } = self.verdict.shared.as_ref();
-        let mut out = serializer.serialize_struct("VerificationResponse", 5)?;
-        out.serialize_field("version", version)?;
-        out.serialize_field("isSuccess", is_success)?;
-        out.serialize_field("traceID", &*self.trace_id)?;
-        optional(&mut out, "timestamp", timestamp)?;
-        if verifier_reports.is_empty() {
-            out.skip_field("verifierReports")?;
-        } else {
-            let reports: Vec<ReportView<'_>> = verifier_reports
-                .iter()
-                .map(|report| ReportView {
-                    report,
-                    subject: &self.verdict.subject,
-                })
-                .collect();
-            out.serialize_field("verifierReports", &reports)?;
+/// The JSON of a [`ProviderResponse`] with `items`, written straight into the body: cached
+/// verdicts are already rendered JSON ([`Verdict::write_json`]), so a large cached batch
+/// is mostly copying (serialising 1,000 verdicts per answer cost more than everything else
+/// together). Field order and omissions are those of [`ProviderResponse`]'s serde form.
+fn answer_body(items: &[AnswerItem], idempotent: bool, trace_id: &str) -> Vec<u8> {
+    let trace_id = verdict::escape(trace_id);
+    let mut out = Vec::with_capacity(128 + items.len() * 1024);
+    out.extend_from_slice(b"{\"apiVersion\":");
+    push_string(&mut out, API_VERSION);
+    out.extend_from_slice(b",\"kind\":\"ProviderResponse\",\"response\":{");
+    if idempotent {
+        out.extend_from_slice(b"\"idempotent\":true");
+    }
+    if !items.is_empty() {
+        if idempotent {
+            out.push(b',');
         }
-        out.end()
-    }
-}
-
-/// A [`VerifierReport`] naming `subject`.
-struct ReportView<'a> {
-    report: &'a VerifierReport,
-    subject: &'a str,
-}
-
-impl serde::Serialize for ReportView<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-
-        let VerifierReport {
-            subject: _,
-            is_success,
-            name,
-            verifier_name,
-            kind,
-            verifier_type,
-            reference_digest,
-            artifact_type,
-            message,
-            error_reason,
-            remediation,
-            extensions,
-        } = self.report;
-        let mut out = serializer.serialize_struct("VerifierReport", 12)?;
-        out.serialize_field("subject", self.subject)?;
-        out.serialize_field("isSuccess", is_success)?;
-        optional(&mut out, "name", name)?;
-        optional(&mut out, "verifierName", verifier_name)?;
-        optional(&mut out, "type", kind)?;
-        optional(&mut out, "verifierType", verifier_type)?;
-        optional(&mut out, "referenceDigest", reference_digest)?;
-        optional(&mut out, "artifactType", artifact_type)?;
-        optional(&mut out, "message", message)?;
-        optional(&mut out, "errorReason", error_reason)?;
-        optional(&mut out, "remediation", remediation)?;
-        optional(&mut out, "extensions", extensions)?;
-        out.end()
-    }
-}
-
-/// Writes `value` when present (`skip_serializing_if = "Option::is_none"`).
-fn optional<S: serde::ser::SerializeStruct, T: serde::Serialize>(
-    out: &mut S,
-    name: &'static str,
-    value: &Option<T>,
-) -> Result<(), S::Error> {
-    match value {
-        Some(value) => out.serialize_field(name, value),
-        None => out.skip_field(name),
-    }
-}
-
-impl Answer {
-    fn new(items: Vec<AnswerItem>, idempotent: bool) -> Self {
-        Self {
-            api_version: API_VERSION,
-            kind: "ProviderResponse",
-            response: AnswerBody { idempotent, items },
+        out.extend_from_slice(b"\"items\":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"key\":");
+            push_string(&mut out, &item.key);
+            match &item.value {
+                Some(AnswerValue::Verdict(verdict)) => {
+                    out.extend_from_slice(b",\"value\":");
+                    verdict.write_json(&mut out, &trace_id);
+                }
+                Some(AnswerValue::Reference(reference)) => {
+                    out.extend_from_slice(b",\"value\":");
+                    push_string(&mut out, reference);
+                }
+                None => {}
+            }
+            if !item.error.is_empty() {
+                out.extend_from_slice(b",\"error\":");
+                push_string(&mut out, &item.error);
+            }
+            out.push(b'}');
         }
+        out.push(b']');
     }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// `text` as a JSON string.
+fn push_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(verdict::escape(text).as_bytes());
+    out.push(b'"');
+}
+
+/// A JSON answer with status 200.
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Longest trace ID taken from a request header.
@@ -380,7 +311,7 @@ fn trace_id(headers: &HeaderMap, names: &[HeaderName]) -> String {
 async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let timeout = state.options.verify_timeout;
-    let trace_id: Arc<str> = trace_id(&headers, &state.options.trace_id_headers).into();
+    let trace_id = trace_id(&headers, &state.options.trace_id_headers);
     let span = tracing::info_span!("verify", trace_id = %trace_id);
     let response = async {
         let _admitted = match state.admit() {
@@ -402,21 +333,26 @@ async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         let keys = request.request.keys;
         let generation = state.generations.current();
         let verdicts = Arc::clone(&state.verdicts);
-        let outcomes = batch::run(&keys, started + timeout, |key| {
-            let verdicts = Arc::clone(&verdicts);
-            let generation: Arc<Generation> = Arc::clone(&generation);
-            async move { verdicts.verify(&generation, &key).await }
-                .instrument(tracing::Span::current())
-        })
+        let outcomes = batch::run(
+            &keys,
+            started + timeout,
+            |key: &str| Box::pin(verdicts.cached(&generation, key)),
+            |key| {
+                let verdicts = Arc::clone(&verdicts);
+                let generation: Arc<Generation> = Arc::clone(&generation);
+                async move { verdicts.verify(&generation, &key).await }
+                    .instrument(tracing::Span::current())
+            },
+        )
         .await;
         let mut items = Vec::with_capacity(keys.len());
         for (key, outcome) in keys.into_iter().zip(outcomes) {
-            let (item, result) = verify_item(key, outcome, &trace_id, timeout);
+            let (item, result) = verify_item(key, outcome, timeout);
             state.metrics.verdict(Route::Verify, result);
             items.push(item);
         }
         log_answer(Route::Verify, &items, started);
-        Json(Answer::new(items, false)).into_response()
+        json_response(answer_body(&items, false, &trace_id))
     }
     .instrument(span)
     .await;
@@ -427,7 +363,6 @@ async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
 fn verify_item(
     key: String,
     outcome: KeyOutcome<Result<Verdict, KeyError>>,
-    trace_id: &Arc<str>,
     timeout: Duration,
 ) -> (AnswerItem, Outcome) {
     let error_item = |key: String, error: String| AnswerItem {
@@ -442,14 +377,10 @@ fn verify_item(
             } else {
                 Outcome::Fail
             };
-            let view = VerdictView {
-                verdict,
-                trace_id: Arc::clone(trace_id),
-            };
             (
                 AnswerItem {
                     key,
-                    value: Some(AnswerValue::Verdict(view)),
+                    value: Some(AnswerValue::Verdict(verdict)),
                     error: String::new(),
                 },
                 result,
@@ -487,12 +418,17 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         let keys = request.request.keys;
         let generation = state.generations.current();
         let verdicts = Arc::clone(&state.verdicts);
-        let outcomes = batch::run(&keys, started + timeout, |key| {
-            let verdicts = Arc::clone(&verdicts);
-            let generation: Arc<Generation> = Arc::clone(&generation);
-            async move { digest_reference(&verdicts, &generation, &key).await }
-                .instrument(tracing::Span::current())
-        })
+        let outcomes = batch::run(
+            &keys,
+            started + timeout,
+            |key: &str| Box::pin(cached_digest_reference(&verdicts, &generation, key)),
+            |key| {
+                let verdicts = Arc::clone(&verdicts);
+                let generation: Arc<Generation> = Arc::clone(&generation);
+                async move { digest_reference(&verdicts, &generation, &key).await }
+                    .instrument(tracing::Span::current())
+            },
+        )
         .await;
         let mut items = Vec::with_capacity(keys.len());
         for (key, outcome) in keys.into_iter().zip(outcomes) {
@@ -529,12 +465,32 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             });
         }
         log_answer(Route::Mutate, &items, started);
-        Json(Answer::new(items, true)).into_response()
+        json_response(answer_body(&items, true, &trace_id))
     }
     .instrument(span)
     .await;
     state.metrics.request(Route::Mutate, started.elapsed());
     response
+}
+
+/// [`digest_reference`] if it needs no registry work: a key that names a digest or is not an
+/// image reference, or a tag in the tag cache.
+async fn cached_digest_reference(
+    verdicts: &Verdicts,
+    generation: &Generation,
+    key: &str,
+) -> Option<Result<String, KeyError>> {
+    let reference = match keys::parse(key) {
+        Ok(reference) => reference,
+        Err(e) => return Some(Err(e)),
+    };
+    if reference.digest().is_some() {
+        return Some(Ok(key.to_owned()));
+    }
+    let digest = verdicts
+        .cached_tag(generation, &reference.to_string())
+        .await?;
+    Some(Ok(format!("{}@{digest}", reference.registry_repository())))
 }
 
 /// `registry/repository@digest` for `key`; a key that already names a digest is returned
@@ -590,14 +546,17 @@ mod tests {
     #[test]
     fn answers_have_the_json_of_provider_responses() {
         use crate::protocol::Item;
-        use crate::report::VerifierReport;
+        use crate::report::{VerificationResponse, VerifierReport};
+        use crate::verdict::{CachedVerdict, Templates};
 
-        let mut report = VerifierReport::new("registry.test/app@sha256:00", true);
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let verified = format!("registry.test/app:v1@{digest}");
+        let mut report = VerifierReport::new(&verified, true);
         report.extensions = Some(serde_json::json!({"Issuer": "CN=ca", "SN": "CN=signer"}));
-        report.reference_digest = Some("sha256:11".to_owned());
-        let mut bare = VerifierReport::new("registry.test/app@sha256:00", false);
-        bare.message = Some("no signature".to_owned());
-        let cached = VerificationResponse {
+        report.reference_digest = Some(format!("sha256:{}", "1".repeat(64)));
+        let mut bare = VerifierReport::new(&verified, false);
+        bare.message = Some(format!("no signature on {verified}"));
+        let response = VerificationResponse {
             version: "0.2.0".to_owned(),
             is_success: true,
             trace_id: None,
@@ -605,50 +564,49 @@ mod tests {
             verifier_reports: vec![report, bare],
         };
         let verdict = Verdict {
-            shared: Arc::new(cached),
-            subject: "registry.test/app:v1@sha256:00".to_owned(),
+            cached: Arc::new(CachedVerdict::render(
+                &response,
+                &verified,
+                &Templates::new(),
+            )),
+            subject: "registry.test/app:v1".to_owned(),
         };
         // What the answer must read: the request's trace ID, the key's subject spelling.
-        let mut expected_verdict = verdict.to_response();
-        expected_verdict.trace_id = Some("t".to_owned());
-        assert_eq!(
-            expected_verdict.verifier_reports[1].subject.as_deref(),
-            Some("registry.test/app:v1@sha256:00")
-        );
-        let answer = Answer::new(
-            vec![
-                AnswerItem {
-                    key: "a".into(),
-                    value: Some(AnswerValue::Verdict(VerdictView {
-                        verdict,
-                        trace_id: "t".into(),
-                    })),
-                    error: String::new(),
-                },
-                AnswerItem {
-                    key: "b".into(),
-                    value: Some(AnswerValue::Reference("b@sha256:00".into())),
-                    error: "GET_SUBJECT_DESCRIPTOR_FAILURE: x".into(),
-                },
-                AnswerItem {
-                    key: "c".into(),
-                    value: None,
-                    error: "VERIFY_TIMEOUT: y".into(),
-                },
-            ],
-            true,
-        );
+        let mut expected_verdict = response.clone();
+        expected_verdict.trace_id = Some("t\"1".to_owned());
+        for report in &mut expected_verdict.verifier_reports {
+            report.subject = Some("registry.test/app:v1".to_owned());
+        }
+        expected_verdict.verifier_reports[1].message =
+            Some("no signature on registry.test/app:v1".to_owned());
+        let items = vec![
+            AnswerItem {
+                key: "a\n".into(),
+                value: Some(AnswerValue::Verdict(verdict)),
+                error: String::new(),
+            },
+            AnswerItem {
+                key: "b".into(),
+                value: Some(AnswerValue::Reference("b@sha256:00".into())),
+                error: "GET_SUBJECT_DESCRIPTOR_FAILURE: \"x\"".into(),
+            },
+            AnswerItem {
+                key: "c".into(),
+                value: None,
+                error: "VERIFY_TIMEOUT: y".into(),
+            },
+        ];
         let expected = ProviderResponse::items(
             vec![
                 Item {
-                    key: "a".into(),
+                    key: "a\n".into(),
                     value: Some(serde_json::to_value(&expected_verdict).unwrap()),
                     error: String::new(),
                 },
                 Item {
                     key: "b".into(),
                     value: Some(serde_json::Value::String("b@sha256:00".into())),
-                    error: "GET_SUBJECT_DESCRIPTOR_FAILURE: x".into(),
+                    error: "GET_SUBJECT_DESCRIPTOR_FAILURE: \"x\"".into(),
                 },
                 Item {
                     key: "c".into(),
@@ -658,23 +616,34 @@ mod tests {
             ],
             true,
         );
-        assert_eq!(
-            serde_json::to_value(&answer).unwrap(),
-            serde_json::to_value(&expected).unwrap()
-        );
-        // Field order as in Ratify (struct order), not alphabetical.
-        let text = serde_json::to_string(&answer).unwrap();
-        assert!(
-            text.contains(
-                r#""value":{"version":"0.2.0","isSuccess":true,"traceID":"t","timestamp""#
-            ),
-            "{text}"
-        );
-        let empty = serde_json::to_value(Answer::new(Vec::new(), false)).unwrap();
-        assert_eq!(
-            empty,
-            serde_json::to_value(ProviderResponse::items(Vec::new(), false)).unwrap()
-        );
+        for idempotent in [true, false] {
+            let body = answer_body(&items, idempotent, "t\"1");
+            let mut expected = serde_json::to_value(&expected).unwrap();
+            if !idempotent {
+                expected["response"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("idempotent");
+            }
+            let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(answer, expected);
+            // Field order as in Ratify (struct order), not alphabetical.
+            let text = String::from_utf8(body).unwrap();
+            assert!(
+                text.contains(
+                    r#""value":{"version":"0.2.0","isSuccess":true,"traceID":"t\"1","timestamp""#
+                ),
+                "{text}"
+            );
+        }
+        for idempotent in [true, false] {
+            let empty: serde_json::Value =
+                serde_json::from_slice(&answer_body(&[], idempotent, "t")).unwrap();
+            assert_eq!(
+                empty,
+                serde_json::to_value(ProviderResponse::items(Vec::new(), idempotent)).unwrap()
+            );
+        }
     }
 
     #[test]
@@ -682,19 +651,14 @@ mod tests {
         let (item, outcome) = verify_item(
             "k".into(),
             KeyOutcome::TimedOut,
-            &Arc::from("t"),
             Duration::from_millis(2900),
         );
         assert!(item.value.is_none());
         assert!(item.error.starts_with("VERIFY_TIMEOUT: "), "{}", item.error);
         assert!(item.error.contains("2900 ms"));
         assert_eq!(outcome, Outcome::Timeout);
-        let (item, outcome) = verify_item(
-            "k".into(),
-            KeyOutcome::Failed("x".into()),
-            &Arc::from("t"),
-            Duration::ZERO,
-        );
+        let (item, outcome) =
+            verify_item("k".into(), KeyOutcome::Failed("x".into()), Duration::ZERO);
         assert!(item.value.is_none());
         assert!(item.error.starts_with("EXECUTOR_FAILURE: "));
         assert_eq!(outcome, Outcome::Error);

@@ -10,6 +10,12 @@ mod demo;
 mod output;
 mod serve;
 
+/// mimalloc instead of the system allocator: with glibc's, the verdict cache's long-lived
+/// entries interleave with each request's short-lived buffers and resident memory stays at
+/// about twice the live size (BENCHMARKS.md, "Resident memory").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
