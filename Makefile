@@ -1,7 +1,7 @@
 # vouch: the two commands a newcomer runs are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test build lint deps conformance templates-test
+.PHONY: demo test build lint deps conformance templates-test chart-test
 
 ## Run the demo: a local registry, a signed and an unsigned image, vouch's verdicts.
 demo:
@@ -39,3 +39,8 @@ templates-test:
 	rm -rf $$results; \
 	echo "templates: $$passed passed, $$failed failed"; \
 	exit $$status
+
+## The Helm chart (helm/vouch) with Helm 3 and 4: lint, render, and the rendered pod run for real.
+chart-test:
+	@scripts/ensure-deps.sh --test
+	$(CARGO) nextest run -p vouch --test helm_chart --no-fail-fast

@@ -1,0 +1,183 @@
+{{/* Names, labels and the checks every render runs. */}}
+
+{{- define "vouch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The full name: also the Service's name, so the first label of the Providers' host. */}}
+{{- define "vouch.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vouch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vouch.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "vouch.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vouch
+{{- end -}}
+
+{{- define "vouch.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "vouch.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Service's DNS names, a JSON list: <svc>, <svc>.<ns>, <svc>.<ns>.svc,
+<svc>.<ns>.svc.<clusterDomain>. The generated certificate carries all of them and the
+Providers use <svc>.<ns>, as Ratify's chart does.
+*/}}
+{{- define "vouch.dnsNames" -}}
+{{- $svc := include "vouch.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.service.clusterDomain) | toJson -}}
+{{- end -}}
+
+{{- define "vouch.providerHost" -}}
+{{- printf "%s.%s" (include "vouch.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "vouch.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "vouch.fullname" .)) .Values.tls.existingSecret -}}
+{{- end -}}
+
+{{- define "vouch.configMapName" -}}
+{{- printf "%s-config" (include "vouch.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Where Gatekeeper's CA for --ca-cert-file comes from, as JSON {secret, key, create}:
+mtls.caCert (a Secret the chart creates), mtls.existingSecret, or Gatekeeper's own
+webhook certificate Secret when the release shares Gatekeeper's namespace.
+*/}}
+{{- define "vouch.clientCa" -}}
+{{- $m := .Values.mtls -}}
+{{- if $m.caCert -}}
+{{- dict "secret" (printf "%s-client-ca" (include "vouch.fullname" .)) "key" "ca.crt" "create" true | toJson -}}
+{{- else if $m.existingSecret -}}
+{{- dict "secret" $m.existingSecret "key" $m.existingSecretKey "create" false | toJson -}}
+{{- else -}}
+{{- dict "secret" .Values.gatekeeper.webhookCertSecret "key" "ca.crt" "create" false | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vouch.registrySecretName" -}}
+{{- if .Values.registryCredentials.existingSecret -}}
+{{- .Values.registryCredentials.existingSecret -}}
+{{- else if .Values.registryCredentials.dockerConfigJson -}}
+{{- printf "%s-registry" (include "vouch.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether a PEM text holds at least one certificate. */}}
+{{- define "vouch.isPemCertificate" -}}
+{{- if contains "-----BEGIN CERTIFICATE-----" . -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Checks that stop the render with a message naming the value and the fix. Included by the
+Deployment, which every render has.
+*/}}
+{{- define "vouch.validate" -}}
+{{- $v := .Values -}}
+{{- if not $v.image.repository -}}
+{{- fail "image.repository is required: there is no published vouch image; build one from the repository's Dockerfile, push it to a registry the cluster pulls from, and set image.repository (and image.tag or image.digest)" -}}
+{{- end -}}
+{{- if not $v.config.raw -}}
+{{- if not $v.config.certificateStores -}}
+{{- fail "config.certificateStores is empty: vouch needs the certificates you trust (--set-file config.certificateStores.certstore-inline=ca.pem), or your Ratify resources in config.raw" -}}
+{{- end -}}
+{{- range $name, $pem := $v.config.certificateStores -}}
+{{- if not (include "vouch.isPemCertificate" (default "" $pem)) -}}
+{{- fail (printf "config.certificateStores.%s holds no PEM certificate: give the CA or signing certificate you trust (--set-file config.certificateStores.%s=ca.pem), or your Ratify resources in config.raw" $name $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.tls.existingSecret -}}
+{{- if not $v.tls.caBundle -}}
+{{- fail (printf "tls.caBundle is required with tls.existingSecret (%s): the base64 of the PEM CA that issued its certificate (base64 -w0 ca.crt); Gatekeeper trusts nothing else" $v.tls.existingSecret) -}}
+{{- end -}}
+{{- if not (include "vouch.isPemCertificate" (b64dec $v.tls.caBundle)) -}}
+{{- fail "tls.caBundle is not the base64 of a PEM certificate (base64 -w0 ca.crt); Gatekeeper rejects such a Provider" -}}
+{{- end -}}
+{{- else if $v.tls.caBundle -}}
+{{- fail "tls.caBundle is set but tls.existingSecret is not: the chart generates the serving certificate and its CA itself unless tls.existingSecret names yours" -}}
+{{- end -}}
+{{- if $v.mtls.enabled -}}
+{{- if and $v.mtls.caCert $v.mtls.existingSecret -}}
+{{- fail "mtls.caCert and mtls.existingSecret are both set: choose one source of Gatekeeper's CA" -}}
+{{- end -}}
+{{- if $v.mtls.caCert -}}
+{{- if not (include "vouch.isPemCertificate" $v.mtls.caCert) -}}
+{{- fail "mtls.caCert holds no PEM certificate: give Gatekeeper's CA (ca.crt of the gatekeeper-webhook-server-cert Secret)" -}}
+{{- end -}}
+{{- else if and (not $v.mtls.existingSecret) (ne .Release.Namespace $v.gatekeeper.namespace) -}}
+{{- fail (printf "mtls.enabled needs Gatekeeper's CA, and a pod cannot mount the %s Secret of namespace %s from namespace %s: install into %s, or set mtls.caCert (kubectl -n %s get secret %s -o jsonpath='{.data.ca\\.crt}' | base64 -d), or mtls.existingSecret, or mtls.enabled=false" $v.gatekeeper.webhookCertSecret $v.gatekeeper.namespace .Release.Namespace $v.gatekeeper.namespace $v.gatekeeper.namespace $v.gatekeeper.webhookCertSecret) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.registryCredentials.existingSecret $v.registryCredentials.dockerConfigJson -}}
+{{- fail "registryCredentials.existingSecret and registryCredentials.dockerConfigJson are both set: choose one" -}}
+{{- end -}}
+{{- if $v.registryCredentials.dockerConfigJson -}}
+{{- $docker := fromJson $v.registryCredentials.dockerConfigJson -}}
+{{- if or (hasKey $docker "Error") (not (hasKey $docker "auths")) -}}
+{{- fail "registryCredentials.dockerConfigJson is not a Docker config.json with an \"auths\" object" -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.provider.enabled -}}
+{{- if le (mul $v.provider.verify.timeoutSeconds 1000) (int $v.serve.verifyTimeoutMs) -}}
+{{- fail (printf "serve.verifyTimeoutMs (%d) must be below provider.verify.timeoutSeconds (%d s): vouch answers within its own timeout, so that Gatekeeper gets finished keys and VERIFY_TIMEOUT errors instead of a deadline error" (int $v.serve.verifyTimeoutMs) (int $v.provider.verify.timeoutSeconds)) -}}
+{{- end -}}
+{{- if and $v.provider.mutate.enabled (le (mul $v.provider.mutate.timeoutSeconds 1000) (int $v.serve.mutateTimeoutMs)) -}}
+{{- fail (printf "serve.mutateTimeoutMs (%d) must be below provider.mutate.timeoutSeconds (%d s)" (int $v.serve.mutateTimeoutMs) (int $v.provider.mutate.timeoutSeconds)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.gatekeeper.constraint (not (.Capabilities.APIVersions.Has "constraints.gatekeeper.sh/v1beta1/VouchVerification")) -}}
+{{- fail "gatekeeper.constraint needs the VouchVerification kind, which Gatekeeper creates from the ConstraintTemplate after it is installed: install with gatekeeper.constraintTemplate=true first, then upgrade with gatekeeper.constraint set (helm template: add --api-versions constraints.gatekeeper.sh/v1beta1/VouchVerification)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* host:port for a listener. */}}
+{{- define "vouch.listen" -}}
+{{- $host := .host -}}
+{{- if contains ":" $host -}}{{- $host = printf "[%s]" $host -}}{{- end -}}
+{{- printf "%s:%d" $host (int .port) -}}
+{{- end -}}
+
+{{/* One Kubernetes object read from a file of the chart, as JSON; fails when it is not. */}}
+{{- define "vouch.gatekeeperFile" -}}
+{{- $text := .Files.Get .path -}}
+{{- if not $text -}}
+{{- fail (printf "%s is missing from the chart" .path) -}}
+{{- end -}}
+{{- $object := fromYaml $text -}}
+{{- if or (hasKey $object "Error") (not $object.metadata) -}}
+{{- fail (printf "%s is not one Kubernetes object: %s" .path (default "no metadata" $object.Error)) -}}
+{{- end -}}
+{{- toJson $object -}}
+{{- end -}}
