@@ -9,6 +9,7 @@
 //!   forms), keeping the subject's `sha256-<hex>` referrers index up to date.
 //! * [`revocation::ocsp_response`] makes OCSP responses for a local responder
 //!   ([`pki::TestPki::leaf_ocsp_response`] for a PKI's leaf); [`pki::TestPki::leaf_crl`] CRLs.
+//! * [`gatekeeper::GatekeeperCa`] is Gatekeeper's CA and the client certificate it presents.
 //! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root.
 //!
 //! ```no_run
@@ -29,6 +30,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod gatekeeper;
 pub mod image;
 pub mod pki;
 mod ratify;

@@ -35,7 +35,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, RsaKeySize,
+    KeyUsagePurpose,
 };
 use serde_json::{Value, json};
 use vouch_notation::sign::{EnvelopeFormat, SignOptions};
@@ -679,53 +679,17 @@ impl Images {
     }
 }
 
-/// Gatekeeper's CA (`CN=gatekeeper-ca, O=gatekeeper`, RSA-2048) and the webhook certificate
-/// it issues, which Gatekeeper presents as its client certificate.
-struct GatekeeperCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
+/// Gatekeeper's CA (testkit) and the Secret its cert-controller keeps.
+struct GatekeeperCa(vouch_testkit::gatekeeper::GatekeeperCa);
 
 impl GatekeeperCa {
     fn new() -> GatekeeperCa {
-        let key =
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).expect("rsa key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "gatekeeper-ca");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "gatekeeper");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).expect("self-signed");
-        GatekeeperCa {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
+        GatekeeperCa(vouch_testkit::gatekeeper::GatekeeperCa::new().expect("gatekeeper CA"))
     }
 
     /// PEM certificate and key of `gatekeeper-webhook-service.gatekeeper-system.svc`.
     fn client_identity(&self) -> Vec<u8> {
-        let name = "gatekeeper-webhook-service.gatekeeper-system.svc";
-        let key =
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048).expect("rsa key");
-        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &self.issuer).expect("signed");
-        format!("{}{}", cert.pem(), key.serialize_pem()).into_bytes()
+        self.0.client_identity().expect("client identity")
     }
 
     /// The Secret cert-controller keeps in Gatekeeper's namespace (only `ca.crt` matters).
@@ -734,7 +698,7 @@ impl GatekeeperCa {
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {"name": "gatekeeper-webhook-server-cert", "namespace": GATEKEEPER_NS},
-            "data": {"ca.crt": BASE64.encode(&self.pem)},
+            "data": {"ca.crt": BASE64.encode(&self.0.pem)},
         })
     }
 }
@@ -1252,7 +1216,7 @@ fn other_namespace_registry_credentials_and_raw_config_serve_gatekeeper() {
         "image": {"repository": "registry.example/vouch", "digest": format!("sha256:{}", "ab".repeat(32))},
         "fullnameOverride": "sigcheck",
         "config": {"raw": raw},
-        "mtls": {"caCert": gatekeeper.pem},
+        "mtls": {"caCert": gatekeeper.0.pem},
         "registryCredentials": {"dockerConfigJson": docker_config},
         "podDisruptionBudget": {"enabled": false},
         "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},

@@ -17,10 +17,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, RsaKeySize,
-};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -32,9 +28,6 @@ use vouch_testkit::registry::Registry;
 
 use crate::gatekeeper::{self, ProviderSpec};
 use crate::template::ExternalData;
-
-/// The name Gatekeeper's webhook certificate carries.
-pub(crate) const GATEKEEPER_CLIENT_NAME: &str = "gatekeeper-webhook-service.gatekeeper-system.svc";
 
 /// A registry with fixtures and a vouch server in front of it.
 pub(crate) struct Live {
@@ -75,7 +68,7 @@ impl Live {
         )?;
 
         // Gatekeeper's CA, as `--ca-cert-file`, and its webhook certificate as our identity.
-        let gatekeeper = GatekeeperCa::new()?;
+        let gatekeeper = vouch_testkit::gatekeeper::GatekeeperCa::new()?;
         let client_ca = dir.path().join("gatekeeper-ca.crt");
         std::fs::write(&client_ca, &gatekeeper.pem)?;
         let identity_pem = gatekeeper.client_identity()?;
@@ -223,54 +216,6 @@ async fn push_fixtures(registry: &str, pki: &TestPki) -> anyhow::Result<BTreeMap
         .await?;
     vars.insert("DIGEST_TAMPERED".to_owned(), tampered.digest.clone());
     Ok(vars)
-}
-
-/// Gatekeeper's self-signed CA (`CN=gatekeeper-ca, O=gatekeeper`, RSA-2048).
-struct GatekeeperCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl GatekeeperCa {
-    fn new() -> anyhow::Result<Self> {
-        let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "gatekeeper-ca");
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "gatekeeper");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key)?;
-        Ok(Self {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
-    }
-
-    /// PEM certificate and key of the webhook certificate cert-controller issues.
-    fn client_identity(&self) -> anyhow::Result<Vec<u8>> {
-        let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)?;
-        let mut params = CertificateParams::new(vec![GATEKEEPER_CLIENT_NAME.to_owned()])?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, GATEKEEPER_CLIENT_NAME);
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(format!("{}{}", cert.pem(), key.serialize_pem()).into_bytes())
-    }
 }
 
 /// `external_data` over HTTPS, the way Gatekeeper's provider client calls: POST to the
