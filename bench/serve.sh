@@ -6,7 +6,7 @@
 #   bench/serve.sh [cached|uncached|memory|startup|all]    (default: all)
 #
 # Environment: DURATION (wrk duration, default 10s), CONNS (wrk connections, default 8),
-# UNCACHED (images verified uncached, default 100), FILL (verdicts cached for the memory
+# UNCACHED (images verified uncached, default 100), ROUNDS (uncached rounds, default 3), FILL (verdicts cached for the memory
 # figure, default 100000). Traffic goes to 127.0.0.1 only; every load run is bounded.
 #
 # * cached:   1-key and 1,000-key /verify batches answered from the cache (1,000 distinct
@@ -30,6 +30,7 @@ WHAT=${1:-all}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-8}
 UNCACHED=${UNCACHED:-100}
+ROUNDS=${ROUNDS:-3}
 FILL=${FILL:-100000}
 WORK=$(mktemp -d /tmp/vouch-bench.XXXXXX)
 PIDS=()
@@ -119,14 +120,18 @@ if [[ $WHAT == all || $WHAT == cached ]]; then
 fi
 
 if [[ $WHAT == all || $WHAT == uncached ]]; then
-  echo "## uncached /verify, one key per request, sequential ($UNCACHED distinct signed images)"
+  echo "## uncached /verify, one key per request, sequential ($UNCACHED distinct signed images, $ROUNDS rounds)"
   tail -n "$UNCACHED" "$WORK/env/keys.txt" >"$WORK/uncached.txt"
-  echo "load $(load)"
-  "$EX/uncached" floor "$WORK/env/config.yaml" "$WORK/uncached.txt" "$UNCACHED"
-  start_vouch
-  "$EX/uncached" vouch https://localhost:7443/ratify/gatekeeper/v1/verify "$WORK/tls/ca.crt" "$WORK/uncached.txt" "$UNCACHED"
-  curl -s http://127.0.0.1:7888/metrics | grep '^ratify_registry_request_count' || true
-  stop_vouch
+  # Rounds alternate floor and vouch over the same images; vouch restarts each round, so
+  # its cache is empty and every key is verified.
+  for round in $(seq "$ROUNDS"); do
+    echo "round $round, load $(load)"
+    "$EX/uncached" floor "$WORK/env/config.yaml" "$WORK/uncached.txt" "$UNCACHED"
+    start_vouch
+    "$EX/uncached" vouch https://localhost:7443/ratify/gatekeeper/v1/verify "$WORK/tls/ca.crt" "$WORK/uncached.txt" "$UNCACHED"
+    curl -s http://127.0.0.1:7888/metrics | grep '^ratify_registry_request_count' || true
+    stop_vouch
+  done
 fi
 
 if [[ $WHAT == all || $WHAT == memory ]]; then
