@@ -9,7 +9,10 @@
 //!   [`SESSION_TTL`]);
 //! * the Referrers API follows `Link: <…>; rel="next"` pages, re-filters by artifact type on
 //!   the client, and only a 404 falls back to the `sha256-<hex>` tag schema (oci-client also
-//!   swallows other errors of the fallback as "no referrers");
+//!   swallows other errors of the fallback as "no referrers"). A repository that answered
+//!   404 is remembered for [`NO_REFERRERS_API_TTL`] and goes straight to the tag schema, as
+//!   oras-go does: one registry round trip less per verification on registries without the
+//!   API;
 //! * every call runs under one deadline ([`ClientOptions::timeout`]);
 //! * every digest is checked against the bytes received.
 
@@ -38,6 +41,16 @@ use crate::reference::Reference;
 /// live at least 60 s (distribution spec); a 401 on a reused header triggers one refresh.
 pub const SESSION_TTL: Duration = Duration::from_secs(50);
 
+/// How long a repository whose Referrers API answered 404 is listed through the tag schema
+/// without asking the API again. A registry upgraded to serve the API meanwhile is asked
+/// again after this; until then signatures pushed only through the API are not found, which
+/// fails verification (closed), never passes it.
+pub const NO_REFERRERS_API_TTL: Duration = Duration::from_secs(600);
+
+/// Most repositories remembered per map (sessions, repositories without the Referrers API);
+/// beyond, expired entries are dropped, and if none had expired, all are.
+const MAX_REMEMBERED_REPOSITORIES: usize = 4096;
+
 /// Most pages followed on the Referrers API.
 const MAX_REFERRER_PAGES: usize = 64;
 
@@ -59,6 +72,34 @@ struct Inner {
     credentials: Mutex<HashMap<String, RegistryAuth>>,
     /// `Authorization` per (registry, repository) for vouch's own requests.
     sessions: Mutex<HashMap<(String, String), Session>>,
+    /// (registry, repository) whose Referrers API answered 404, until when.
+    no_referrers_api: Mutex<HashMap<(String, String), Instant>>,
+}
+
+/// Inserts `key` → `value` into a map bounded by [`MAX_REMEMBERED_REPOSITORIES`], dropping
+/// entries whose `expires` is past first.
+fn remember<V>(
+    map: &Mutex<HashMap<(String, String), V>>,
+    key: (String, String),
+    value: V,
+    expires: impl Fn(&V) -> Instant,
+) {
+    let mut map = lock(map);
+    if map.len() >= MAX_REMEMBERED_REPOSITORIES && !map.contains_key(&key) {
+        let now = Instant::now();
+        map.retain(|_, v| expires(v) > now);
+        if map.len() >= MAX_REMEMBERED_REPOSITORIES {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
+}
+
+fn repository_key(reference: &Reference) -> (String, String) {
+    (
+        reference.registry().to_owned(),
+        reference.repository().to_owned(),
+    )
 }
 
 #[derive(Clone)]
@@ -128,6 +169,7 @@ impl RegistryClient {
                 http,
                 credentials: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
+                no_referrers_api: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -200,6 +242,13 @@ impl RegistryClient {
             validate_digest(subject_digest)
                 .map_err(|e| self.error(reference, ErrorKind::Configuration, e.to_string()))?;
             let mut collector = Collector::new(artifact_type, self.inner.options.max_referrers);
+            let repository = repository_key(reference);
+            let known_absent = lock(&self.inner.no_referrers_api)
+                .get(&repository)
+                .is_some_and(|until| *until > Instant::now());
+            if known_absent {
+                return self.referrers_by_tag(reference, subject_digest, collector).await;
+            }
             let mut url = self.url(reference, &format!("referrers/{subject_digest}"))?;
             url.query_pairs_mut().append_pair("artifactType", artifact_type);
             let mut visited = HashSet::new();
@@ -213,6 +262,12 @@ impl RegistryClient {
                     Ok(f) => f,
                     Err(e) if page == 0 && e.kind() == ErrorKind::NotFound => {
                         tracing::debug!(registry = reference.registry(), "no Referrers API (404); using the tag schema");
+                        remember(
+                            &self.inner.no_referrers_api,
+                            repository,
+                            Instant::now() + NO_REFERRERS_API_TTL,
+                            |until| *until,
+                        );
                         return self.referrers_by_tag(reference, subject_digest, collector).await;
                     }
                     Err(e) => return Err(e),
@@ -582,10 +637,7 @@ impl RegistryClient {
         reference: &Reference,
         refresh: bool,
     ) -> Result<(Option<HeaderValue>, bool), RegistryError> {
-        let key = (
-            reference.registry().to_owned(),
-            reference.repository().to_owned(),
-        );
+        let key = repository_key(reference);
         if !refresh
             && let Some(s) = lock(&self.inner.sessions).get(&key)
             && s.expires > Instant::now()
@@ -593,12 +645,14 @@ impl RegistryClient {
             return Ok((s.header.clone(), true));
         }
         let header = self.authorize(reference).await?;
-        lock(&self.inner.sessions).insert(
+        remember(
+            &self.inner.sessions,
             key,
             Session {
                 header: header.clone(),
                 expires: Instant::now() + SESSION_TTL,
             },
+            |s| s.expires,
         );
         Ok((header, false))
     }

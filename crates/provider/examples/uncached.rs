@@ -80,6 +80,7 @@ async fn floor(config: &str, keys: &[String]) -> anyhow::Result<Vec<Duration>> {
     let v = config.verifiers.first().context("no verifier")?;
     let verifier = Verifier::new(v.trust_policy.clone(), v.trust_stores.clone());
     let http = reqwest::Client::new();
+    let mut no_referrers_api = std::collections::HashSet::new();
     let mut latencies = Vec::with_capacity(keys.len());
     for key in keys {
         let started = Instant::now();
@@ -103,13 +104,18 @@ async fn floor(config: &str, keys: &[String]) -> anyhow::Result<Vec<Duration>> {
         let (_, media_type, manifest) =
             get(format!("{base}/manifests/{digest}"), MANIFEST_ACCEPT).await?;
         let target = Descriptor::new(media_type, digest, manifest.len() as u64);
-        let (status, _, _) = get(
-            format!("{base}/referrers/{digest}?artifactType={NOTATION}"),
-            "application/vnd.oci.image.index.v1+json",
-        )
-        .await?;
-        if status != 404 {
-            bail!("expected Distribution 2.8 to lack the Referrers API, got {status}");
+        // Like vouch (and oras-go), ask the Referrers API once per repository: a 404 means
+        // the registry lacks it, and the tag schema is used from then on.
+        if !no_referrers_api.contains(repo) {
+            let (status, _, _) = get(
+                format!("{base}/referrers/{digest}?artifactType={NOTATION}"),
+                "application/vnd.oci.image.index.v1+json",
+            )
+            .await?;
+            if status != 404 {
+                bail!("expected Distribution 2.8 to lack the Referrers API, got {status}");
+            }
+            no_referrers_api.insert(repo.to_owned());
         }
         let tag = digest.replace(':', "-");
         let (_, _, index) = get(

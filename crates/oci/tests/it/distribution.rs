@@ -342,3 +342,31 @@ async fn the_request_observer_sees_every_request_by_registry_and_status_class() 
         "{observer:?}"
     );
 }
+
+#[tokio::test]
+async fn distribution_without_the_referrers_api_is_asked_once_per_repository() {
+    use vouch_oci::StatusClass;
+
+    let reg = Registry::start().await;
+    let observer = std::sync::Arc::new(Counting::default());
+    let client = client_with(|o| o.request_observer = Some(observer.clone()));
+    let repo = reference(&format!("{}/vouch-test/no-referrers-api", reg.host()));
+    let pushed = push_image(&client, &repo, "v1", b"unsigned layer").await;
+    let subject = repo.with_digest(&pushed.digest);
+    let errors = || observer.count(&reg.host(), StatusClass::ClientError);
+
+    // Distribution 2.8 answers 404 to the Referrers API, and the unsigned image has no
+    // `sha256-<hex>` tag either: two 404s.
+    let listed = client
+        .referrers(&subject, &pushed.digest, NOTATION)
+        .await
+        .expect("first listing");
+    assert!(listed.is_empty());
+    assert_eq!(errors(), 2, "{observer:?}");
+    // Next time only the tag is read.
+    client
+        .referrers(&subject, &pushed.digest, NOTATION)
+        .await
+        .expect("second listing");
+    assert_eq!(errors(), 3, "no second Referrers API request: {observer:?}");
+}

@@ -169,6 +169,43 @@ async fn not_found_falls_back_to_the_tag_schema() {
 }
 
 #[tokio::test]
+async fn a_repository_without_the_api_is_listed_by_tag_without_asking_again() {
+    let s = setup(1).await;
+    s.fake.with(|f| f.faults.referrers_status = Some(404));
+    let client = client();
+    for _ in 0..3 {
+        assert!(
+            client
+                .referrers(&s.repo, &s.subject.digest, NOTATION)
+                .await
+                .expect("tag schema")
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        referrer_requests(&s.fake),
+        1,
+        "the 404 is remembered: {:?}",
+        s.fake.log()
+    );
+    let tag_requests = s
+        .fake
+        .log()
+        .iter()
+        .filter(|l| l.ends_with(&format!("manifests/{}", referrers_tag(&s.subject.digest))))
+        .count();
+    assert_eq!(tag_requests, 3, "every listing reads the tag schema");
+    // Another client (another process) asks the API again; so does a repository that never
+    // answered 404, and a 500 is never remembered.
+    s.fake.with(|f| f.faults.referrers_status = Some(500));
+    client_with(|_| {})
+        .referrers(&s.repo, &s.subject.digest, NOTATION)
+        .await
+        .expect_err("500 from a fresh client");
+    assert_eq!(referrer_requests(&s.fake), 2);
+}
+
+#[tokio::test]
 async fn server_error_is_an_error_not_an_empty_list() {
     let s = setup(1).await;
     s.fake.with(|f| f.faults.referrers_status = Some(500));
