@@ -105,7 +105,13 @@ impl Reference {
         if input.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let bad = |c: char| c.is_whitespace() || c.is_control();
+        let suspicious = if input.is_ascii() {
+            input.bytes().any(|b| bad(char::from(b)))
+        } else {
+            input.chars().any(bad)
+        };
+        if suspicious {
             return Err(ReferenceError::InvalidCharacters(input.to_owned()));
         }
         let (name_and_tag, digest) = match input.split_once('@') {
@@ -271,12 +277,17 @@ impl Reference {
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
+        // Plain `write_str`s: references are formatted for every key of every request.
+        f.write_str(&self.registry)?;
+        f.write_str("/")?;
+        f.write_str(&self.repository)?;
         if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
+            f.write_str(":")?;
+            f.write_str(t)?;
         }
         if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
+            f.write_str("@")?;
+            f.write_str(d)?;
         }
         Ok(())
     }
