@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::backend::{Generation, Generations};
+use crate::backend::{BoxFuture, Generation, Generations};
 use crate::batch::{self, KeyOutcome};
 use crate::cache::Verdicts;
 use crate::engine::KeyError;
@@ -308,55 +308,163 @@ fn trace_id(headers: &HeaderMap, names: &[HeaderName]) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
-async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+/// What distinguishes the routes: how a key is answered, from the caches or with registry
+/// work, and how its outcome becomes an item. [`answer`] does the rest for both.
+trait KeyRoute {
+    /// What a key is answered with.
+    type Value: Clone + Send + 'static;
+    const ROUTE: Route;
+    /// `response.idempotent` (Gatekeeper requires it on mutation answers).
+    const IDEMPOTENT: bool;
+    fn timeout(options: &RouteOptions) -> Duration;
+    /// The answer for `key` if it needs no registry work.
+    fn cached<'a>(
+        verdicts: &'a Verdicts,
+        generation: &'a Generation,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Result<Self::Value, KeyError>>>;
+    /// The answer for `key`, with registry work (runs as its own task).
+    fn work(
+        verdicts: Arc<Verdicts>,
+        generation: Arc<Generation>,
+        key: String,
+    ) -> BoxFuture<'static, Result<Self::Value, KeyError>>;
+    fn item(
+        key: String,
+        outcome: KeyOutcome<Result<Self::Value, KeyError>>,
+        timeout: Duration,
+    ) -> (AnswerItem, Outcome);
+}
+
+/// `/verify`: verdicts.
+struct VerifyRoute;
+
+impl KeyRoute for VerifyRoute {
+    type Value = Verdict;
+    const ROUTE: Route = Route::Verify;
+    const IDEMPOTENT: bool = false;
+
+    fn timeout(options: &RouteOptions) -> Duration {
+        options.verify_timeout
+    }
+
+    fn cached<'a>(
+        verdicts: &'a Verdicts,
+        generation: &'a Generation,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Result<Verdict, KeyError>>> {
+        Box::pin(verdicts.cached(generation, key))
+    }
+
+    fn work(
+        verdicts: Arc<Verdicts>,
+        generation: Arc<Generation>,
+        key: String,
+    ) -> BoxFuture<'static, Result<Verdict, KeyError>> {
+        Box::pin(async move { verdicts.verify(&generation, &key).await })
+    }
+
+    fn item(
+        key: String,
+        outcome: KeyOutcome<Result<Verdict, KeyError>>,
+        timeout: Duration,
+    ) -> (AnswerItem, Outcome) {
+        verify_item(key, outcome, timeout)
+    }
+}
+
+/// `/mutate`: tag → digest references.
+struct MutateRoute;
+
+impl KeyRoute for MutateRoute {
+    type Value = String;
+    const ROUTE: Route = Route::Mutate;
+    const IDEMPOTENT: bool = true;
+
+    fn timeout(options: &RouteOptions) -> Duration {
+        options.mutate_timeout
+    }
+
+    fn cached<'a>(
+        verdicts: &'a Verdicts,
+        generation: &'a Generation,
+        key: &'a str,
+    ) -> BoxFuture<'a, Option<Result<String, KeyError>>> {
+        Box::pin(cached_digest_reference(verdicts, generation, key))
+    }
+
+    fn work(
+        verdicts: Arc<Verdicts>,
+        generation: Arc<Generation>,
+        key: String,
+    ) -> BoxFuture<'static, Result<String, KeyError>> {
+        Box::pin(async move { digest_reference(&verdicts, &generation, &key).await })
+    }
+
+    fn item(
+        key: String,
+        outcome: KeyOutcome<Result<String, KeyError>>,
+        timeout: Duration,
+    ) -> (AnswerItem, Outcome) {
+        mutate_item(key, outcome, timeout)
+    }
+}
+
+async fn verify(state: State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    answer::<VerifyRoute>(state, headers, body).await
+}
+
+async fn mutate(state: State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    answer::<MutateRoute>(state, headers, body).await
+}
+
+/// One request of route `R`: admission, the body within its limits, the keys by the route's
+/// deadline, the answer, and the request's metrics and log line.
+async fn answer<R: KeyRoute>(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let timeout = state.options.verify_timeout;
+    let timeout = R::timeout(&state.options);
     let trace_id = trace_id(&headers, &state.options.trace_id_headers);
-    let span = tracing::info_span!("verify", trace_id = %trace_id);
+    let span = tracing::info_span!("request", route = R::ROUTE.as_str(), trace_id = %trace_id);
     let response = async {
         let _admitted = match state.admit() {
             Ok(admitted) => admitted,
             Err(e) => return system_error(&state.metrics, &e),
         };
-        let request = match read_request(
-            &headers,
-            body,
-            &state.options.limits,
-            started + timeout,
-            timeout,
-        )
-        .await
-        {
-            Ok(request) => request,
-            Err(e) => return system_error(&state.metrics, &e),
-        };
+        let deadline = started + timeout;
+        let request =
+            match read_request(&headers, body, &state.options.limits, deadline, timeout).await {
+                Ok(request) => request,
+                Err(e) => return system_error(&state.metrics, &e),
+            };
         let keys = request.request.keys;
         let generation = state.generations.current();
-        let verdicts = Arc::clone(&state.verdicts);
+        let verdicts = &state.verdicts;
         let outcomes = batch::run(
             &keys,
-            started + timeout,
-            |key: &str| Box::pin(verdicts.cached(&generation, key)),
+            deadline,
+            |key: &str| R::cached(verdicts, &generation, key),
             |key| {
-                let verdicts = Arc::clone(&verdicts);
-                let generation: Arc<Generation> = Arc::clone(&generation);
-                async move { verdicts.verify(&generation, &key).await }
+                R::work(Arc::clone(verdicts), Arc::clone(&generation), key)
                     .instrument(tracing::Span::current())
             },
         )
         .await;
         let mut items = Vec::with_capacity(keys.len());
         for (key, outcome) in keys.into_iter().zip(outcomes) {
-            let (item, result) = verify_item(key, outcome, timeout);
-            state.metrics.verdict(Route::Verify, result);
+            let (item, result) = R::item(key, outcome, timeout);
+            state.metrics.verdict(R::ROUTE, result);
             items.push(item);
         }
-        log_answer(Route::Verify, &items, started);
-        json_response(answer_body(&items, false, &trace_id))
+        log_answer(R::ROUTE, &items, started);
+        json_response(answer_body(&items, R::IDEMPOTENT, &trace_id))
     }
     .instrument(span)
     .await;
-    state.metrics.request(Route::Verify, started.elapsed());
+    state.metrics.request(R::ROUTE, started.elapsed());
     response
 }
 
@@ -401,76 +509,41 @@ fn verify_item(
     }
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let started = Instant::now();
-    let timeout = state.options.mutate_timeout;
-    let trace_id = trace_id(&headers, &state.options.trace_id_headers);
-    let span = tracing::info_span!("mutate", trace_id = %trace_id);
-    let response = async {
-        let _admitted = match state.admit() {
-            Ok(admitted) => admitted,
-            Err(e) => return system_error(&state.metrics, &e),
-        };
-        let request = match read_request(&headers, body, &state.options.limits, started + timeout, timeout).await {
-            Ok(request) => request,
-            Err(e) => return system_error(&state.metrics, &e),
-        };
-        let keys = request.request.keys;
-        let generation = state.generations.current();
-        let verdicts = Arc::clone(&state.verdicts);
-        let outcomes = batch::run(
-            &keys,
-            started + timeout,
-            |key: &str| Box::pin(cached_digest_reference(&verdicts, &generation, key)),
-            |key| {
-                let verdicts = Arc::clone(&verdicts);
-                let generation: Arc<Generation> = Arc::clone(&generation);
-                async move { digest_reference(&verdicts, &generation, &key).await }
-                    .instrument(tracing::Span::current())
-            },
-        )
-        .await;
-        let mut items = Vec::with_capacity(keys.len());
-        for (key, outcome) in keys.into_iter().zip(outcomes) {
-            let (error, result) = match outcome {
-                KeyOutcome::Done(Ok(value)) => {
-                    state.metrics.verdict(Route::Mutate, Outcome::Pass);
-                    items.push(AnswerItem {
-                        key,
-                        value: Some(AnswerValue::Reference(value)),
-                        error: String::new(),
-                    });
-                    continue;
-                }
-                KeyOutcome::Done(Err(e)) => (e.to_string(), Outcome::Error),
-                KeyOutcome::TimedOut => (
-                    format!(
-                        "GET_SUBJECT_DESCRIPTOR_FAILURE: resolving {key} did not finish within {} ms",
-                        timeout.as_millis()
-                    ),
-                    Outcome::Timeout,
-                ),
-                KeyOutcome::Failed(why) => (
-                    format!("GET_SUBJECT_DESCRIPTOR_FAILURE: {why}"),
-                    Outcome::Error,
-                ),
-            };
-            state.metrics.verdict(Route::Mutate, result);
-            // On failure the original key is the value, so `failurePolicy` decides and
-            // `Ignore` keeps the image as written (Ratify's behaviour).
-            items.push(AnswerItem {
-                value: Some(AnswerValue::Reference(key.clone())),
+fn mutate_item(
+    key: String,
+    outcome: KeyOutcome<Result<String, KeyError>>,
+    timeout: Duration,
+) -> (AnswerItem, Outcome) {
+    let (error, result) = match outcome {
+        KeyOutcome::Done(Ok(value)) => {
+            let item = AnswerItem {
                 key,
-                error,
-            });
+                value: Some(AnswerValue::Reference(value)),
+                error: String::new(),
+            };
+            return (item, Outcome::Pass);
         }
-        log_answer(Route::Mutate, &items, started);
-        json_response(answer_body(&items, true, &trace_id))
-    }
-    .instrument(span)
-    .await;
-    state.metrics.request(Route::Mutate, started.elapsed());
-    response
+        KeyOutcome::Done(Err(e)) => (e.to_string(), Outcome::Error),
+        KeyOutcome::TimedOut => (
+            format!(
+                "GET_SUBJECT_DESCRIPTOR_FAILURE: resolving {key} did not finish within {} ms",
+                timeout.as_millis()
+            ),
+            Outcome::Timeout,
+        ),
+        KeyOutcome::Failed(why) => (
+            format!("GET_SUBJECT_DESCRIPTOR_FAILURE: {why}"),
+            Outcome::Error,
+        ),
+    };
+    // On failure the original key is the value, so `failurePolicy` decides and `Ignore`
+    // keeps the image as written (Ratify's behaviour).
+    let item = AnswerItem {
+        value: Some(AnswerValue::Reference(key.clone())),
+        key,
+        error,
+    };
+    (item, result)
 }
 
 /// [`digest_reference`] if it needs no registry work: a key that names a digest or is not an
@@ -644,6 +717,41 @@ mod tests {
                 serde_json::to_value(ProviderResponse::items(Vec::new(), idempotent)).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn mutation_failures_keep_the_key_as_the_value() {
+        let (item, outcome) = mutate_item(
+            "reg/app:v1".into(),
+            KeyOutcome::Done(Ok("reg/app@sha256:00".into())),
+            Duration::ZERO,
+        );
+        assert!(
+            matches!(item.value, Some(AnswerValue::Reference(ref r)) if r == "reg/app@sha256:00")
+        );
+        assert!(item.error.is_empty());
+        assert_eq!(outcome, Outcome::Pass);
+        let (item, outcome) = mutate_item(
+            "reg/app:v1".into(),
+            KeyOutcome::TimedOut,
+            Duration::from_millis(950),
+        );
+        assert!(matches!(item.value, Some(AnswerValue::Reference(ref r)) if r == "reg/app:v1"));
+        assert!(
+            item.error.starts_with("GET_SUBJECT_DESCRIPTOR_FAILURE: ")
+                && item.error.contains("950 ms"),
+            "{}",
+            item.error
+        );
+        assert_eq!(outcome, Outcome::Timeout);
+        let (item, outcome) = mutate_item(
+            "reg/app:v1".into(),
+            KeyOutcome::Failed("the verification panicked".into()),
+            Duration::ZERO,
+        );
+        assert!(matches!(item.value, Some(AnswerValue::Reference(ref r)) if r == "reg/app:v1"));
+        assert!(item.error.starts_with("GET_SUBJECT_DESCRIPTOR_FAILURE: "));
+        assert_eq!(outcome, Outcome::Error);
     }
 
     #[test]
