@@ -321,6 +321,21 @@ impl Pusher {
         Ok(pushed)
     }
 
+    /// The demo pair: `repo:signed` (signed by `pki`, JWS, legacy manifest form) and
+    /// `repo:unsigned`; returns their descriptors, signed first.
+    pub async fn push_signed_and_unsigned(
+        &self,
+        repo: &str,
+        pki: &TestPki,
+    ) -> anyhow::Result<(Descriptor, Descriptor)> {
+        let signed = self.push_image(repo, "signed", "a").await?;
+        let unsigned = self.push_image(repo, "unsigned", "b").await?;
+        let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
+        self.sign_and_push(repo, &signed, pki, &opts, ManifestForm::Legacy)
+            .await?;
+        Ok((signed, unsigned))
+    }
+
     /// Signs `subject` with `pki`'s leaf key and chain under `opts`, then pushes the envelope
     /// with [`Pusher::push_signature`], annotated with the chain thumbprints and a creation time.
     pub async fn sign_and_push(

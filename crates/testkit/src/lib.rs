@@ -41,3 +41,16 @@ pub use crate::image::{ManifestForm, Pusher};
 pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};
 pub use crate::ratify::ratify_config_yaml;
 pub use crate::registry::Registry;
+
+/// `e` and its sources, joined with `: ` (what a test prints when an HTTP call fails: reqwest
+/// hides the cause, a refused connection or a TLS alert, in the source chain).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

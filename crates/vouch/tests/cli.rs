@@ -3,10 +3,8 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::SystemTime;
 
-use vouch_notation::sign::{EnvelopeFormat, SignOptions};
-use vouch_testkit::image::{ManifestForm, Pusher};
+use vouch_testkit::image::Pusher;
 use vouch_testkit::pki::{KeyKind, TestPki};
 use vouch_testkit::registry::Registry;
 
@@ -39,20 +37,10 @@ fn fixture() -> Fixture {
     let pki = TestPki::new(KeyKind::EcP256).expect("pki");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let pusher = Pusher::anonymous(&registry.addr());
-        let signed = pusher
-            .push_image("demo/app", "signed", "a")
+        Pusher::anonymous(&registry.addr())
+            .push_signed_and_unsigned("demo/app", &pki)
             .await
-            .expect("push");
-        pusher
-            .push_image("demo/app", "unsigned", "b")
-            .await
-            .expect("push");
-        let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
-        pusher
-            .sign_and_push("demo/app", &signed, &pki, &opts, ManifestForm::Legacy)
-            .await
-            .expect("sign");
+            .expect("push demo/app:signed and :unsigned");
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("verify-config.yaml");

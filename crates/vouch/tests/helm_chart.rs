@@ -29,7 +29,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -38,8 +38,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use serde_json::{Value, json};
-use vouch_notation::sign::{EnvelopeFormat, SignOptions};
-use vouch_testkit::image::{ManifestForm, Pusher};
+use vouch_testkit::image::Pusher;
 use vouch_testkit::pki::{KeyKind, TestPki};
 use vouch_testkit::registry::Registry;
 
@@ -648,19 +647,10 @@ impl Images {
                 Some((user, password)) => Pusher::basic(&registry.addr(), user, password),
                 None => Pusher::anonymous(&registry.addr()),
             };
-            let signed = pusher
-                .push_image("demo/app", "signed", "a")
+            let (signed, _) = pusher
+                .push_signed_and_unsigned("demo/app", &pki)
                 .await
-                .expect("push");
-            pusher
-                .push_image("demo/app", "unsigned", "b")
-                .await
-                .expect("push");
-            let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
-            pusher
-                .sign_and_push("demo/app", &signed, &pki, &opts, ManifestForm::Legacy)
-                .await
-                .expect("sign");
+                .expect("push demo/app:signed and :unsigned");
             signed.digest
         });
         Images {
@@ -976,22 +966,14 @@ fn call_provider(
             .json(&body)
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| vouch_testkit::error_chain(&e))?;
         let status = response.status().as_u16();
-        let value: Value = response.json().await.map_err(|e| error_chain(&e))?;
+        let value: Value = response
+            .json()
+            .await
+            .map_err(|e| vouch_testkit::error_chain(&e))?;
         Ok((status, value))
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The item for `key` in a ProviderResponse.

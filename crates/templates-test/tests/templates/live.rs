@@ -260,11 +260,19 @@ impl Https {
             .header("Content-Type", "application/json")
             .body(body.to_string())
             .send()
-            .map_err(|e| format!("failed to send external data request: {}", error_chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "failed to send external data request: {}",
+                    vouch_testkit::error_chain(&e)
+                )
+            })?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .map_err(|e| format!("failed to read external data response: {}", error_chain(&e)))?;
+        let bytes = response.bytes().map_err(|e| {
+            format!(
+                "failed to read external data response: {}",
+                vouch_testkit::error_chain(&e)
+            )
+        })?;
         Ok((status, bytes.to_vec()))
     }
 }
@@ -279,17 +287,6 @@ impl ExternalData for Https {
             Err(e) => gatekeeper::handle_error(500, &e),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Replaces `${NAME}` placeholders in `text`.
