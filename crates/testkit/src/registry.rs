@@ -39,12 +39,15 @@ const HTTP_IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The lowest bcrypt cost: Distribution checks the hash on every request.
 const BCRYPT_COST: u32 = 4;
 
-/// A running `docker-registry` serving plain HTTP on `127.0.0.1`. Stopped on drop.
+/// A running `docker-registry` on `127.0.0.1` (plain HTTP, or HTTPS with
+/// [`Registry::start_tls_with_basic_auth`]). Stopped on drop.
 #[derive(Debug)]
 pub struct Registry {
     child: Child,
     port: u16,
     basic_auth: Option<(String, String)>,
+    /// The CA of the serving certificate, for a TLS registry.
+    ca_pem: Option<String>,
     log_path: PathBuf,
     // Removed after `Drop` has stopped the child.
     dir: TempDir,
@@ -80,7 +83,7 @@ impl HttpResponse {
 impl Registry {
     /// Starts an anonymous, plain-HTTP registry (config of test-infrastructure §1.2).
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_inner(None)
+        Self::start_inner(None, false)
     }
 
     /// Starts a plain-HTTP registry that requires HTTP Basic credentials (htpasswd, bcrypt).
@@ -90,10 +93,20 @@ impl Registry {
         if user.contains(':') {
             bail!("htpasswd user names cannot contain ':' (got {user:?})");
         }
-        Self::start_inner(Some((user.to_owned(), password.to_owned())))
+        Self::start_inner(Some((user.to_owned(), password.to_owned())), false)
     }
 
-    fn start_inner(basic_auth: Option<(String, String)>) -> anyhow::Result<Self> {
+    /// Starts a registry over HTTPS that requires HTTP Basic credentials: a fresh CA signs a
+    /// serving certificate for `localhost` and `127.0.0.1`; the CA is [`Registry::ca_pem`].
+    /// Readiness is the registry logging that it listens and accepting a TCP connection.
+    pub fn start_tls_with_basic_auth(user: &str, password: &str) -> anyhow::Result<Self> {
+        if user.contains(':') {
+            bail!("htpasswd user names cannot contain ':' (got {user:?})");
+        }
+        Self::start_inner(Some((user.to_owned(), password.to_owned())), true)
+    }
+
+    fn start_inner(basic_auth: Option<(String, String)>, tls: bool) -> anyhow::Result<Self> {
         let bin = registry_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("vouch-registry-")
@@ -110,16 +123,26 @@ impl Registry {
             fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n"))
                 .context("cannot write htpasswd")?;
         }
+        let ca_pem = if tls {
+            Some(write_tls_material(dir.path())?)
+        } else {
+            None
+        };
         let config_path = dir.path().join("config.yml");
         let log_path = dir.path().join("registry.log");
 
-        let ready_status = if basic_auth.is_some() { 401 } else { 200 };
+        // Over TLS the raw HTTP probe cannot be used: listening is enough.
+        let ready_status = match (tls, basic_auth.is_some()) {
+            (true, _) => None,
+            (false, true) => Some(401),
+            (false, false) => Some(200),
+        };
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
             let port = free_port()?;
             fs::write(
                 &config_path,
-                config_yaml(&dir_path, port, basic_auth.is_some()),
+                config_yaml(&dir_path, port, basic_auth.is_some(), tls),
             )
             .with_context(|| format!("cannot write {}", config_path.display()))?;
             let log = File::create(&log_path)
@@ -139,6 +162,7 @@ impl Registry {
                         child,
                         port,
                         basic_auth,
+                        ca_pem,
                         log_path,
                         dir,
                     });
@@ -182,6 +206,12 @@ impl Registry {
         self.dir.path()
     }
 
+    /// The CA certificate (PEM) of a registry started with
+    /// [`Registry::start_tls_with_basic_auth`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
     /// The credentials of a registry started with [`Registry::start_with_basic_auth`].
     pub fn basic_auth(&self) -> Option<(&str, &str)> {
         self.basic_auth
@@ -192,6 +222,9 @@ impl Registry {
     /// A raw HTTP/1.0 `GET` of `path` (e.g. `/v2/`), with an optional `Accept` header and the
     /// registry's Basic credentials, if any. Independent of any OCI client, for assertions.
     pub fn get(&self, path: &str, accept: Option<&str>) -> anyhow::Result<HttpResponse> {
+        if self.ca_pem.is_some() {
+            bail!("Registry::get speaks plain HTTP; this registry serves HTTPS");
+        }
         let mut extra = String::new();
         if let Some(accept) = accept {
             extra.push_str(&format!("Accept: {accept}\r\n"));
@@ -222,11 +255,12 @@ enum Readiness {
 }
 
 /// Polls every 50 ms for up to 10 s until our child logs that it listens and `GET /v2/`
-/// answers `ready_status` (the log check guards against another server that took the port).
+/// answers `ready_status` (the log check guards against another server that took the port);
+/// without a status (TLS), until the port accepts a connection.
 fn wait_ready(
     child: &mut Child,
     port: u16,
-    ready_status: u16,
+    ready_status: Option<u16>,
     log_path: &Path,
 ) -> Result<(), Readiness> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -237,10 +271,12 @@ fn wait_ready(
         }
         let listening = fs::read_to_string(log_path)
             .is_ok_and(|log| log.contains(&format!("listening on {addr}")));
-        if listening
-            && let Ok(response) = http_get(addr, "/v2/", "")
-            && response.status == ready_status
-        {
+        let ready = listening
+            && match ready_status {
+                Some(status) => http_get(addr, "/v2/", "").is_ok_and(|r| r.status == status),
+                None => TcpStream::connect_timeout(&addr, READY_POLL_INTERVAL).is_ok(),
+            };
+        if ready {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -327,7 +363,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// The registry configuration (test-infrastructure §1.2, plus htpasswd for the auth variant).
-fn config_yaml(dir: &str, port: u16, basic_auth: bool) -> String {
+fn config_yaml(dir: &str, port: u16, basic_auth: bool, tls: bool) -> String {
     let mut config = r"version: 0.1
 log:
   level: info
@@ -343,6 +379,14 @@ http:
     X-Content-Type-Options: [nosniff]
 "
     .to_owned();
+    if tls {
+        config.push_str(
+            r"  tls:
+    certificate: @DIR@/server.crt
+    key: @DIR@/server.key
+",
+        );
+    }
     if basic_auth {
         config.push_str(
             r"auth:
@@ -355,6 +399,27 @@ http:
     config
         .replace("@DIR@", dir)
         .replace("@PORT@", &port.to_string())
+}
+
+/// Writes `server.crt`/`server.key` (SANs `localhost`, `127.0.0.1`) signed by a fresh CA
+/// into `dir`; returns the CA certificate, PEM.
+fn write_tls_material(dir: &Path) -> anyhow::Result<String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "vouch test registry CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &ca)?;
+    fs::write(dir.join("server.crt"), cert.pem()).context("cannot write server.crt")?;
+    fs::write(dir.join("server.key"), key.serialize_pem()).context("cannot write server.key")?;
+    Ok(ca.pem())
 }
 
 /// One HTTP/1.0 GET (no chunked encoding, the server closes the connection).
@@ -443,10 +508,20 @@ mod tests {
 
     #[test]
     fn config_has_placeholders_replaced() {
-        let c = config_yaml("/tmp/x", 5000, true);
+        let c = config_yaml("/tmp/x", 5000, true, false);
         assert!(c.contains("rootdirectory: /tmp/x/data"));
         assert!(c.contains("addr: 127.0.0.1:5000"));
         assert!(c.contains("path: /tmp/x/htpasswd"));
+        assert!(!c.contains("tls:"));
         assert!(!c.contains('@'));
+        let tls = config_yaml("/tmp/x", 5000, true, true);
+        assert!(
+            tls.contains(
+                "  tls:\n    certificate: /tmp/x/server.crt\n    key: /tmp/x/server.key\n"
+            ),
+            "{tls}"
+        );
+        // The tls block belongs to `http:`, before `auth:`.
+        assert!(tls.find("  tls:") < tls.find("auth:"));
     }
 }
