@@ -518,6 +518,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_verdict_cache_is_bounded_by_weight() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let max_bytes = 50 * ENTRY_OVERHEAD as u64;
+        let options = CacheOptions {
+            max_bytes,
+            ..CacheOptions::default()
+        };
+        let v = verdicts(options, ConcurrencyOptions::default());
+        for i in 0..500u32 {
+            v.verify(&g, &format!("registry.test/app@sha256:{i:064x}"))
+                .await
+                .unwrap();
+        }
+        v.verdicts.run_pending_tasks().await;
+        let (count, total) = (v.verdicts.entry_count(), v.verdicts.weighted_size());
+        assert!(total <= max_bytes, "{total} > {max_bytes}");
+        assert!(
+            count < 50,
+            "each entry weighs at least the overhead: {count} entries"
+        );
+        assert!(count > 0, "recent verdicts are kept");
+        // A verdict is charged its overhead and own bytes, and its template only when
+        // rendering it created the template.
+        let response = VerificationResponse {
+            version: "0.2.0".to_owned(),
+            is_success: true,
+            trace_id: None,
+            timestamp: Some("2026-11-29T00:00:00Z".to_owned()),
+            verifier_reports: Vec::new(),
+        };
+        let templates = Templates::new();
+        let render = || {
+            Arc::new(CachedVerdict::render(
+                &response,
+                "registry.test/app@sha256:00",
+                &templates,
+            ))
+        };
+        let key = VerdictKey::new(1, "x");
+        let (first, second) = (weight(&key, &render()), weight(&key, &render()));
+        assert!(second as usize > ENTRY_OVERHEAD, "{second}");
+        // Each hole is two bytes (marker, number).
+        let template_len =
+            r#"{"version":"0.2.0","isSuccess":true,"traceID":"..","timestamp":".."}"#.len();
+        assert_eq!(
+            first - second,
+            template_len as u32,
+            "the new template is charged once"
+        );
+    }
+
+    #[tokio::test]
     async fn tag_resolutions_are_reused() {
         let fake = Fake::new(Duration::ZERO);
         let g = generation(1, Arc::clone(&fake));
