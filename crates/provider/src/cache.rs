@@ -191,6 +191,20 @@ impl Verdicts {
         generation: &Generation,
         key: &str,
     ) -> Option<Result<Verdict, KeyError>> {
+        // Most keys of a large batch are digest references already in normalised form: their
+        // cache key needs no parsing (parsing and formatting cost as much as the lookup).
+        let image = keys::split(key).image;
+        if Reference::is_normalized_digest_form(image) {
+            let cached = self
+                .verdicts
+                .get(&VerdictKey::new(generation.id, image))
+                .await?;
+            self.metrics.cache_lookup(CacheName::Verdict, true);
+            return Some(Ok(Verdict {
+                cached,
+                subject: image.to_owned(),
+            }));
+        }
         let reference = match keys::parse(key) {
             Ok(reference) => reference,
             Err(e) => return Some(Err(e)),
@@ -568,6 +582,45 @@ mod tests {
             template_len as u32,
             "the new template is charged once"
         );
+    }
+
+    #[tokio::test]
+    async fn cached_lookups_find_a_verdict_whatever_the_spelling() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let normalised = format!("registry.test/app@{digest}");
+        assert!(
+            v.cached(&g, &normalised).await.is_none(),
+            "nothing cached yet"
+        );
+        v.verify(&g, &format!("[ns]registry.test/app@{digest}"))
+            .await
+            .unwrap();
+        // The fast path (already normalised), prefixes, and a spelling that needs parsing.
+        for key in [
+            normalised.clone(),
+            format!("docker-pullable://{normalised}"),
+            format!("[other]{normalised}"),
+        ] {
+            let hit = v.cached(&g, &key).await.expect("hit").unwrap();
+            assert_eq!(hit.subject, normalised, "{key}");
+        }
+        let hub = format!("docker.io/library/nginx@{digest}");
+        v.verify(&g, &hub).await.unwrap();
+        let hit = v
+            .cached(&g, &format!("nginx@{digest}"))
+            .await
+            .expect("hit")
+            .unwrap();
+        assert_eq!(hit.subject, hub, "parsed and normalised");
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 2);
+        // Another generation never sees these verdicts.
+        assert!(v.cached(&generation(2, fake), &normalised).await.is_none());
+        // A key that is not a reference is answered at once, with its error.
+        let bad = v.cached(&g, "Not A Reference").await.expect("answered");
+        assert_eq!(bad.unwrap_err().code, "REFERENCE_INVALID");
     }
 
     #[tokio::test]
