@@ -193,32 +193,29 @@ impl Verdicts {
     ) -> Option<Result<Verdict, KeyError>> {
         // Most keys of a large batch are digest references already in normalised form: their
         // cache key needs no parsing (parsing and formatting cost as much as the lookup).
+        // `pinned` is the digest form of a tag reference; otherwise the subject is `requested`.
         let image = keys::split(key).image;
-        if Reference::is_normalized_digest_form(image) {
-            let cached = self
-                .verdicts
-                .get(&VerdictKey::new(generation.id, image))
-                .await?;
-            self.metrics.cache_lookup(CacheName::Verdict, true);
-            return Some(Ok(Verdict {
-                cached,
-                subject: image.to_owned(),
-            }));
-        }
-        let reference = match keys::parse(key) {
-            Ok(reference) => reference,
-            Err(e) => return Some(Err(e)),
-        };
-        let requested = reference.to_string();
-        let subject = if reference.digest().is_some() {
-            requested.clone()
+        let (requested, pinned) = if Reference::is_normalized_digest_form(image) {
+            (image.to_owned(), None)
         } else {
-            let digest = self.cached_tag(generation, &requested).await?;
-            reference.with_digest(&digest).to_string()
+            let reference = match keys::parse(key) {
+                Ok(reference) => reference,
+                Err(e) => return Some(Err(e)),
+            };
+            let requested = reference.to_string();
+            let pinned = match reference.digest() {
+                Some(_) => None,
+                None => {
+                    let digest = self.cached_tag(generation, &requested).await?;
+                    Some(reference.with_digest(&digest).to_string())
+                }
+            };
+            (requested, pinned)
         };
+        let subject = pinned.as_deref().unwrap_or(&requested);
         let cached = self
             .verdicts
-            .get(&VerdictKey::new(generation.id, &subject))
+            .get(&VerdictKey::new(generation.id, subject))
             .await?;
         self.metrics.cache_lookup(CacheName::Verdict, true);
         Some(Ok(Verdict {

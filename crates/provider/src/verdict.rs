@@ -419,14 +419,14 @@ mod tests {
             passed(&verified, SIGNATURE, "2026-11-29T00:00:00.123456789Z"),
             failed(&verified),
         ] {
-            let cached = CachedVerdict::render(&response, &verified, &templates);
+            let cached = Arc::new(CachedVerdict::render(&response, &verified, &templates));
             for requested in [
                 "registry.test/app:v1",
                 "registry.test/app:other",
                 verified.as_str(),
             ] {
                 let verdict = Verdict {
-                    cached: Arc::new(clone(&cached)),
+                    cached: Arc::clone(&cached),
                     subject: requested.into(),
                 };
                 for trace in ["t-1", "odd \"trace\" \\ id"] {
@@ -437,15 +437,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    fn clone(v: &CachedVerdict) -> CachedVerdict {
-        CachedVerdict {
-            is_success: v.is_success,
-            new_template: v.new_template,
-            template: Arc::clone(&v.template),
-            params: v.params.clone(),
         }
     }
 
