@@ -422,8 +422,10 @@ fn write_tls_material(dir: &Path) -> anyhow::Result<String> {
     Ok(ca.pem())
 }
 
-/// One HTTP/1.0 GET (no chunked encoding, the server closes the connection).
-fn http_get(addr: SocketAddr, path: &str, extra_headers: &str) -> anyhow::Result<HttpResponse> {
+/// One plain-HTTP/1.0 GET of `path` from `addr` (no chunked encoding, the server closes
+/// the connection), `extra_headers` being complete `Name: value\r\n` lines. For probing
+/// registries and plain-HTTP listeners (health, metrics) independently of any client.
+pub fn http_get(addr: SocketAddr, path: &str, extra_headers: &str) -> anyhow::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_IO_TIMEOUT)
         .with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(HTTP_IO_TIMEOUT))?;

@@ -23,8 +23,7 @@
 //! upgrades, and the API server's and Gatekeeper's admission of the objects.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -903,28 +902,9 @@ fn run_pod(render: &Render, cluster_secrets: &[Value]) -> Pod {
 
 /// A plain HTTP/1.0 GET: status (0 when nothing answers) and body.
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    if stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .is_err()
-    {
-        return (0, String::new());
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    vouch_testkit::registry::http_get(addr, path, "").map_or((0, String::new()), |r| {
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    })
 }
 
 /// Calls `provider` the way Gatekeeper does: POST to its URL (host resolved to the pod's
