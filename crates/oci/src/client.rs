@@ -21,7 +21,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -191,7 +190,7 @@ impl RegistryClient {
             let url = self.url(reference, &format!("manifests/{selector}"))?;
             let operation = format!("fetching manifest {selector} of {}", reference.repository());
             let fetched = self
-                .get_bounded(reference, url, &MANIFEST_ACCEPT.join(", "), None, &operation)
+                .get_bounded(reference, url, &MANIFEST_ACCEPT.join(", "), None, self.inner.options.max_manifest_bytes, &operation)
                 .await?;
             let digest = match reference.digest() {
                 Some(expected) => {
@@ -256,7 +255,7 @@ impl RegistryClient {
                 let operation = format!("listing referrers of {subject_digest} (page {})", page + 1);
                 visited.insert(url.to_string());
                 let fetched = match self
-                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, &operation)
+                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, self.inner.options.max_manifest_bytes, &operation)
                     .await
                 {
                     Ok(f) => f,
@@ -317,7 +316,14 @@ impl RegistryClient {
         let url = self.url(reference, &format!("manifests/{tag}"))?;
         let operation = format!("fetching referrers index tag {tag}");
         let fetched = match self
-            .get_bounded(reference, url, OCI_IMAGE_INDEX, None, &operation)
+            .get_bounded(
+                reference,
+                url,
+                OCI_IMAGE_INDEX,
+                None,
+                self.inner.options.max_manifest_bytes,
+                &operation,
+            )
             .await
         {
             Ok(f) => f,
@@ -372,6 +378,7 @@ impl RegistryClient {
                     url,
                     &MANIFEST_ACCEPT.join(", "),
                     Some(descriptor.size),
+                    self.inner.options.max_manifest_bytes,
                     &operation,
                 )
                 .await?;
@@ -405,36 +412,21 @@ impl RegistryClient {
                 self.inner.options.max_blob_bytes,
                 "blob",
             )?;
+            let url = self.url(reference, &format!("blobs/{}", descriptor.digest))?;
             let operation = format!("fetching blob {}", descriptor.digest);
-            let oci = self.oci_with_auth(reference).await?;
-            let oci_ref = reference.to_oci();
-            let stream = oci
-                .pull_blob_stream(&oci_ref, descriptor.digest.as_str())
-                .await;
-            self.observe_oci(reference, &stream);
-            let stream =
-                stream.map_err(|e| RegistryError::from_oci(reference.registry(), &operation, e))?;
-            if let Some(len) = stream.content_length
-                && len != descriptor.size
-            {
-                return Err(self.size_error(reference, descriptor, len, &operation));
-            }
-            let mut body =
-                Vec::with_capacity(usize::try_from(descriptor.size.min(1 << 20)).unwrap_or(0));
-            let mut stream = stream.stream;
-            while let Some(chunk) = stream.next().await {
-                let chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return Err(self.stream_error(reference, descriptor, &body, e, &operation));
-                    }
-                };
-                if body.len() as u64 + chunk.len() as u64 > descriptor.size {
-                    let got = body.len() as u64 + chunk.len() as u64;
-                    return Err(self.size_error(reference, descriptor, got, &operation));
-                }
-                body.extend_from_slice(&chunk);
-            }
+            // Through the repository's session, like manifests: oci-client's blob pull
+            // re-runs the anonymous auth flow (a `/v2/` round trip) before every blob.
+            let body = self
+                .get_bounded(
+                    reference,
+                    url,
+                    "*/*",
+                    Some(descriptor.size),
+                    self.inner.options.max_blob_bytes,
+                    &operation,
+                )
+                .await?
+                .body;
             self.check_content(reference, descriptor, &body, &operation)?;
             Ok(body)
         })
@@ -703,16 +695,17 @@ impl RegistryClient {
     }
 
     /// GET `url` with auth, reading at most `declared` bytes (when given; more is a
-    /// digest mismatch) or `max_manifest_bytes` (more is [`ErrorKind::TooLarge`]).
+    /// digest mismatch) and at most `max` (a manifest without a declared size: more is
+    /// [`ErrorKind::TooLarge`]).
     async fn get_bounded(
         &self,
         reference: &Reference,
         url: Url,
         accept: &str,
         declared: Option<u64>,
+        max: u64,
         operation: &str,
     ) -> Result<Fetched, RegistryError> {
-        let max = self.inner.options.max_manifest_bytes;
         let limit = declared.map_or(max, |d| d.min(max));
         let mut refresh = false;
         loop {
@@ -767,7 +760,8 @@ impl RegistryClient {
                 return Err(too_big(len));
             }
             let headers = response.headers().clone();
-            let mut body = Vec::new();
+            // A declared size is at most `max`; it is trusted for at most 1 MiB up front.
+            let mut body = Vec::with_capacity(declared.map_or(0, |d| d.min(1 << 20)) as usize);
             loop {
                 let chunk = response.chunk().await.map_err(|e| {
                     RegistryError::from_reqwest(reference.registry(), operation, &e)
@@ -849,41 +843,6 @@ impl RegistryClient {
                 "served {got} bytes for {}, whose descriptor declares {} ({operation})",
                 descriptor.digest, descriptor.size
             ),
-        )
-    }
-
-    fn stream_error(
-        &self,
-        reference: &Reference,
-        descriptor: &Descriptor,
-        received: &[u8],
-        e: std::io::Error,
-        operation: &str,
-    ) -> RegistryError {
-        // oci-client's verifying stream reports a digest mismatch as the last item.
-        if let Some(inner) = e.get_ref() {
-            if inner
-                .downcast_ref::<oci_client::errors::DigestError>()
-                .is_some()
-            {
-                let actual = digest_like(&descriptor.digest, received).unwrap_or_default();
-                return self.error(
-                    reference,
-                    ErrorKind::DigestMismatch,
-                    format!(
-                        "served content with digest {actual} for {} ({operation})",
-                        descriptor.digest
-                    ),
-                );
-            }
-            if let Some(re) = inner.downcast_ref::<reqwest::Error>() {
-                return RegistryError::from_reqwest(reference.registry(), operation, re);
-            }
-        }
-        RegistryError::from_oci(
-            reference.registry(),
-            operation,
-            oci_client::errors::OciDistributionError::IoError(e),
         )
     }
 }

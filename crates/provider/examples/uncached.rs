@@ -4,6 +4,8 @@
 //! * `vouch URL CA_FILE KEYS N`: POST each of the first `N` keys once, one key per request,
 //!   one at a time, over one keep-alive HTTPS connection to `vouch serve` (every request is a
 //!   cache miss: each key names a different image);
+//! * `engine CONFIG KEYS N`: the same keys through vouch's engine in process (no HTTPS hop,
+//!   no cache, no answer);
 //! * `floor CONFIG KEYS N`: the least work a verification needs, with a plain keep-alive HTTP
 //!   client: GET the manifest by digest, GET the Referrers API (Distribution 2.8 answers 404),
 //!   GET the `sha256-<hex>` referrers index, GET the signature manifest, GET the envelope blob,
@@ -32,7 +34,10 @@ async fn main() -> anyhow::Result<()> {
     let latencies = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["vouch", url, ca, keys, n] => vouch(url, ca, &read_keys(keys, n)?).await?,
         ["floor", config, keys, n] => floor(config, &read_keys(keys, n)?).await?,
-        _ => bail!("usage: uncached vouch URL CA_FILE KEYS N | uncached floor CONFIG KEYS N"),
+        ["engine", config, keys, n] => engine(config, &read_keys(keys, n)?).await?,
+        _ => bail!(
+            "usage: uncached vouch URL CA_FILE KEYS N | uncached floor CONFIG KEYS N | uncached engine CONFIG KEYS N"
+        ),
     };
     report(&args[0], latencies);
     Ok(())
@@ -150,6 +155,27 @@ async fn floor(config: &str, keys: &[String]) -> anyhow::Result<Vec<Duration>> {
             )
             .map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
         latencies.push(started.elapsed());
+    }
+    Ok(latencies)
+}
+
+/// vouch's engine in process (`Engine::verify`, as `vouch serve` calls it for a cache miss),
+/// without the HTTPS hop, the batch, the verdict cache or the answer: splits vouch's time
+/// between verification and serving.
+async fn engine(config: &str, keys: &[String]) -> anyhow::Result<Vec<Duration>> {
+    let config = vouch_config::Config::load(std::path::Path::new(config))?;
+    let engine = vouch_provider::Engine::new(config, vouch_provider::EngineOptions::default())?;
+    let mut latencies = Vec::with_capacity(keys.len());
+    for key in keys {
+        let started = Instant::now();
+        let response = engine
+            .verify(key)
+            .await
+            .map_err(|e| anyhow::anyhow!("{key}: {}", e.message))?;
+        latencies.push(started.elapsed());
+        if !response.is_success {
+            bail!("{key} did not pass: {response:?}");
+        }
     }
     Ok(latencies)
 }

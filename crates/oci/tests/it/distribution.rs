@@ -296,6 +296,50 @@ impl Counting {
     }
 }
 
+/// Once a repository's session is known (the `/v2/` ping of the first request), every later
+/// read is exactly one request, blobs included: oci-client's own blob pull pinged `/v2/` again
+/// before each anonymous download, one extra round trip per verification. Counted in the
+/// registry's access log (Distribution writes each line before the response is flushed, so
+/// a request the client has seen answered is already in the log).
+#[tokio::test]
+async fn reads_after_the_first_are_one_request_each() {
+    let reg = Registry::start().await;
+    let repo = reference(&format!("{}/vouch-test/one-request", reg.host()));
+    let pushed = push_image(&client(), &repo, "v1", b"one request layer").await;
+    let blob = descriptor(
+        "application/vnd.oci.image.layer.v1.tar",
+        b"one request layer",
+    );
+    let logged = || reg.log().lines().count();
+
+    let client = client();
+    let pinned = repo.with_digest(&pushed.digest);
+    let before = logged();
+    client.resolve(&pinned).await.expect("resolve");
+    for _ in 0..3 {
+        let bytes = client.fetch_blob(&pinned, &blob).await.expect("blob");
+        assert_eq!(bytes, b"one request layer");
+    }
+    let log = reg.log();
+    let requests: Vec<&str> = log
+        .lines()
+        .skip(before)
+        .filter(|l| l.contains("\"GET /v2/"))
+        .collect();
+    let pings = requests
+        .iter()
+        .filter(|l| l.contains("\"GET /v2/ HTTP"))
+        .count();
+    let blobs = format!("GET /v2/vouch-test/one-request/blobs/{} ", blob.digest);
+    let downloads = requests.iter().filter(|l| l.contains(&blobs)).count();
+    assert_eq!(
+        (requests.len(), pings, downloads),
+        (5, 1, 3),
+        "one /v2/ ping, the manifest, three blob downloads:\n{}",
+        requests.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn the_request_observer_sees_every_request_by_registry_and_status_class() {
     use vouch_oci::StatusClass;
