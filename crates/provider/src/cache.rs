@@ -191,37 +191,46 @@ impl Verdicts {
         generation: &Generation,
         key: &str,
     ) -> Option<Result<Verdict, KeyError>> {
-        // Most keys of a large batch are digest references already in normalised form: their
-        // cache key needs no parsing (parsing and formatting cost as much as the lookup).
-        // `pinned` is the digest form of a tag reference; otherwise the subject is `requested`.
         let image = keys::split(key).image;
-        let (requested, pinned) = if Reference::is_normalized_digest_form(image) {
-            (image.to_owned(), None)
-        } else {
-            let reference = match keys::parse(key) {
-                Ok(reference) => reference,
-                Err(e) => return Some(Err(e)),
-            };
-            let requested = reference.to_string();
-            let pinned = match reference.digest() {
-                Some(_) => None,
-                None => {
-                    let digest = self.cached_tag(generation, &requested).await?;
-                    Some(reference.with_digest(&digest).to_string())
-                }
-            };
-            (requested, pinned)
+        // Most keys of a large batch are digest references already in normalised form, the
+        // exact spelling of a cached subject: their cache key needs no parsing (parsing and
+        // formatting cost as much as the lookup). A key equal to a cached subject *is* that
+        // subject, because subjects are formatted references and the normalised form is a
+        // fixed point of parse-then-format (property-tested in vouch-oci). Only digest forms
+        // are tried: a tag key must go through the tag cache.
+        if image.contains('@')
+            && let Some(cached) = self
+                .verdicts
+                .get(&VerdictKey::new(generation.id, image))
+                .await
+        {
+            return Some(Ok(self.hit(cached, image.to_owned())));
+        }
+        let reference = match keys::parse(key) {
+            Ok(reference) => reference,
+            Err(e) => return Some(Err(e)),
         };
-        let subject = pinned.as_deref().unwrap_or(&requested);
+        let requested = reference.to_string();
+        let subject = match reference.digest() {
+            // Already looked up under this exact spelling.
+            Some(_) if requested == image => return None,
+            Some(_) => requested.clone(),
+            None => {
+                let digest = self.cached_tag(generation, &requested).await?;
+                reference.with_digest(&digest).to_string()
+            }
+        };
         let cached = self
             .verdicts
-            .get(&VerdictKey::new(generation.id, subject))
+            .get(&VerdictKey::new(generation.id, &subject))
             .await?;
+        Some(Ok(self.hit(cached, requested)))
+    }
+
+    /// A verdict-cache hit, answered under the subject as the key spelled it.
+    fn hit(&self, cached: Arc<CachedVerdict>, subject: String) -> Verdict {
         self.metrics.cache_lookup(CacheName::Verdict, true);
-        Some(Ok(Verdict {
-            cached,
-            subject: requested,
-        }))
+        Verdict { cached, subject }
     }
 
     /// The digest the tag reference `written` resolved to, if the tag cache holds it.

@@ -49,6 +49,8 @@ impl Route {
     }
 }
 
+const ROUTES: [Route; 2] = [Route::Verify, Route::Mutate];
+
 /// What one key's answer was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -73,6 +75,13 @@ impl Outcome {
     }
 }
 
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Pass,
+    Outcome::Fail,
+    Outcome::Error,
+    Outcome::Timeout,
+];
+
 /// Which cache a lookup went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CacheName {
@@ -80,6 +89,17 @@ pub(crate) enum CacheName {
     Verdict,
     /// Tag → digest resolutions.
     Tag,
+}
+
+const CACHES: [CacheName; 2] = [CacheName::Verdict, CacheName::Tag];
+
+impl CacheName {
+    fn as_str(self) -> &'static str {
+        match self {
+            CacheName::Verdict => "verdict",
+            CacheName::Tag => "tag",
+        }
+    }
 }
 
 /// Request-level failures (`systemError`), Ratify's `ratify_system_error_count`.
@@ -167,8 +187,11 @@ pub(crate) struct Metrics {
     mutation_request: Histogram,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     system_errors: Family<ErrorLabels, Counter>,
-    verdicts: Family<VerdictLabels, Counter>,
-    cache: Family<CacheLabels, Counter>,
+    /// `vouch_verdicts` by [route][outcome], resolved once: counted for every key of
+    /// every answer, so a family lookup (a lock and a label hash) per key would show.
+    verdicts: [[Counter; OUTCOMES.len()]; ROUTES.len()],
+    /// `vouch_cache_requests` by [cache][hit], resolved once for the same reason.
+    cache: [[Counter; 2]; CACHES.len()],
     config_reloads: Family<ResultLabels, Counter>,
     config_generation: Gauge,
     tls_reloads: Family<ResultLabels, Counter>,
@@ -221,18 +244,38 @@ impl Metrics {
             "Requests failed as a whole (systemError), by kind",
             system_errors.clone(),
         );
-        let verdicts = Family::<VerdictLabels, Counter>::default();
+        let verdict_family = Family::<VerdictLabels, Counter>::default();
         registry.register(
             "vouch_verdicts",
             "Answered keys by route and outcome (pass, fail, error, timeout)",
-            verdicts.clone(),
+            verdict_family.clone(),
         );
-        let cache = Family::<CacheLabels, Counter>::default();
+        let verdicts = ROUTES.map(|route| {
+            OUTCOMES.map(|outcome| {
+                verdict_family
+                    .get_or_create(&VerdictLabels {
+                        route: route.as_str(),
+                        outcome: outcome.as_str(),
+                    })
+                    .clone()
+            })
+        });
+        let cache_family = Family::<CacheLabels, Counter>::default();
         registry.register(
             "vouch_cache_requests",
             "Cache lookups by cache (verdict, tag) and result (hit, miss)",
-            cache.clone(),
+            cache_family.clone(),
         );
+        let cache = CACHES.map(|cache| {
+            ["miss", "hit"].map(|result| {
+                cache_family
+                    .get_or_create(&CacheLabels {
+                        cache: cache.as_str(),
+                        result,
+                    })
+                    .clone()
+            })
+        });
         let config_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "vouch_config_reloads",
@@ -323,24 +366,11 @@ impl Metrics {
     }
 
     pub(crate) fn verdict(&self, route: Route, outcome: Outcome) {
-        self.verdicts
-            .get_or_create(&VerdictLabels {
-                route: route.as_str(),
-                outcome: outcome.as_str(),
-            })
-            .inc();
+        self.verdicts[route as usize][outcome as usize].inc();
     }
 
     pub(crate) fn cache_lookup(&self, cache: CacheName, hit: bool) {
-        self.cache
-            .get_or_create(&CacheLabels {
-                cache: match cache {
-                    CacheName::Verdict => "verdict",
-                    CacheName::Tag => "tag",
-                },
-                result: if hit { "hit" } else { "miss" },
-            })
-            .inc();
+        self.cache[cache as usize][usize::from(hit)].inc();
     }
 
     pub(crate) fn config_reload(&self, result: ReloadResult) {
@@ -444,6 +474,60 @@ mod tests {
             "vouch_config_reloads_total{result=\"failure\"} 1",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    /// The pre-resolved counters are indexed by the enums' discriminants: each label set
+    /// counts its own events, and every series is exported from the start, at 0.
+    #[test]
+    fn every_route_outcome_and_cache_result_counts_under_its_own_labels() {
+        let m = Metrics::new();
+        let text = m.encode().unwrap();
+        for route in ROUTES {
+            for outcome in OUTCOMES {
+                let series = format!(
+                    "vouch_verdicts_total{{route=\"{}\",outcome=\"{}\"}}",
+                    route.as_str(),
+                    outcome.as_str()
+                );
+                assert!(text.contains(&format!("{series} 0\n")), "{series}: {text}");
+            }
+        }
+        for (i, route) in ROUTES.into_iter().enumerate() {
+            for (j, outcome) in OUTCOMES.into_iter().enumerate() {
+                for _ in 0..(1 + i * OUTCOMES.len() + j) {
+                    m.verdict(route, outcome);
+                }
+            }
+        }
+        for (i, cache) in CACHES.into_iter().enumerate() {
+            for hit in [false, true] {
+                for _ in 0..(1 + 2 * i + usize::from(hit)) {
+                    m.cache_lookup(cache, hit);
+                }
+            }
+        }
+        let text = m.encode().unwrap();
+        for (i, route) in ROUTES.into_iter().enumerate() {
+            for (j, outcome) in OUTCOMES.into_iter().enumerate() {
+                let series = format!(
+                    "vouch_verdicts_total{{route=\"{}\",outcome=\"{}\"}} {}\n",
+                    route.as_str(),
+                    outcome.as_str(),
+                    1 + i * OUTCOMES.len() + j
+                );
+                assert!(text.contains(&series), "{series}: {text}");
+            }
+        }
+        for (i, cache) in CACHES.into_iter().enumerate() {
+            for (hit, result) in [(false, "miss"), (true, "hit")] {
+                let series = format!(
+                    "vouch_cache_requests_total{{cache=\"{}\",result=\"{result}\"}} {}\n",
+                    cache.as_str(),
+                    1 + 2 * i + usize::from(hit)
+                );
+                assert!(text.contains(&series), "{series}: {text}");
+            }
         }
     }
 
