@@ -16,7 +16,8 @@
 #             of the same bytes), run alternately in the same session;
 # * uncached: one key per request, each a different signed image, beside a floor making the
 #             same registry round trips with a plain HTTP client plus one signature
-#             verification (examples/uncached.rs);
+#             verification (examples/uncached.rs), and vouch's engine in process (the same
+#             verification without the HTTPS hop, the cache and the answer);
 # * memory:   VmRSS idle, then with FILL failure verdicts cached (absent digests in the local
 #             registry, cached for 60 min);
 # * startup:  process start until /readyz answers 200 (bench/startup.py), certificates
@@ -127,6 +128,8 @@ if [[ $WHAT == all || $WHAT == uncached ]]; then
   for round in $(seq "$ROUNDS"); do
     echo "round $round, load $(load)"
     "$EX/uncached" floor "$WORK/env/config.yaml" "$WORK/uncached.txt" "$UNCACHED"
+    # vouch's engine in process: the verification without the HTTPS hop and the answer.
+    "$EX/uncached" engine "$WORK/env/config.yaml" "$WORK/uncached.txt" "$UNCACHED"
     start_vouch
     "$EX/uncached" vouch https://localhost:7443/ratify/gatekeeper/v1/verify "$WORK/tls/ca.crt" "$WORK/uncached.txt" "$UNCACHED"
     curl -s http://127.0.0.1:7888/metrics | grep '^ratify_registry_request_count' || true

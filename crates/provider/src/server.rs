@@ -213,6 +213,14 @@ impl Server {
         })
     }
 
+    /// The external-data routes over this server's state (verdict cache, metrics, limits),
+    /// without TLS or listeners: what every HTTPS connection is served. For benchmarks of the
+    /// answer path (`cargo bench -p vouch-provider --bench answer`).
+    #[doc(hidden)]
+    pub fn router(&self) -> axum::Router {
+        router(Arc::clone(&self.state))
+    }
+
     /// The address of the HTTPS listener (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.https.local_addr().ok()
