@@ -84,11 +84,25 @@ const MAX_TAGS: u64 = 100_000;
 /// more than the rest of a lookup (foldhash is seeded per process).
 type Hasher = foldhash::fast::RandomState;
 
-/// A tag cache key: the reference as written, under one configuration generation.
+/// A tag cache key: the image reference as the key spelled it (namespace and runtime
+/// prefixes removed), under one configuration generation. Keyed by spelling, a cached tag
+/// is answered without parsing; two spellings of one tag are two entries, each resolved
+/// once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TagKey {
     generation: u64,
-    reference: String,
+    spelling: String,
+}
+
+/// A tag resolved to a digest, as the tag cache keeps it.
+#[derive(Debug)]
+pub(crate) struct Pin {
+    /// The tag reference, normalised: what reports name as the subject.
+    requested: String,
+    /// The digest the tag pointed to.
+    pub(crate) digest: String,
+    /// The verdict cache key of the digest-pinned subject.
+    subject: VerdictKey,
 }
 
 /// A verdict cache key: the SHA-256 of the digest-pinned subject (collision-resistant, and
@@ -146,7 +160,7 @@ fn weight(_key: &VerdictKey, value: &Arc<CachedVerdict>) -> u32 {
 /// Caches, coalescing and limits in front of the backend.
 pub(crate) struct Verdicts {
     verdicts: Cache<VerdictKey, Arc<CachedVerdict>, Hasher>,
-    tags: Cache<TagKey, String, Hasher>,
+    tags: Cache<TagKey, Arc<Pin>, Hasher>,
     templates: Templates,
     global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -197,32 +211,33 @@ impl Verdicts {
         // formatting cost as much as the lookup). A key equal to a cached subject *is* that
         // subject, because subjects are formatted references and the normalised form is a
         // fixed point of parse-then-format (property-tested in vouch-oci). Only digest forms
-        // are tried: a tag key must go through the tag cache.
-        if image.contains('@')
-            && let Some(cached) = self
+        // are tried: a tag key goes through the tag cache, keyed by spelling.
+        if image.contains('@') {
+            if let Some(cached) = self
                 .verdicts
                 .get(&VerdictKey::new(generation.id, image))
                 .await
-        {
-            return Some(Ok(self.hit(cached, image.to_owned())));
+            {
+                return Some(Ok(self.hit(cached, image.to_owned())));
+            }
+        } else if let Some(pin) = self.cached_pin(generation, image).await {
+            let cached = self.verdicts.get(&pin.subject).await?;
+            return Some(Ok(self.hit(cached, pin.requested.clone())));
         }
         let reference = match keys::parse(key) {
             Ok(reference) => reference,
             Err(e) => return Some(Err(e)),
         };
+        // A tag not in the tag cache under this spelling needs resolving.
+        reference.digest()?;
         let requested = reference.to_string();
-        let subject = match reference.digest() {
+        if requested == image {
             // Already looked up under this exact spelling.
-            Some(_) if requested == image => return None,
-            Some(_) => requested.clone(),
-            None => {
-                let digest = self.cached_tag(generation, &requested).await?;
-                reference.with_digest(&digest).to_string()
-            }
-        };
+            return None;
+        }
         let cached = self
             .verdicts
-            .get(&VerdictKey::new(generation.id, &subject))
+            .get(&VerdictKey::new(generation.id, &requested))
             .await?;
         Some(Ok(self.hit(cached, requested)))
     }
@@ -233,19 +248,19 @@ impl Verdicts {
         Verdict { cached, subject }
     }
 
-    /// The digest the tag reference `written` resolved to, if the tag cache holds it.
-    pub(crate) async fn cached_tag(
+    /// What the tag reference spelled `spelling` resolved to, if the tag cache holds it.
+    pub(crate) async fn cached_pin(
         &self,
         generation: &Generation,
-        written: &str,
-    ) -> Option<String> {
+        spelling: &str,
+    ) -> Option<Arc<Pin>> {
         let key = TagKey {
             generation: generation.id,
-            reference: written.to_owned(),
+            spelling: spelling.to_owned(),
         };
-        let digest = self.tags.get(&key).await?;
+        let pin = self.tags.get(&key).await?;
         self.metrics.cache_lookup(CacheName::Tag, true);
-        Some(digest)
+        Some(pin)
     }
 
     /// The verdict for `key` under `generation`: from the cache, from a running
@@ -259,17 +274,23 @@ impl Verdicts {
         let requested = reference.to_string();
         // Pin a tag to its digest so the verdict is cached by digest. When the tag cannot be
         // resolved, the backend verifies the tag form and reports why it failed.
-        let subject = if reference.digest().is_some() {
-            requested.clone()
-        } else {
-            match self.resolve_as(generation, &reference, &requested).await {
-                Ok(digest) => reference.with_digest(&digest).to_string(),
-                Err(_) => requested.clone(),
-            }
+        let pinned = match reference.digest() {
+            Some(_) => None,
+            None => self
+                .resolve(generation, &reference, keys::split(key).image)
+                .await
+                .ok(),
+        };
+        let (subject, verdict_key) = match pinned {
+            Some(pin) => (reference.with_digest(&pin.digest).to_string(), pin.subject),
+            None => (
+                requested.clone(),
+                VerdictKey::new(generation.id, &requested),
+            ),
         };
         let entry = self
             .verdicts
-            .entry(VerdictKey::new(generation.id, &subject))
+            .entry(verdict_key)
             .or_try_insert_with(async {
                 let _permits = self.permits(reference.registry()).await;
                 let _in_flight = self.metrics.in_flight();
@@ -292,32 +313,31 @@ impl Verdicts {
         })
     }
 
-    /// The digest `reference`'s tag points to, from the tag cache or the registry.
+    /// What `reference`'s tag points to, from the tag cache or the registry; cached under
+    /// `spelling`, the reference as the key wrote it.
     pub(crate) async fn resolve(
         &self,
         generation: &Generation,
         reference: &Reference,
-    ) -> Result<String, KeyError> {
-        self.resolve_as(generation, reference, &reference.to_string())
-            .await
-    }
-
-    /// [`Verdicts::resolve`] with `reference` already formatted as `written`.
-    async fn resolve_as(
-        &self,
-        generation: &Generation,
-        reference: &Reference,
-        written: &str,
-    ) -> Result<String, KeyError> {
+        spelling: &str,
+    ) -> Result<Arc<Pin>, KeyError> {
         let entry = self
             .tags
             .entry(TagKey {
                 generation: generation.id,
-                reference: written.to_owned(),
+                spelling: spelling.to_owned(),
             })
             .or_try_insert_with(async {
                 let _permits = self.permits(reference.registry()).await;
-                generation.backend.resolve(reference).await
+                let digest = generation.backend.resolve(reference).await?;
+                Ok::<_, KeyError>(Arc::new(Pin {
+                    requested: reference.to_string(),
+                    subject: VerdictKey::new(
+                        generation.id,
+                        &reference.with_digest(&digest).to_string(),
+                    ),
+                    digest,
+                }))
             })
             .await
             .map_err(|e| (*e).clone())?;
@@ -635,10 +655,55 @@ mod tests {
         let g = generation(1, Arc::clone(&fake));
         let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
         let r = Reference::parse("registry.test/app:v1").unwrap();
-        let a = v.resolve(&g, &r).await.unwrap();
-        let b = v.resolve(&g, &r).await.unwrap();
-        assert_eq!(a, b);
+        let a = v.resolve(&g, &r, "registry.test/app:v1").await.unwrap();
+        let b = v.resolve(&g, &r, "registry.test/app:v1").await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "the same cached resolution");
         assert_eq!(fake.resolves.load(Ordering::SeqCst), 1);
+        // Another spelling of the same tag is its own entry: resolved once more, to the
+        // same digest and the same normalised subject.
+        let c = v
+            .resolve(&g, &r, "docker-pullable://registry.test/app:v1")
+            .await;
+        let c = c.unwrap();
+        assert_eq!(fake.resolves.load(Ordering::SeqCst), 2);
+        assert_eq!((&c.digest, &c.requested), (&a.digest, &a.requested));
+        assert_eq!(c.subject, a.subject);
+        // Another generation resolves again.
+        v.resolve(
+            &generation(2, Arc::clone(&fake)),
+            &r,
+            "registry.test/app:v1",
+        )
+        .await
+        .unwrap();
+        assert_eq!(fake.resolves.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_cached_tag_is_answered_under_its_spelling_with_the_normalised_subject() {
+        let fake = Fake::new(Duration::ZERO);
+        let g = generation(1, Arc::clone(&fake));
+        let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
+        assert!(
+            v.cached(&g, "nginx:1.25").await.is_none(),
+            "nothing cached yet"
+        );
+        let verified = v.verify(&g, "[ns]nginx:1.25").await.unwrap();
+        assert_eq!(verified.subject, "docker.io/library/nginx:1.25");
+        for key in ["nginx:1.25", "[other]nginx:1.25", "[]nginx:1.25"] {
+            let hit = v.cached(&g, key).await.expect("hit").unwrap();
+            assert_eq!(hit.subject, "docker.io/library/nginx:1.25", "{key}");
+            assert!(Arc::ptr_eq(&hit.cached, &verified.cached), "{key}");
+        }
+        // The normalised spelling was never resolved: a miss until verified, which
+        // resolves it once and shares the verdict of the pinned digest.
+        assert!(v.cached(&g, "docker.io/library/nginx:1.25").await.is_none());
+        let again = v.verify(&g, "docker.io/library/nginx:1.25").await.unwrap();
+        assert!(Arc::ptr_eq(&again.cached, &verified.cached));
+        assert_eq!(fake.resolves.load(Ordering::SeqCst), 2);
+        assert_eq!(fake.verifies.load(Ordering::SeqCst), 1);
+        // Another generation sees neither the tag nor the verdict.
+        assert!(v.cached(&generation(2, fake), "nginx:1.25").await.is_none());
     }
 
     #[tokio::test]

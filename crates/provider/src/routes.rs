@@ -560,10 +560,14 @@ async fn cached_digest_reference(
     if reference.digest().is_some() {
         return Some(Ok(key.to_owned()));
     }
-    let digest = verdicts
-        .cached_tag(generation, &reference.to_string())
+    let pin = verdicts
+        .cached_pin(generation, keys::split(key).image)
         .await?;
-    Some(Ok(format!("{}@{digest}", reference.registry_repository())))
+    Some(Ok(format!(
+        "{}@{}",
+        reference.registry_repository(),
+        pin.digest
+    )))
 }
 
 /// `registry/repository@digest` for `key`; a key that already names a digest is returned
@@ -577,8 +581,14 @@ async fn digest_reference(
     if reference.digest().is_some() {
         return Ok(key.to_owned());
     }
-    let digest = verdicts.resolve(generation, &reference).await?;
-    Ok(format!("{}@{digest}", reference.registry_repository()))
+    let pin = verdicts
+        .resolve(generation, &reference, keys::split(key).image)
+        .await?;
+    Ok(format!(
+        "{}@{}",
+        reference.registry_repository(),
+        pin.digest
+    ))
 }
 
 fn log_answer(route: Route, items: &[AnswerItem], started: Instant) {
