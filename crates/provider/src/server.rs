@@ -333,6 +333,11 @@ impl Server {
                 tracing::warn!(%peer, max = options.max_connections, "too many connections; closing");
                 continue;
             };
+            // Answers are written as TLS records in more than one write; with Nagle's
+            // algorithm a later record could wait for the client's (delayed) ACK.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+            }
             let acceptor = TlsAcceptor::from(tls.current());
             let service = TowerToHyperService::new(app.clone());
             let watcher = graceful.watcher();
