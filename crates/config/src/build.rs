@@ -15,7 +15,7 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::load::{ApiVersion, Ctx, Document, Source, key_path, parse_documents};
 use crate::policy::{PolicyConfig, Rule};
 use crate::raw;
-use crate::{AuthConfig, Config, NotationVerifierConfig, StoreConfig};
+use crate::{AuthConfig, Config, NamespaceConfig, NotationVerifierConfig, StoreConfig};
 
 /// `metadata.name` Ratify requires of a v1beta1 Policy.
 const RATIFY_POLICY_NAME: &str = "ratify-policy";
@@ -63,9 +63,10 @@ struct VerifierDraft {
 pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigError> {
     let mut errors = Vec::new();
     let mut cert_sources: Vec<CertSource> = Vec::new();
-    let mut stores: Vec<(Ctx, StoreConfig)> = Vec::new();
-    let mut verifiers: Vec<VerifierDraft> = Vec::new();
-    let mut policy: Option<(Ctx, PolicyConfig)> = None;
+    // Index 0: cluster-wide (Store, Verifier, Policy); then one scope per namespace that has
+    // Namespaced* resources, in order of first appearance.
+    let mut scopes: Vec<ScopeDraft> = vec![ScopeDraft::default()];
+    let mut namespaces: BTreeMap<String, usize> = BTreeMap::new();
 
     for source in sources {
         for document in parse_documents(&source.name, &source.text) {
@@ -76,28 +77,29 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
                     continue;
                 }
             };
-            let result = match document.kind.as_str() {
+            let kind = document.kind.clone();
+            let result = match kind.as_str() {
                 "CertificateStore" => certificate_store(document).map(|s| cert_sources.push(s)),
                 "KeyManagementProvider" | "NamespacedKeyManagementProvider" => {
                     key_management_provider(document).map(|s| cert_sources.push(s))
                 }
-                "Store" => store(document).map(|s| stores.push(s)),
-                "Verifier" => verifier(document).map(|v| verifiers.push(v)),
-                "Policy" => config_policy(document).and_then(|(ctx, p)| match &policy {
-                    Some((first, _)) => Err(ctx.err(
-                        "",
-                        ErrorKind::MultiplePolicies {
-                            first: first.describe(),
-                        },
-                    )),
-                    None => {
-                        policy = Some((ctx, p));
-                        Ok(())
+                kind @ ("Store" | "Verifier" | "Policy" | "NamespacedStore"
+                | "NamespacedVerifier" | "NamespacedPolicy") => {
+                    let namespaced = kind.starts_with("Namespaced");
+                    match scope_of(&document, namespaced) {
+                        Err(error) => Err(error),
+                        Ok(namespace) => {
+                            let index = match namespace {
+                                None => 0,
+                                Some(ns) => *namespaces.entry(ns).or_insert_with(|| {
+                                    scopes.push(ScopeDraft::default());
+                                    scopes.len() - 1
+                                }),
+                            };
+                            scopes[index].add(kind.trim_start_matches("Namespaced"), document)
+                        }
                     }
-                }),
-                "NamespacedStore" => Err(namespaced(&document, "Store")),
-                "NamespacedVerifier" => Err(namespaced(&document, "Verifier")),
-                "NamespacedPolicy" => Err(namespaced(&document, "Policy")),
+                }
                 other => Err(document.ctx.err(
                     "kind",
                     ErrorKind::UnsupportedKind {
@@ -116,60 +118,135 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
         cert_sources.iter().map(|s| (&s.ctx, &s.name)),
         &mut errors,
     );
-    check_unique(
-        "Store",
-        stores.iter().map(|(ctx, s)| (ctx, &s.resource_name)),
-        &mut errors,
-    );
-    check_unique(
-        "Verifier",
-        verifiers.iter().map(|v| (&v.ctx, &v.name)),
-        &mut errors,
-    );
+    for scope in &scopes {
+        check_unique(
+            "Store",
+            scope.stores.iter().map(|(ctx, s)| (ctx, &s.resource_name)),
+            &mut errors,
+        );
+        check_unique(
+            "Verifier",
+            scope.verifiers.iter().map(|v| (&v.ctx, &v.name)),
+            &mut errors,
+        );
+    }
     if let Some(error) = ConfigError::from_many(errors) {
         return Err(error);
     }
 
-    if verifiers.is_empty() {
+    if scopes.iter().all(|s| s.verifiers.is_empty()) {
         return Err(ConfigError::new(origin, None, None, ErrorKind::NoVerifier));
     }
     let mut errors = Vec::new();
-    let mut built = Vec::new();
-    for draft in verifiers {
-        match finish_verifier(draft, &cert_sources) {
-            Ok(verifier) => built.push(verifier),
-            Err(error) => errors.push(error),
+    let mut built: Vec<Scope> = Vec::new();
+    for draft in scopes {
+        let mut verifiers = Vec::new();
+        for verifier in draft.verifiers {
+            match finish_verifier(verifier, &cert_sources) {
+                Ok(verifier) => verifiers.push(verifier),
+                Err(error) => errors.push(error),
+            }
         }
+        built.push(Scope {
+            stores: draft.stores.into_iter().map(|(_, s)| s).collect(),
+            verifiers,
+            policy: draft.policy.map(|(_, p)| p),
+        });
     }
     if let Some(error) = ConfigError::from_many(errors) {
         return Err(error);
     }
 
-    let stores = if stores.is_empty() {
+    let mut built = built.into_iter();
+    let cluster = built.next().unwrap_or_default();
+    let stores = if cluster.stores.is_empty() {
         vec![StoreConfig {
             resource_name: DEFAULT_STORE_NAME.to_owned(),
             use_http: false,
             auth: AuthConfig::DockerConfig { config_path: None },
         }]
     } else {
-        stores.into_iter().map(|(_, s)| s).collect()
+        cluster.stores
     };
-    let policy = policy.map(|(_, p)| p).unwrap_or_default();
+    let mut by_index: Vec<(String, usize)> = namespaces.into_iter().collect();
+    by_index.sort_by_key(|(_, index)| *index);
+    let namespaces = by_index
+        .into_iter()
+        .zip(built)
+        .map(|((namespace, _), scope)| {
+            (
+                namespace,
+                NamespaceConfig {
+                    stores: scope.stores,
+                    verifiers: scope.verifiers,
+                    policy: scope.policy,
+                },
+            )
+        })
+        .collect();
     Ok(Config {
         stores,
-        verifiers: built,
-        policy,
+        verifiers: cluster.verifiers,
+        policy: cluster.policy.unwrap_or_default(),
+        namespaces,
     })
 }
 
-fn namespaced(document: &Document, cluster_kind: &'static str) -> ConfigError {
-    document.ctx.err(
-        "kind",
-        ErrorKind::NamespacedKindUnsupported {
-            kind: document.kind.clone(),
-            cluster_kind,
-        },
-    )
+/// The Stores, Verifiers and Policy of one scope (cluster-wide or one namespace), each
+/// checked on its own.
+#[derive(Debug, Default)]
+struct ScopeDraft {
+    stores: Vec<(Ctx, StoreConfig)>,
+    verifiers: Vec<VerifierDraft>,
+    policy: Option<(Ctx, PolicyConfig)>,
+}
+
+impl ScopeDraft {
+    /// Adds a `Store`, `Verifier` or `Policy` document (namespaced or not).
+    fn add(&mut self, kind: &str, document: Document) -> Result<(), ConfigError> {
+        match kind {
+            "Store" => store(document).map(|s| self.stores.push(s)),
+            "Verifier" => verifier(document).map(|v| self.verifiers.push(v)),
+            _ => config_policy(document).and_then(|(ctx, p)| match &self.policy {
+                Some((first, _)) => Err(ctx.err(
+                    "",
+                    ErrorKind::MultiplePolicies {
+                        first: first.describe(),
+                    },
+                )),
+                None => {
+                    self.policy = Some((ctx, p));
+                    Ok(())
+                }
+            }),
+        }
+    }
+}
+
+/// A scope's resources, built.
+#[derive(Debug, Default)]
+struct Scope {
+    stores: Vec<StoreConfig>,
+    verifiers: Vec<NotationVerifierConfig>,
+    policy: Option<PolicyConfig>,
+}
+
+/// The namespace a Store, Verifier or Policy applies to: `None` for the cluster-scoped
+/// kinds (whose `metadata.namespace`, if any, Kubernetes ignores), the required
+/// `metadata.namespace` for the namespaced ones.
+fn scope_of(document: &Document, namespaced: bool) -> Result<Option<String>, ConfigError> {
+    if !namespaced {
+        return Ok(None);
+    }
+    match document.namespace.as_deref().map(str::trim) {
+        Some(ns) if !ns.is_empty() => Ok(Some(ns.to_owned())),
+        _ => Err(document.ctx.err(
+            "metadata.namespace",
+            ErrorKind::MissingNamespace {
+                kind: document.kind.clone(),
+            },
+        )),
+    }
 }
 
 fn require_spec(document: &mut Document, hint: &'static str) -> Result<Value, ConfigError> {

@@ -134,7 +134,7 @@ impl std::error::Error for ConfigError {
 }
 
 /// The supported `kind` values, listed in errors about unknown kinds.
-pub(crate) const SUPPORTED_KINDS: &str = "CertificateStore, KeyManagementProvider, NamespacedKeyManagementProvider, Store, Verifier, Policy";
+pub(crate) const SUPPORTED_KINDS: &str = "CertificateStore, KeyManagementProvider, NamespacedKeyManagementProvider, Store, NamespacedStore, Verifier, NamespacedVerifier, Policy, NamespacedPolicy";
 
 /// What went wrong. Each message says what is accepted or how to fix the input.
 #[derive(Debug, thiserror::Error)]
@@ -225,16 +225,15 @@ pub enum ErrorKind {
         /// The apiVersion found.
         api_version: String,
     },
-    /// A namespaced Store, Verifier or Policy: per-namespace configuration is not supported.
+    /// A NamespacedStore, NamespacedVerifier or NamespacedPolicy without
+    /// `metadata.namespace`.
     #[error(
-        "{kind} is not supported by vouch yet: namespaced resources apply only to requests from their namespace, \
-         and vouch has cluster-wide configuration only; use the cluster-scoped kind {cluster_kind}"
+        "{kind} needs metadata.namespace: it applies to requests whose key names that namespace \
+         (`[namespace]image`); set metadata.namespace, or use the cluster-scoped kind for every namespace"
     )]
-    NamespacedKindUnsupported {
+    MissingNamespace {
         /// The namespaced kind found.
         kind: String,
-        /// The cluster-scoped kind to use instead.
-        cluster_kind: &'static str,
     },
     /// A CertificateStore `spec.provider` other than `inline`.
     #[error(

@@ -21,9 +21,9 @@
 //! |---|---|
 //! | `CertificateStore` (v1beta1, v1alpha1) | `provider: inline`, `parameters.value`: PEM certificates |
 //! | `KeyManagementProvider`, `NamespacedKeyManagementProvider` (v1beta1) | `type: inline`, `parameters: {contentType: certificate, value: <PEM>}` |
-//! | `Store` (v1beta1, v1alpha1) | `name: oras`; `parameters.useHttp`, `parameters.authProvider: {name: dockerConfig, configPath?}` |
-//! | `Verifier` (v1beta1, v1alpha1) | `name: notation` (or `type: notation`), `artifactTypes`, `parameters.verificationCertStores`, `parameters.trustPolicyDoc` |
-//! | `Policy` (v1beta1 named `ratify-policy`; v1alpha1 named after its type) | `type: config-policy`, `parameters.artifactVerificationPolicies` |
+//! | `Store`, `NamespacedStore` (v1beta1, v1alpha1) | `name: oras`; `parameters.useHttp`, `parameters.authProvider: {name: dockerConfig, configPath?}` |
+//! | `Verifier`, `NamespacedVerifier` (v1beta1, v1alpha1) | `name: notation` (or `type: notation`), `artifactTypes`, `parameters.verificationCertStores`, `parameters.trustPolicyDoc` |
+//! | `Policy`, `NamespacedPolicy` (v1beta1 named `ratify-policy`; v1alpha1 named after its type) | `type: config-policy`, `parameters.artifactVerificationPolicies` |
 //!
 //! Details and deliberate differences from Ratify:
 //!
@@ -46,11 +46,17 @@
 //!   `{application/vnd.cncf.notary.signature: any, default: all}` ([`PolicyConfig::default`]).
 //!   `rego-policy` is not supported yet. `passthroughEnabled` is kept but, as in Ratify's
 //!   config policy, has no effect.
-//! * **Namespaced resources**: `NamespacedKeyManagementProvider` is accepted as a
-//!   certificate source (it only matters where a Verifier names it).
-//!   `NamespacedStore`, `NamespacedVerifier` and `NamespacedPolicy` are rejected: they apply
-//!   to `[namespace]`-prefixed requests only, and vouch does not have per-namespace
-//!   configuration yet; treating them as cluster-wide would widen what they trust.
+//! * **Namespaced resources** (Ratify's multi-tenancy): `NamespacedStore`,
+//!   `NamespacedVerifier` and `NamespacedPolicy` (same `spec` as the cluster-scoped kinds,
+//!   `metadata.namespace` required) apply to requests whose key names their namespace
+//!   (`[namespace]image`); [`Config::for_namespace`] gives the resources such a request
+//!   uses. As in Ratify, each kind is taken from the namespace when the namespace has any of
+//!   that kind, else from the cluster-scoped resources; a key without a namespace uses the
+//!   cluster-scoped ones only. `NamespacedKeyManagementProvider` is a certificate source
+//!   like `KeyManagementProvider` (verifiers name it `namespace/name` or `name`). Names are
+//!   unique per kind within a namespace (Ratify keys them by name alone, so same-name
+//!   resources in two namespaces collide there, #1061; not in vouch). At least one Verifier,
+//!   cluster-scoped or namespaced, is required.
 //! * Unknown fields are ignored, as Ratify ignores them. Empty documents are skipped.
 //!
 //! # Example
@@ -85,6 +91,7 @@ mod load;
 mod policy;
 mod raw;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use crate::error::{ConfigError, DocumentRef, ErrorKind};
@@ -95,10 +102,52 @@ pub use crate::policy::{NOTATION_SIGNATURE_ARTIFACT_TYPE, PolicyConfig, Rule};
 pub struct Config {
     /// Registry access, one per Store resource (a default one when none is given).
     pub stores: Vec<StoreConfig>,
-    /// Notation verifiers, in input order; at least one.
+    /// Cluster-scoped Notation verifiers, in input order. Empty only when some namespace
+    /// has a NamespacedVerifier.
     pub verifiers: Vec<NotationVerifierConfig>,
     /// How reports combine into the overall verdict.
     pub policy: PolicyConfig,
+    /// The namespaces with Namespaced* resources of their own, by name.
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+
+/// The NamespacedStores, NamespacedVerifiers and NamespacedPolicy of one namespace.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceConfig {
+    /// NamespacedStores, in input order; empty: the cluster-scoped Stores apply.
+    pub stores: Vec<StoreConfig>,
+    /// NamespacedVerifiers, in input order; empty: the cluster-scoped Verifiers apply.
+    pub verifiers: Vec<NotationVerifierConfig>,
+    /// The NamespacedPolicy; `None`: the cluster-scoped Policy applies.
+    pub policy: Option<PolicyConfig>,
+}
+
+impl Config {
+    /// The resources that verify requests from `namespace`, when the namespace has
+    /// resources of its own; `None` means the cluster-scoped ones (this configuration)
+    /// apply. Per kind, the namespace's resources replace the cluster's when it has any.
+    /// The result has no namespaces of its own.
+    pub fn for_namespace(&self, namespace: &str) -> Option<Config> {
+        let own = self.namespaces.get(namespace)?;
+        fn pick<T: Clone>(own: &[T], cluster: &[T]) -> Vec<T> {
+            if own.is_empty() { cluster } else { own }.to_vec()
+        }
+        Some(Config {
+            stores: pick(&own.stores, &self.stores),
+            verifiers: pick(&own.verifiers, &self.verifiers),
+            policy: own.policy.clone().unwrap_or_else(|| self.policy.clone()),
+            namespaces: BTreeMap::new(),
+        })
+    }
+
+    /// The cluster-scoped resources alone: what a key without a namespace, or from a
+    /// namespace without resources of its own, is verified with.
+    pub fn cluster(&self) -> Config {
+        Config {
+            namespaces: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
 }
 
 impl Config {

@@ -1040,22 +1040,192 @@ mod errors {
         );
     }
 
+    /// `kind` in `namespace` (a metadata.namespace line added after metadata.name).
+    fn namespaced(document: &str, kind: &str, namespace: &str) -> String {
+        let cluster_kind = kind.trim_start_matches("Namespaced");
+        let (head, rest) = document
+            .split_once("\nspec:")
+            .expect("a document with a spec");
+        format!(
+            "{}\n  namespace: {namespace}\nspec:{rest}",
+            head.replace(
+                &format!("kind: {cluster_kind}\n"),
+                &format!("kind: {kind}\n")
+            )
+        )
+    }
+
+    fn store_doc(name: &str, use_http: bool) -> String {
+        format!(
+            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nmetadata:\n  name: {name}\n\
+             spec:\n  name: oras\n  parameters:\n    useHttp: {use_http}\n"
+        )
+    }
+
+    fn policy_doc(rule: &str) -> String {
+        format!(
+            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Policy\nmetadata:\n  name: ratify-policy\n\
+             spec:\n  type: config-policy\n  parameters:\n    artifactVerificationPolicies:\n      {SIG}: {rule}\n"
+        )
+    }
+
     #[test]
-    fn namespaced_verifier_is_rejected() {
+    fn namespaced_resources_apply_to_their_namespace_kind_by_kind() {
+        let team_verifier = verifier(
+            "verifier-team-a",
+            "certs:\n  - team-a/kmp-team",
+            &["ca:certs"],
+        );
         let yaml = docs(&[
             certificate_store("certstore-inline", 1),
-            legacy_verifier().replace("kind: Verifier", "kind: NamespacedVerifier"),
+            kmp("kmp-team", Some("team-a")).replace(
+                "kind: KeyManagementProvider",
+                "kind: NamespacedKeyManagementProvider",
+            ),
+            legacy_verifier(),
+            store_doc("store-cluster", false),
+            namespaced(&team_verifier, "NamespacedVerifier", "team-a"),
+            namespaced(
+                &store_doc("store-team-b", true),
+                "NamespacedStore",
+                "team-b",
+            ),
+            namespaced(&policy_doc("all"), "NamespacedPolicy", "team-b"),
+        ]);
+        let config = Config::from_yaml(&yaml, "test.yaml").expect("loads");
+        assert_eq!(
+            config.namespaces.keys().collect::<Vec<_>>(),
+            ["team-a", "team-b"]
+        );
+        // Cluster-scoped: what keys without a namespace use.
+        assert_eq!(config.verifiers.len(), 1);
+        assert_eq!(config.verifiers[0].resource_name, "verifier-notation");
+        assert_eq!(config.stores[0].resource_name, "store-cluster");
+        assert!(config.policy.from_default);
+        let cluster = config.cluster();
+        assert!(cluster.namespaces.is_empty());
+        assert_eq!(cluster.verifiers[0].resource_name, "verifier-notation");
+
+        // team-a: its own verifier, the cluster's store and policy.
+        let a = config
+            .for_namespace("team-a")
+            .expect("team-a has resources");
+        assert_eq!(
+            a.verifiers
+                .iter()
+                .map(|v| v.resource_name.as_str())
+                .collect::<Vec<_>>(),
+            ["verifier-team-a"]
+        );
+        assert_eq!(a.stores[0].resource_name, "store-cluster");
+        assert!(a.policy.from_default);
+        assert!(a.namespaces.is_empty());
+        // team-b: the cluster's verifier, its own store and policy.
+        let b = config
+            .for_namespace("team-b")
+            .expect("team-b has resources");
+        assert_eq!(b.verifiers[0].resource_name, "verifier-notation");
+        assert_eq!(
+            b.stores
+                .iter()
+                .map(|s| (s.resource_name.as_str(), s.use_http))
+                .collect::<Vec<_>>(),
+            [("store-team-b", true)]
+        );
+        assert!(!b.policy.from_default);
+        assert_eq!(b.policy.rules.get(SIG), Some(&Rule::All));
+        // Any other namespace: the cluster-scoped resources.
+        assert!(config.for_namespace("team-c").is_none());
+        assert!(config.for_namespace("").is_none());
+    }
+
+    #[test]
+    fn namespaced_verifiers_alone_are_a_configuration() {
+        let yaml = docs(&[
+            certificate_store("certstore-inline", 1),
+            namespaced(&legacy_verifier(), "NamespacedVerifier", "team-a"),
+        ]);
+        let config = Config::from_yaml(&yaml, "test.yaml").expect("loads");
+        assert!(config.verifiers.is_empty(), "no cluster-scoped verifier");
+        assert_eq!(
+            config.stores[0].resource_name, "store-oras",
+            "the default store"
+        );
+        let a = config.for_namespace("team-a").expect("team-a");
+        assert_eq!(a.verifiers[0].resource_name, "verifier-notation");
+        assert_eq!(a.stores[0].resource_name, "store-oras");
+
+        // Without any verifier, cluster-scoped or namespaced, nothing can verify.
+        let error = load_err(&certificate_store("certstore-inline", 1));
+        assert!(matches!(error.kind(), ErrorKind::NoVerifier), "{error}");
+    }
+
+    #[test]
+    fn namespaced_kinds_need_a_namespace() {
+        let yaml = docs(&[
+            certificate_store("certstore-inline", 1),
+            legacy_verifier(),
+            legacy_verifier()
+                .replace("kind: Verifier", "kind: NamespacedVerifier")
+                .replace("name: verifier-notation\n", "name: verifier-ns\n"),
         ]);
         let error = load_err(&yaml);
         assert!(
-            matches!(error.kind(), ErrorKind::NamespacedKindUnsupported { .. }),
+            matches!(error.kind(), ErrorKind::MissingNamespace { .. }),
             "{error}"
         );
-        assert_located(&error, 2, "NamespacedVerifier", "verifier-notation", "kind");
+        assert_located(
+            &error,
+            3,
+            "NamespacedVerifier",
+            "verifier-ns",
+            "metadata.namespace",
+        );
         assert!(
-            error
-                .to_string()
-                .contains("use the cluster-scoped kind Verifier"),
+            error.to_string().contains("set metadata.namespace"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn names_are_unique_within_a_namespace_not_across_namespaces() {
+        let in_ns = |ns: &str| namespaced(&legacy_verifier(), "NamespacedVerifier", ns);
+        let yaml = docs(&[
+            certificate_store("certstore-inline", 1),
+            legacy_verifier(),
+            in_ns("team-a"),
+            in_ns("team-b"),
+        ]);
+        let config = Config::from_yaml(&yaml, "test.yaml").expect("same names, three scopes");
+        assert_eq!(config.namespaces.len(), 2);
+
+        let yaml = docs(&[
+            certificate_store("certstore-inline", 1),
+            in_ns("team-a"),
+            in_ns("team-a"),
+        ]);
+        let error = load_err(&yaml);
+        assert!(
+            matches!(error.kind(), ErrorKind::DuplicateName { .. }),
+            "{error}"
+        );
+        assert_located(
+            &error,
+            3,
+            "NamespacedVerifier",
+            "verifier-notation",
+            "metadata.name",
+        );
+
+        let yaml = docs(&[
+            legacy_verifier(),
+            certificate_store("certstore-inline", 1),
+            namespaced(&policy_doc("all"), "NamespacedPolicy", "team-a"),
+            namespaced(&policy_doc("any"), "NamespacedPolicy", "team-a"),
+        ]);
+        let error = load_err(&yaml);
+        assert!(
+            matches!(error.kind(), ErrorKind::MultiplePolicies { .. }),
             "{error}"
         );
     }

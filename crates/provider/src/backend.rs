@@ -19,6 +19,17 @@ use crate::metrics::{Metrics, ReloadResult};
 use crate::report::VerificationResponse;
 use crate::watch::fingerprint;
 
+/// Which resources verify a key: the cluster-scoped ones ([`Scope::CLUSTER`]) or those of
+/// one namespace with Namespaced* resources of its own (Ratify's multi-tenancy). Verdicts
+/// and tag resolutions are cached per scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(pub u32);
+
+impl Scope {
+    /// The cluster-scoped resources.
+    pub const CLUSTER: Scope = Scope(0);
+}
+
 /// A boxed, sendable future (what [`Backend`]'s methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -36,6 +47,37 @@ pub trait Backend: Send + Sync + 'static {
     /// Resolves the tag of `reference` to the digest of its manifest (`sha256:…`). The error
     /// code is `GET_SUBJECT_DESCRIPTOR_FAILURE`.
     fn resolve<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<String, KeyError>>;
+
+    /// The scope whose resources verify keys prefixed `[namespace]`: a namespace with
+    /// Namespaced* resources of its own has its own scope, every other namespace uses the
+    /// cluster-scoped resources ([`Scope::CLUSTER`], also the scope of keys without a
+    /// namespace). The default: one scope for everything.
+    fn scope(&self, namespace: &str) -> Scope {
+        let _ = namespace;
+        Scope::CLUSTER
+    }
+
+    /// [`Backend::verify`] with the resources of `scope`, a value [`Backend::scope`]
+    /// returned. The default (for backends with a single scope) is [`Backend::verify`].
+    fn verify_in<'a>(
+        &'a self,
+        scope: Scope,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
+        let _ = scope;
+        self.verify(image)
+    }
+
+    /// [`Backend::resolve`] with the registry access (Store) of `scope`. The default (for
+    /// backends with a single scope) is [`Backend::resolve`].
+    fn resolve_in<'a>(
+        &'a self,
+        scope: Scope,
+        reference: &'a Reference,
+    ) -> BoxFuture<'a, Result<String, KeyError>> {
+        let _ = scope;
+        self.resolve(reference)
+    }
 }
 
 /// Why a backend could not be loaded (the previous one keeps serving on a reload).

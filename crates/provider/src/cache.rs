@@ -25,7 +25,7 @@ use moka::future::Cache;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use vouch_oci::Reference;
 
-use crate::backend::Generation;
+use crate::backend::{Generation, Scope};
 use crate::engine::KeyError;
 use crate::keys;
 use crate::metrics::{CacheName, Metrics};
@@ -91,6 +91,7 @@ type Hasher = foldhash::fast::RandomState;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct TagKey {
     generation: u64,
+    scope: Scope,
     spelling: String,
 }
 
@@ -110,16 +111,18 @@ pub(crate) struct Pin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct VerdictKey {
     generation: u64,
+    scope: Scope,
     subject: [u8; 32],
 }
 
 impl VerdictKey {
-    fn new(generation: u64, subject: &str) -> Self {
+    fn new(generation: u64, scope: Scope, subject: &str) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, subject.as_bytes());
         let mut hash = [0; 32];
         hash.copy_from_slice(digest.as_ref());
         Self {
             generation,
+            scope,
             subject: hash,
         }
     }
@@ -205,7 +208,8 @@ impl Verdicts {
         generation: &Generation,
         key: &str,
     ) -> Option<Result<Verdict, KeyError>> {
-        let image = keys::split(key).image;
+        let split = keys::split(key);
+        let (image, scope) = (split.image, split.scope(generation));
         // Most keys of a large batch are digest references already in normalised form, the
         // exact spelling of a cached subject: their cache key needs no parsing (parsing and
         // formatting cost as much as the lookup). A key equal to a cached subject *is* that
@@ -215,12 +219,12 @@ impl Verdicts {
         if image.contains('@') {
             if let Some(cached) = self
                 .verdicts
-                .get(&VerdictKey::new(generation.id, image))
+                .get(&VerdictKey::new(generation.id, scope, image))
                 .await
             {
                 return Some(Ok(self.hit(cached, image.to_owned())));
             }
-        } else if let Some(pin) = self.cached_pin(generation, image).await {
+        } else if let Some(pin) = self.cached_pin(generation, scope, image).await {
             let cached = self.verdicts.get(&pin.subject).await?;
             return Some(Ok(self.hit(cached, pin.requested.clone())));
         }
@@ -237,7 +241,7 @@ impl Verdicts {
         }
         let cached = self
             .verdicts
-            .get(&VerdictKey::new(generation.id, &requested))
+            .get(&VerdictKey::new(generation.id, scope, &requested))
             .await?;
         Some(Ok(self.hit(cached, requested)))
     }
@@ -252,10 +256,12 @@ impl Verdicts {
     pub(crate) async fn cached_pin(
         &self,
         generation: &Generation,
+        scope: Scope,
         spelling: &str,
     ) -> Option<Arc<Pin>> {
         let key = TagKey {
             generation: generation.id,
+            scope,
             spelling: spelling.to_owned(),
         };
         let pin = self.tags.get(&key).await?;
@@ -271,13 +277,15 @@ impl Verdicts {
         key: &str,
     ) -> Result<Verdict, KeyError> {
         let reference = keys::parse(key)?;
+        let split = keys::split(key);
+        let scope = split.scope(generation);
         let requested = reference.to_string();
         // Pin a tag to its digest so the verdict is cached by digest. When the tag cannot be
         // resolved, the backend verifies the tag form and reports why it failed.
         let pinned = match reference.digest() {
             Some(_) => None,
             None => self
-                .resolve(generation, &reference, keys::split(key).image)
+                .resolve(generation, scope, &reference, split.image)
                 .await
                 .ok(),
         };
@@ -285,7 +293,7 @@ impl Verdicts {
             Some(pin) => (reference.with_digest(&pin.digest).to_string(), pin.subject),
             None => (
                 requested.clone(),
-                VerdictKey::new(generation.id, &requested),
+                VerdictKey::new(generation.id, scope, &requested),
             ),
         };
         let entry = self
@@ -294,7 +302,7 @@ impl Verdicts {
             .or_try_insert_with(async {
                 let _permits = self.permits(reference.registry()).await;
                 let _in_flight = self.metrics.in_flight();
-                let response = generation.backend.verify(&subject).await?;
+                let response = generation.backend.verify_in(scope, &subject).await?;
                 Ok::<_, KeyError>(Arc::new(CachedVerdict::render(
                     &response,
                     &subject,
@@ -318,6 +326,7 @@ impl Verdicts {
     pub(crate) async fn resolve(
         &self,
         generation: &Generation,
+        scope: Scope,
         reference: &Reference,
         spelling: &str,
     ) -> Result<Arc<Pin>, KeyError> {
@@ -325,15 +334,17 @@ impl Verdicts {
             .tags
             .entry(TagKey {
                 generation: generation.id,
+                scope,
                 spelling: spelling.to_owned(),
             })
             .or_try_insert_with(async {
                 let _permits = self.permits(reference.registry()).await;
-                let digest = generation.backend.resolve(reference).await?;
+                let digest = generation.backend.resolve_in(scope, reference).await?;
                 Ok::<_, KeyError>(Arc::new(Pin {
                     requested: reference.to_string(),
                     subject: VerdictKey::new(
                         generation.id,
+                        scope,
                         &reference.with_digest(&digest).to_string(),
                     ),
                     digest,
@@ -597,7 +608,7 @@ mod tests {
                 &templates,
             ))
         };
-        let key = VerdictKey::new(1, "x");
+        let key = VerdictKey::new(1, Scope::CLUSTER, "x");
         let (first, second) = (weight(&key, &render()), weight(&key, &render()));
         assert!(second as usize > ENTRY_OVERHEAD, "{second}");
         // Each hole is two bytes (marker, number).
@@ -655,14 +666,25 @@ mod tests {
         let g = generation(1, Arc::clone(&fake));
         let v = verdicts(CacheOptions::default(), ConcurrencyOptions::default());
         let r = Reference::parse("registry.test/app:v1").unwrap();
-        let a = v.resolve(&g, &r, "registry.test/app:v1").await.unwrap();
-        let b = v.resolve(&g, &r, "registry.test/app:v1").await.unwrap();
+        let a = v
+            .resolve(&g, Scope::CLUSTER, &r, "registry.test/app:v1")
+            .await
+            .unwrap();
+        let b = v
+            .resolve(&g, Scope::CLUSTER, &r, "registry.test/app:v1")
+            .await
+            .unwrap();
         assert!(Arc::ptr_eq(&a, &b), "the same cached resolution");
         assert_eq!(fake.resolves.load(Ordering::SeqCst), 1);
         // Another spelling of the same tag is its own entry: resolved once more, to the
         // same digest and the same normalised subject.
         let c = v
-            .resolve(&g, &r, "docker-pullable://registry.test/app:v1")
+            .resolve(
+                &g,
+                Scope::CLUSTER,
+                &r,
+                "docker-pullable://registry.test/app:v1",
+            )
             .await;
         let c = c.unwrap();
         assert_eq!(fake.resolves.load(Ordering::SeqCst), 2);
@@ -671,6 +693,7 @@ mod tests {
         // Another generation resolves again.
         v.resolve(
             &generation(2, Arc::clone(&fake)),
+            Scope::CLUSTER,
             &r,
             "registry.test/app:v1",
         )

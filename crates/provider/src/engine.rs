@@ -92,6 +92,12 @@ pub enum EngineError {
     /// The HTTP client for CRL and OCSP fetches could not be created.
     #[error("cannot create the revocation (CRL/OCSP) HTTP client: {0}")]
     RevocationClient(String),
+    /// The configuration has no Verifier for this engine's scope.
+    #[error(
+        "the configuration has no cluster-scoped Verifier; NamespacedVerifiers verify only \
+         keys of their namespace (`[namespace]image`, vouch serve): add a Verifier"
+    )]
+    NoVerifier,
 }
 
 struct NotationVerifier {
@@ -118,8 +124,12 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds an engine for `config`.
+    /// Builds an engine for `config`'s cluster-scoped resources (its namespaces are not
+    /// used: [`ConfigLoader`](crate::ConfigLoader) builds one engine per namespace).
     pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
+        if config.verifiers.is_empty() {
+            return Err(EngineError::NoVerifier);
+        }
         let config = Arc::new(config);
         let mut client_options = ClientOptions::default();
         if let Some(store) = config.stores.first() {

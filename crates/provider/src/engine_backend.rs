@@ -1,12 +1,15 @@
 //! The [`Engine`] as the server's [`Backend`], and the loader that builds it from Ratify
-//! resources on disk (`vouch serve --config`), again on every change.
+//! resources on disk (`vouch serve --config`), again on every change: one engine for the
+//! cluster-scoped resources and one per namespace with Namespaced* resources of its own
+//! ([`Tenants`]).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use vouch_oci::{Reference, RequestObserver};
 
-use crate::backend::{Backend, BackendLoader, BoxFuture, LoadError};
+use crate::backend::{Backend, BackendLoader, BoxFuture, LoadError, Scope};
 use crate::engine::{Engine, EngineOptions, KeyError};
 use crate::report::VerificationResponse;
 
@@ -54,9 +57,107 @@ impl ConfigLoader {
         let config = vouch_config::Config::load(&self.path).map_err(|e| {
             LoadError::new(format!("invalid configuration {}", self.path.display()), e)
         })?;
-        let engine = Engine::new(config, options)
-            .map_err(|e| LoadError::new("cannot build the verification engine", e))?;
-        Ok(Arc::new(engine))
+        Ok(Arc::new(Tenants::new(&config, &options)?))
+    }
+}
+
+/// One engine per scope: the cluster-scoped resources, and each namespace with Namespaced*
+/// resources of its own (its resources, kind by kind, else the cluster's). A scope without
+/// any Verifier has no engine; its keys get a `CONFIG_INVALID` error.
+pub(crate) struct Tenants {
+    /// By scope number; [`Scope::CLUSTER`] first.
+    engines: Vec<Result<Engine, KeyError>>,
+    scopes: HashMap<String, Scope>,
+}
+
+impl Tenants {
+    pub(crate) fn new(
+        config: &vouch_config::Config,
+        options: &EngineOptions,
+    ) -> Result<Self, LoadError> {
+        let build = |config: vouch_config::Config, whose: Option<&str>| {
+            if config.verifiers.is_empty() {
+                return Ok(Err(KeyError {
+                    code: "CONFIG_INVALID",
+                    message: match whose {
+                        None => "no cluster-scoped Verifier: keys without a [namespace] prefix, and keys of namespaces without a NamespacedVerifier, are verified with cluster-scoped resources; add a Verifier".to_owned(),
+                        Some(ns) => format!("no Verifier applies to namespace {ns:?}: add a NamespacedVerifier in {ns:?} or a cluster-scoped Verifier"),
+                    },
+                }));
+            }
+            Engine::new(config, options.clone()).map(Ok).map_err(|e| {
+                let what = match whose {
+                    None => "cannot build the verification engine".to_owned(),
+                    Some(ns) => format!("cannot build the verification engine of namespace {ns:?}"),
+                };
+                LoadError::new(what, e)
+            })
+        };
+        let mut engines = vec![build(config.cluster(), None)?];
+        let mut scopes = HashMap::new();
+        for namespace in config.namespaces.keys() {
+            let Some(own) = config.for_namespace(namespace) else {
+                continue;
+            };
+            let number = u32::try_from(engines.len())
+                .map_err(|e| LoadError::new("too many namespaces with their own resources", e))?;
+            engines.push(build(own, Some(namespace))?);
+            scopes.insert(namespace.clone(), Scope(number));
+        }
+        Ok(Self { engines, scopes })
+    }
+
+    fn engine(&self, scope: Scope) -> Result<&Engine, KeyError> {
+        match self.engines.get(scope.0 as usize) {
+            Some(Ok(engine)) => Ok(engine),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(KeyError {
+                code: "CONFIG_INVALID",
+                message: format!("internal error: no verification scope {}", scope.0),
+            }),
+        }
+    }
+}
+
+impl Backend for Tenants {
+    fn verify<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
+        self.verify_in(Scope::CLUSTER, image)
+    }
+
+    fn resolve<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<String, KeyError>> {
+        self.resolve_in(Scope::CLUSTER, reference)
+    }
+
+    fn scope(&self, namespace: &str) -> Scope {
+        self.scopes
+            .get(namespace)
+            .copied()
+            .unwrap_or(Scope::CLUSTER)
+    }
+
+    fn verify_in<'a>(
+        &'a self,
+        scope: Scope,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
+        match self.engine(scope) {
+            Ok(engine) => Backend::verify(engine, image),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    fn resolve_in<'a>(
+        &'a self,
+        scope: Scope,
+        reference: &'a Reference,
+    ) -> BoxFuture<'a, Result<String, KeyError>> {
+        match self.engine(scope) {
+            Ok(engine) => Backend::resolve(engine, reference),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 }
 

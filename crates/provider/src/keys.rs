@@ -2,20 +2,31 @@
 //!
 //! Gatekeeper templates send image references as keys. Ratify's multi-tenancy template
 //! prefixes them with `[<namespace>]`; audit templates may send `status.containerStatuses[].imageID`
-//! with a runtime prefix such as `docker-pullable://`. Both are stripped here; the answer
+//! with a runtime prefix such as `docker-pullable://`. Both are stripped from the image reference; the
+//! namespace picks the resources that verify it ([`Key::scope`]). The answer
 //! always echoes the original key byte for byte.
 
 use vouch_oci::Reference;
 
+use crate::backend::{Generation, Scope};
 use crate::engine::KeyError;
 
 /// A key split into its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Key<'a> {
-    /// The `[namespace]` prefix, if any (not yet used: vouch serves cluster-wide resources).
+    /// The `[namespace]` prefix, if any: the namespace whose resources verify the key.
     pub(crate) namespace: Option<&'a str>,
     /// The image reference, without namespace or runtime prefix.
     pub(crate) image: &'a str,
+}
+
+impl Key<'_> {
+    /// The scope that verifies this key under `generation`: its namespace's, when the
+    /// namespace has resources of its own, else the cluster-scoped resources.
+    pub(crate) fn scope(&self, generation: &Generation) -> Scope {
+        self.namespace
+            .map_or(Scope::CLUSTER, |ns| generation.backend.scope(ns))
+    }
 }
 
 /// Splits `key` like Ratify's `(\[(.*?)\])?(.*)` and strips a runtime prefix.

@@ -44,7 +44,7 @@ mod tls;
 mod verdict;
 mod watch;
 
-pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError};
+pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError, Scope};
 pub use crate::cache::{CacheOptions, ConcurrencyOptions};
 pub use crate::engine::{Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE};
 pub use crate::engine_backend::ConfigLoader;

@@ -560,8 +560,9 @@ async fn cached_digest_reference(
     if reference.digest().is_some() {
         return Some(Ok(key.to_owned()));
     }
+    let split = keys::split(key);
     let pin = verdicts
-        .cached_pin(generation, keys::split(key).image)
+        .cached_pin(generation, split.scope(generation), split.image)
         .await?;
     Some(Ok(format!(
         "{}@{}",
@@ -581,8 +582,9 @@ async fn digest_reference(
     if reference.digest().is_some() {
         return Ok(key.to_owned());
     }
+    let split = keys::split(key);
     let pin = verdicts
-        .resolve(generation, &reference, keys::split(key).image)
+        .resolve(generation, split.scope(generation), &reference, split.image)
         .await?;
     Ok(format!(
         "{}@{}",

@@ -155,6 +155,29 @@ fn configuration_errors_exit_2_and_name_the_field() {
         "{}",
         stderr(&out)
     );
+
+    // Namespaced Verifiers only: `vouch verify` has no namespaces (like Ratify's CLI), so
+    // nothing can verify; the message says what to add.
+    let namespaced = dir.path().join("namespaced.yaml");
+    let text = std::fs::read_to_string(&aks)
+        .expect("AKS config")
+        .replace("kind: Verifier\n", "kind: NamespacedVerifier\n")
+        .replace(
+            "name: verifier-notary-inline\n",
+            "name: verifier-notary-inline\n  namespace: team-a\n",
+        );
+    assert!(text.contains("kind: NamespacedVerifier"), "{text}");
+    std::fs::write(&namespaced, text).expect("write");
+    let out = vouch(&[
+        "verify",
+        "--config",
+        namespaced.to_str().expect("utf8"),
+        "127.0.0.1:1/app:v1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no cluster-scoped Verifier"), "{err}");
+    assert!(err.contains("add a Verifier"), "{err}");
 }
 
 #[test]

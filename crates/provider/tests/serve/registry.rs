@@ -287,3 +287,155 @@ async fn registry_requests_are_counted_by_host_and_status_class() {
         assert!(class_ok, "{line}");
     }
 }
+
+/// A Verifier named `name` in `namespace` (NamespacedVerifier; cluster-scoped `Verifier`
+/// when `namespace` is `None`) trusting the CertificateStore `store`.
+fn verifier_yaml(name: &str, namespace: Option<&str>, store: &str) -> String {
+    let (kind, ns) = match namespace {
+        Some(ns) => ("NamespacedVerifier", format!("\n  namespace: {ns}")),
+        None => ("Verifier", String::new()),
+    };
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: {kind}
+metadata:
+  name: {name}{ns}
+spec:
+  name: notation
+  artifactTypes: application/vnd.cncf.notary.signature
+  parameters:
+    verificationCertStores:
+      certs:
+        - {store}
+    trustPolicyDoc:
+      version: "1.0"
+      trustPolicies:
+        - name: default
+          registryScopes: ["*"]
+          signatureVerification:
+            level: strict
+          trustStores: ["ca:certs"]
+          trustedIdentities: ["*"]
+"#
+    )
+}
+
+fn certificate_store_yaml(name: &str, pem: &str) -> String {
+    let pem: String = pem
+        .trim_end()
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    format!(
+        "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  name: {name}\n\
+         spec:\n  provider: inline\n  parameters:\n    value: |\n{pem}"
+    )
+}
+
+const STORE_YAML: &str = "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nmetadata:\n  name: store-oras\n\
+                          spec:\n  name: oras\n  parameters:\n    useHttp: true\n";
+
+/// Ratify's multi-tenancy: a `[namespace]` key is verified with its namespace's
+/// NamespacedVerifier when there is one, else with the cluster-scoped Verifier; a key
+/// without a namespace only ever with the cluster-scoped one. The same digest gets one
+/// verdict per scope, each cached on its own.
+#[tokio::test]
+async fn namespaced_verifiers_verify_the_keys_of_their_namespace() {
+    let registry =
+        Registry::start().expect("start docker-registry (apt-get install -y docker-registry)");
+    let pusher = Pusher::anonymous(&registry.addr());
+    let cluster_pki = TestPki::new(KeyKind::EcP256).unwrap();
+    let team_pki = TestPki::new(KeyKind::EcP256).unwrap();
+    let opts = SignOptions::new(EnvelopeFormat::Jws, SystemTime::now());
+    let by_cluster = pusher
+        .push_image(REPO, "by-cluster", "seed-cluster")
+        .await
+        .unwrap();
+    let by_team = pusher
+        .push_image(REPO, "by-team", "seed-team")
+        .await
+        .unwrap();
+    pusher
+        .sign_and_push(REPO, &by_cluster, &cluster_pki, &opts, ManifestForm::Legacy)
+        .await
+        .unwrap();
+    pusher
+        .sign_and_push(REPO, &by_team, &team_pki, &opts, ManifestForm::Legacy)
+        .await
+        .unwrap();
+    let proxy = Proxy::start(registry.addr()).await;
+
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("ratify.yaml");
+    let yaml = [
+        certificate_store_yaml("certstore-cluster", &cluster_pki.root().pem),
+        certificate_store_yaml("certstore-team", &team_pki.root().pem),
+        STORE_YAML.to_owned(),
+        verifier_yaml("verifier-cluster", None, "certstore-cluster"),
+        verifier_yaml("verifier-team-a", Some("team-a"), "certstore-team"),
+    ]
+    .join("---\n");
+    std::fs::write(&config, yaml).unwrap();
+    let loader = Arc::new(ConfigLoader::new(config, EngineOptions::default()));
+    let server = TestServer::start_with(loader, |_, _| {}).await;
+
+    let cluster_image = proxy.image("by-cluster");
+    let team_image = proxy.pinned(&by_team.digest);
+    // (key, passes, the verifier that reports)
+    let cases = [
+        (format!("[team-a]{team_image}"), true, "verifier-team-a"),
+        (team_image.clone(), false, "verifier-cluster"),
+        (format!("[team-b]{team_image}"), false, "verifier-cluster"),
+        (format!("[team-a]{cluster_image}"), false, "verifier-team-a"),
+        (format!("[team-b]{cluster_image}"), true, "verifier-cluster"),
+        (cluster_image.clone(), true, "verifier-cluster"),
+    ];
+    let keys: Vec<&str> = cases.iter().map(|(k, _, _)| k.as_str()).collect();
+    for round in ["verified", "cached"] {
+        let answer = server.verify(&keys).await;
+        let answered = items(&answer);
+        for ((key, passes, verifier), item) in cases.iter().zip(&answered) {
+            assert_eq!(item["key"], key.as_str());
+            assert_eq!(item["value"]["isSuccess"], *passes, "{round} {key}: {item}");
+            let report = &item["value"]["verifierReports"][0];
+            assert_eq!(report["verifierName"], *verifier, "{round} {key}: {item}");
+        }
+        if round == "verified" {
+            let after = proxy.requests();
+            let again = server.verify(&keys).await;
+            assert_eq!(proxy.requests(), after, "every scope's verdict is cached");
+            assert_eq!(items(&again).len(), cases.len());
+        }
+    }
+}
+
+/// With NamespacedVerifiers only, a key outside their namespaces has nothing to verify it
+/// with: a per-key CONFIG_INVALID error that says what to add, never a pass.
+#[tokio::test]
+async fn without_a_verifier_for_its_scope_a_key_is_a_config_error() {
+    let pki = TestPki::new(KeyKind::EcP256).unwrap();
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("ratify.yaml");
+    let yaml = [
+        certificate_store_yaml("certstore-team", &pki.root().pem),
+        STORE_YAML.to_owned(),
+        verifier_yaml("verifier-team-a", Some("team-a"), "certstore-team"),
+    ]
+    .join("---\n");
+    std::fs::write(&config, yaml).unwrap();
+    let loader = Arc::new(ConfigLoader::new(config, EngineOptions::default()));
+    let server = TestServer::start_with(loader, |_, _| {}).await;
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    for key in [
+        format!("registry.test/app@{digest}"),
+        "registry.test/app:v1".to_owned(),
+        format!("[team-b]registry.test/app@{digest}"),
+    ] {
+        let answer = server.verify(&[key.as_str()]).await;
+        let item = &items(&answer)[0];
+        let error = item["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("CONFIG_INVALID: "), "{key}: {item}");
+        assert!(error.contains("add a"), "{key}: {error}");
+        assert!(item.get("value").is_none(), "{key}: {item}");
+    }
+}
