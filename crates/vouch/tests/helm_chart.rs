@@ -1565,6 +1565,15 @@ fn gatekeeper_policy_objects_are_the_shipped_files() {
             json!(["registry.k8s.io/*", "registry.example/base/*"]);
         assert_eq!(without_labels(render.only("VouchVerification")), constraint);
 
+        // Ratify's multi-tenancy key form, on request.
+        let namespaced = merge(values.clone(), json!({"gatekeeper": {"namespacedKeys": true}}));
+        let render_namespaced = helm.template_ok(namespace, &namespaced, &kind);
+        constraint["spec"]["parameters"]["namespacedKeys"] = json!(true);
+        assert_eq!(
+            without_labels(render_namespaced.only("VouchVerification")),
+            constraint
+        );
+
         let assigns = file("mutation/assign.yaml");
         assert_eq!(assigns.len(), 9);
         assert_eq!(render.all("Assign").len(), 9);
