@@ -107,7 +107,8 @@ pub(crate) struct Pin {
 }
 
 /// A verdict cache key: the SHA-256 of the digest-pinned subject (collision-resistant, and
-/// 40 bytes inline instead of a ~100-byte string per entry), under one generation.
+/// 48 bytes inline instead of a ~100-byte string per entry), under one generation and one
+/// scope (the cluster-scoped resources, or a namespace's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct VerdictKey {
     generation: u64,
