@@ -57,6 +57,11 @@ struct VerifyArgs {
     /// Deadline of each registry call, e.g. `10s`, `500ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     registry_timeout: std::time::Duration,
+    /// Verify as for a request from this namespace (what `vouch serve` does for a key
+    /// `[namespace]image`): its NamespacedVerifier, NamespacedStore and NamespacedPolicy,
+    /// else the cluster-scoped resources. Without it, the cluster-scoped resources only.
+    #[arg(long, short = 'n')]
+    namespace: Option<String>,
     /// Image references: `registry/repo:tag` or `registry/repo@sha256:…`.
     #[arg(required = true)]
     images: Vec<String>,
@@ -131,6 +136,20 @@ fn main() -> ExitCode {
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let config = vouch_config::Config::load(&args.config)
         .with_context(|| format!("invalid configuration {}", args.config.display()))?;
+    let config = match &args.namespace {
+        None => config.cluster(),
+        Some(namespace) => {
+            let scoped = config
+                .for_namespace(namespace)
+                .unwrap_or_else(|| config.cluster());
+            if scoped.verifiers.is_empty() {
+                anyhow::bail!(
+                    "no Verifier applies to namespace {namespace:?}: add a NamespacedVerifier in {namespace:?} or a cluster-scoped Verifier"
+                );
+            }
+            scoped
+        }
+    };
     let mut options = EngineOptions::default();
     options.registry_timeout = args.registry_timeout;
     let engine = Arc::new(Engine::new(config, options).context("cannot start the engine")?);

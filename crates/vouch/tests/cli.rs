@@ -218,3 +218,68 @@ fn the_demo_serves_and_verifies() {
     assert!(text.contains("POST https://localhost:"), "{text}");
     assert!(text.contains("vouch works"), "{text}");
 }
+
+/// `--namespace`: verify as `vouch serve` does for a `[namespace]image` key — the
+/// namespace's NamespacedVerifier when it has one, else the cluster-scoped Verifier.
+#[test]
+fn namespace_picks_the_namespaced_verifier() {
+    let registry = Registry::start().expect("docker-registry (apt-get install -y docker-registry)");
+    let team = TestPki::new(KeyKind::EcP256).expect("pki");
+    let stranger = TestPki::new(KeyKind::EcP256).expect("pki");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            Pusher::anonymous(&registry.addr())
+                .push_signed_and_unsigned("team/app", &team)
+                .await
+                .expect("push team/app:signed and :unsigned");
+        });
+    let team_pem: String = team
+        .root()
+        .pem
+        .trim_end()
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    // Cluster-scoped: trusts a stranger's root. team-a: trusts the team's root.
+    let yaml = format!(
+        "{}---\napiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  name: certstore-team\n\
+         spec:\n  provider: inline\n  parameters:\n    value: |\n{team_pem}---\n\
+         apiVersion: config.ratify.deislabs.io/v1beta1\nkind: NamespacedVerifier\nmetadata:\n  name: verifier-team\n  namespace: team-a\n\
+         spec:\n  name: notation\n  artifactTypes: application/vnd.cncf.notary.signature\n  parameters:\n\
+         \x20   verificationCertStores:\n      certs: [certstore-team]\n    trustPolicyDoc:\n      version: \"1.0\"\n\
+         \x20     trustPolicies:\n        - name: team\n          registryScopes: [\"*\"]\n\
+         \x20         signatureVerification: {{level: strict}}\n          trustStores: [\"ca:certs\"]\n\
+         \x20         trustedIdentities: [\"*\"]\n",
+        vouch_testkit::ratify_config_yaml(&stranger.root().pem, "strict")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, yaml).expect("write");
+    let config = config.to_str().expect("utf8");
+    let signed = format!("{}/team/app:signed", registry.addr());
+
+    for (namespace, code) in [(Some("team-a"), 0), (None, 1), (Some("team-b"), 1)] {
+        let mut args = vec!["verify", "--config", config, "-o", "json"];
+        if let Some(ns) = namespace {
+            args.extend(["--namespace", ns]);
+        }
+        args.push(&signed);
+        let out = vouch(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{namespace:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+        let verifier = &json[0]["value"]["verifierReports"][0]["verifierName"];
+        let expected = if namespace == Some("team-a") {
+            "verifier-team"
+        } else {
+            "verifier-notation"
+        };
+        assert_eq!(verifier, expected, "{namespace:?}: {json}");
+    }
+}

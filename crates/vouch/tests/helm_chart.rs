@@ -1566,7 +1566,10 @@ fn gatekeeper_policy_objects_are_the_shipped_files() {
         assert_eq!(without_labels(render.only("VouchVerification")), constraint);
 
         // Ratify's multi-tenancy key form, on request.
-        let namespaced = merge(values.clone(), json!({"gatekeeper": {"namespacedKeys": true}}));
+        let namespaced = merge(
+            values.clone(),
+            json!({"gatekeeper": {"namespacedKeys": true}}),
+        );
         let render_namespaced = helm.template_ok(namespace, &namespaced, &kind);
         constraint["spec"]["parameters"]["namespacedKeys"] = json!(true);
         assert_eq!(
