@@ -10,7 +10,8 @@
 //! * [`revocation::ocsp_response`] makes OCSP responses for a local responder
 //!   ([`pki::TestPki::leaf_ocsp_response`] for a PKI's leaf); [`pki::TestPki::leaf_crl`] CRLs.
 //! * [`gatekeeper::GatekeeperCa`] is Gatekeeper's CA and the client certificate it presents.
-//! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root.
+//! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root
+//!   (its parts: [`certificate_store_yaml`], [`STORE_YAML`], [`verifier_yaml`]).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -39,7 +40,7 @@ pub mod revocation;
 
 pub use crate::image::{ManifestForm, Pusher};
 pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};
-pub use crate::ratify::ratify_config_yaml;
+pub use crate::ratify::{STORE_YAML, certificate_store_yaml, ratify_config_yaml, verifier_yaml};
 pub use crate::registry::Registry;
 
 /// `e` and its sources, joined with `: ` (what a test prints when an HTTP call fails: reqwest

@@ -12,23 +12,16 @@
 /// `level` is written verbatim (as a quoted string); `skip` is not meaningful here because a
 /// skip statement must not list trust stores or identities.
 pub fn ratify_config_yaml(root_pem: &str, level: &str) -> String {
-    let pem: String = root_pem
-        .trim_end()
-        .lines()
-        .map(|line| format!("      {line}\n"))
-        .collect();
-    let level = serde_json::Value::from(level);
-    format!(
-        r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: CertificateStore
-metadata:
-  name: certstore-inline
-spec:
-  provider: inline
-  parameters:
-    value: |
-{pem}---
-apiVersion: config.ratify.deislabs.io/v1beta1
+    [
+        certificate_store_yaml("certstore-inline", root_pem),
+        STORE_YAML.to_owned(),
+        verifier_yaml("verifier-notation", None, "certstore-inline", level),
+    ]
+    .join("---\n")
+}
+
+/// Store `store-oras` (`oras`, `useHttp: true`, for a plain-HTTP test registry).
+pub const STORE_YAML: &str = r#"apiVersion: config.ratify.deislabs.io/v1beta1
 kind: Store
 metadata:
   name: store-oras
@@ -36,18 +29,51 @@ spec:
   name: oras
   parameters:
     useHttp: true
----
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Verifier
+"#;
+
+/// A CertificateStore `name` (provider `inline`) holding `pem`.
+pub fn certificate_store_yaml(name: &str, pem: &str) -> String {
+    let pem: String = pem
+        .trim_end()
+        .lines()
+        .map(|line| format!("      {line}\n"))
+        .collect();
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: CertificateStore
 metadata:
-  name: verifier-notation
+  name: {name}
+spec:
+  provider: inline
+  parameters:
+    value: |
+{pem}"#
+    )
+}
+
+/// A notation Verifier `name` (artifact type `application/vnd.cncf.notary.signature`)
+/// trusting the certificate source `cert_store` (legacy `verificationCertStores`
+/// `{certs: [cert_store]}`), with one trust policy statement `default`: scope `*`, the given
+/// `level`, trust store `ca:certs`, identities `*`. A NamespacedVerifier in `namespace` when
+/// it is given.
+pub fn verifier_yaml(name: &str, namespace: Option<&str>, cert_store: &str, level: &str) -> String {
+    let (kind, namespace) = match namespace {
+        Some(ns) => ("NamespacedVerifier", format!("\n  namespace: {ns}")),
+        None => ("Verifier", String::new()),
+    };
+    let level = serde_json::Value::from(level);
+    format!(
+        r#"apiVersion: config.ratify.deislabs.io/v1beta1
+kind: {kind}
+metadata:
+  name: {name}{namespace}
 spec:
   name: notation
   artifactTypes: application/vnd.cncf.notary.signature
   parameters:
     verificationCertStores:
       certs:
-        - certstore-inline
+        - {cert_store}
     trustPolicyDoc:
       version: "1.0"
       trustPolicies:

@@ -234,25 +234,13 @@ fn namespace_picks_the_namespaced_verifier() {
                 .await
                 .expect("push team/app:signed and :unsigned");
         });
-    let team_pem: String = team
-        .root()
-        .pem
-        .trim_end()
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
     // Cluster-scoped: trusts a stranger's root. team-a: trusts the team's root.
-    let yaml = format!(
-        "{}---\napiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  name: certstore-team\n\
-         spec:\n  provider: inline\n  parameters:\n    value: |\n{team_pem}---\n\
-         apiVersion: config.ratify.deislabs.io/v1beta1\nkind: NamespacedVerifier\nmetadata:\n  name: verifier-team\n  namespace: team-a\n\
-         spec:\n  name: notation\n  artifactTypes: application/vnd.cncf.notary.signature\n  parameters:\n\
-         \x20   verificationCertStores:\n      certs: [certstore-team]\n    trustPolicyDoc:\n      version: \"1.0\"\n\
-         \x20     trustPolicies:\n        - name: team\n          registryScopes: [\"*\"]\n\
-         \x20         signatureVerification: {{level: strict}}\n          trustStores: [\"ca:certs\"]\n\
-         \x20         trustedIdentities: [\"*\"]\n",
-        vouch_testkit::ratify_config_yaml(&stranger.root().pem, "strict")
-    );
+    let yaml = [
+        vouch_testkit::ratify_config_yaml(&stranger.root().pem, "strict"),
+        vouch_testkit::certificate_store_yaml("certstore-team", &team.root().pem),
+        vouch_testkit::verifier_yaml("verifier-team", Some("team-a"), "certstore-team", "strict"),
+    ]
+    .join("---\n");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, yaml).expect("write");

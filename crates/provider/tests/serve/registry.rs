@@ -14,6 +14,7 @@ use vouch_provider::{ConfigLoader, EngineOptions, MUTATE_PATH};
 use vouch_testkit::image::{ManifestForm, Pusher};
 use vouch_testkit::pki::{KeyKind, TestPki};
 use vouch_testkit::registry::Registry;
+use vouch_testkit::{STORE_YAML, certificate_store_yaml};
 
 use crate::common::{TestServer, eventually, items, request};
 
@@ -288,52 +289,10 @@ async fn registry_requests_are_counted_by_host_and_status_class() {
     }
 }
 
-/// A Verifier named `name` in `namespace` (NamespacedVerifier; cluster-scoped `Verifier`
-/// when `namespace` is `None`) trusting the CertificateStore `store`.
+/// A strict Verifier `name` (a NamespacedVerifier in `namespace`) trusting `store`.
 fn verifier_yaml(name: &str, namespace: Option<&str>, store: &str) -> String {
-    let (kind, ns) = match namespace {
-        Some(ns) => ("NamespacedVerifier", format!("\n  namespace: {ns}")),
-        None => ("Verifier", String::new()),
-    };
-    format!(
-        r#"apiVersion: config.ratify.deislabs.io/v1beta1
-kind: {kind}
-metadata:
-  name: {name}{ns}
-spec:
-  name: notation
-  artifactTypes: application/vnd.cncf.notary.signature
-  parameters:
-    verificationCertStores:
-      certs:
-        - {store}
-    trustPolicyDoc:
-      version: "1.0"
-      trustPolicies:
-        - name: default
-          registryScopes: ["*"]
-          signatureVerification:
-            level: strict
-          trustStores: ["ca:certs"]
-          trustedIdentities: ["*"]
-"#
-    )
+    vouch_testkit::verifier_yaml(name, namespace, store, "strict")
 }
-
-fn certificate_store_yaml(name: &str, pem: &str) -> String {
-    let pem: String = pem
-        .trim_end()
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
-    format!(
-        "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  name: {name}\n\
-         spec:\n  provider: inline\n  parameters:\n    value: |\n{pem}"
-    )
-}
-
-const STORE_YAML: &str = "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nmetadata:\n  name: store-oras\n\
-                          spec:\n  name: oras\n  parameters:\n    useHttp: true\n";
 
 /// Ratify's multi-tenancy: a `[namespace]` key is verified with its namespace's
 /// NamespacedVerifier when there is one, else with the cluster-scoped Verifier; a key
