@@ -111,7 +111,7 @@ pub struct Engine {
     registry: RegistryClient,
     verifiers: Vec<NotationVerifier>,
     options: EngineOptions,
-    revocation: Option<RevocationFetcher>,
+    revocation: Option<Arc<RevocationFetcher>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -127,10 +127,17 @@ impl Engine {
     /// Builds an engine for `config`'s cluster-scoped resources (its namespaces are not
     /// used: [`ConfigLoader`](crate::ConfigLoader) builds one engine per namespace).
     pub fn new(config: Config, options: EngineOptions) -> Result<Self, EngineError> {
-        if config.verifiers.is_empty() {
-            return Err(EngineError::NoVerifier);
-        }
-        let config = Arc::new(config);
+        let registry = Self::registry_for(&config, &options)?;
+        let revocation = Self::revocation_for(&options)?;
+        Self::with_parts(config, options, registry, revocation)
+    }
+
+    /// The registry client `config`'s (first) Store asks for. Engines with the same Store
+    /// and options can share one (connections, sessions, tokens).
+    pub(crate) fn registry_for(
+        config: &Config,
+        options: &EngineOptions,
+    ) -> Result<RegistryClient, EngineError> {
         let mut client_options = ClientOptions::default();
         if let Some(store) = config.stores.first() {
             client_options.plain_http = store.use_http;
@@ -140,7 +147,33 @@ impl Engine {
         client_options.extra_root_certificates = options.extra_root_certificates.clone();
         client_options.max_referrers = options.max_signatures;
         client_options.request_observer = options.registry_observer.clone();
-        let registry = RegistryClient::new(client_options)?;
+        Ok(RegistryClient::new(client_options)?)
+    }
+
+    /// The CRL/OCSP fetcher `options` ask for; engines can share one (and its cache).
+    pub(crate) fn revocation_for(
+        options: &EngineOptions,
+    ) -> Result<Option<Arc<RevocationFetcher>>, EngineError> {
+        if !options.fetch_revocation {
+            return Ok(None);
+        }
+        RevocationFetcher::new()
+            .map(|f| Some(Arc::new(f)))
+            .map_err(|e| EngineError::RevocationClient(e.to_string()))
+    }
+
+    /// An engine for `config` over a registry client and revocation fetcher made for it
+    /// ([`Engine::registry_for`], [`Engine::revocation_for`]), possibly shared.
+    pub(crate) fn with_parts(
+        config: Config,
+        options: EngineOptions,
+        registry: RegistryClient,
+        revocation: Option<Arc<RevocationFetcher>>,
+    ) -> Result<Self, EngineError> {
+        if config.verifiers.is_empty() {
+            return Err(EngineError::NoVerifier);
+        }
+        let config = Arc::new(config);
         let verifiers = config
             .verifiers
             .iter()
@@ -152,14 +185,6 @@ impl Engine {
                 )),
             })
             .collect();
-        let revocation = if options.fetch_revocation {
-            Some(
-                RevocationFetcher::new()
-                    .map_err(|e| EngineError::RevocationClient(e.to_string()))?,
-            )
-        } else {
-            None
-        };
         Ok(Self {
             config,
             registry,
@@ -171,7 +196,7 @@ impl Engine {
 
     /// The CRL/OCSP fetcher (absent when [`EngineOptions::fetch_revocation`] is false).
     pub fn revocation_fetcher(&self) -> Option<&RevocationFetcher> {
-        self.revocation.as_ref()
+        self.revocation.as_deref()
     }
 
     /// The configuration this engine verifies with.

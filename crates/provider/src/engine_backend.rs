@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vouch_oci::{Reference, RequestObserver};
+use vouch_oci::{Reference, RegistryClient, RequestObserver};
 
 use crate::backend::{Backend, BackendLoader, BoxFuture, LoadError, Scope};
-use crate::engine::{Engine, EngineOptions, KeyError};
+use crate::engine::{Engine, EngineError, EngineOptions, KeyError};
 use crate::report::VerificationResponse;
 
 impl Backend for Engine {
@@ -75,7 +75,18 @@ impl Tenants {
         config: &vouch_config::Config,
         options: &EngineOptions,
     ) -> Result<Self, LoadError> {
-        let build = |config: vouch_config::Config, whose: Option<&str>| {
+        // Scopes share what does not depend on their Verifiers: one CRL/OCSP fetcher, and
+        // one registry client per distinct Store (most namespaces only bring Verifiers).
+        let cannot_build = |whose: Option<&str>, e: EngineError| {
+            let what = match whose {
+                None => "cannot build the verification engine".to_owned(),
+                Some(ns) => format!("cannot build the verification engine of namespace {ns:?}"),
+            };
+            LoadError::new(what, e)
+        };
+        let revocation = Engine::revocation_for(options).map_err(|e| cannot_build(None, e))?;
+        let mut registries: Vec<(Option<vouch_config::StoreConfig>, RegistryClient)> = Vec::new();
+        let mut build = |config: vouch_config::Config, whose: Option<&str>| {
             if config.verifiers.is_empty() {
                 return Ok(Err(KeyError {
                     code: "CONFIG_INVALID",
@@ -85,13 +96,19 @@ impl Tenants {
                     },
                 }));
             }
-            Engine::new(config, options.clone()).map(Ok).map_err(|e| {
-                let what = match whose {
-                    None => "cannot build the verification engine".to_owned(),
-                    Some(ns) => format!("cannot build the verification engine of namespace {ns:?}"),
-                };
-                LoadError::new(what, e)
-            })
+            let store = config.stores.first().cloned();
+            let registry = match registries.iter().find(|(s, _)| *s == store) {
+                Some((_, registry)) => registry.clone(),
+                None => {
+                    let registry = Engine::registry_for(&config, options)
+                        .map_err(|e| cannot_build(whose, e))?;
+                    registries.push((store, registry.clone()));
+                    registry
+                }
+            };
+            Engine::with_parts(config, options.clone(), registry, revocation.clone())
+                .map(Ok)
+                .map_err(|e| cannot_build(whose, e))
         };
         let mut engines = vec![build(config.cluster(), None)?];
         let mut scopes = HashMap::new();

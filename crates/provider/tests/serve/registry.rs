@@ -349,6 +349,19 @@ async fn namespaced_verifiers_verify_the_keys_of_their_namespace() {
         (format!("[team-b]{cluster_image}"), true, "verifier-cluster"),
         (cluster_image.clone(), true, "verifier-cluster"),
     ];
+    // Both scopes use the cluster's Store, so they share one registry client: one session,
+    // one `/v2/` ping, whichever scope asks first (the registry's access log is written
+    // before each response). One key at a time: concurrent first requests each ping.
+    for key in [&cases[0].0, &cases[1].0] {
+        server.verify(&[key.as_str()]).await;
+    }
+    let log = std::fs::read_to_string(registry.log_path()).unwrap();
+    let pings = log
+        .lines()
+        .filter(|l| l.contains("\"GET /v2/ HTTP") && l.contains("\"vouch/"))
+        .count();
+    assert_eq!(pings, 1, "one session for both scopes:\n{log}");
+
     let keys: Vec<&str> = cases.iter().map(|(k, _, _)| k.as_str()).collect();
     for round in ["verified", "cached"] {
         let answer = server.verify(&keys).await;
