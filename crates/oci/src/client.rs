@@ -71,6 +71,9 @@ struct Inner {
     credentials: Mutex<HashMap<String, RegistryAuth>>,
     /// `Authorization` per (registry, repository) for vouch's own requests.
     sessions: Mutex<HashMap<(String, String), Session>>,
+    /// One auth flow per repository at a time: concurrent first requests wait for it
+    /// instead of each pinging `/v2/` and fetching a token. Entries live while in use.
+    authorizing: Gates,
     /// (registry, repository) whose Referrers API answered 404, until when.
     no_referrers_api: Mutex<HashMap<(String, String), Instant>>,
 }
@@ -101,7 +104,34 @@ fn repository_key(reference: &Reference) -> (String, String) {
     )
 }
 
-#[derive(Clone)]
+/// Per repository, the gate its auth flow runs behind.
+type Gates = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>;
+
+/// A request's place at a repository's auth gate; leaving (also when the request is
+/// dropped at its deadline) removes the gate once nobody else holds it.
+struct Gate<'a> {
+    map: &'a Gates,
+    key: (String, String),
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> Gate<'a> {
+    fn enter(map: &'a Gates, key: (String, String)) -> Self {
+        let gate = Arc::clone(lock(map).entry(key.clone()).or_default());
+        Self { map, key, gate }
+    }
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut map = lock(self.map);
+        // The map's handle and this one: nobody else waits here.
+        if Arc::strong_count(&self.gate) <= 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
 struct Session {
     header: Option<HeaderValue>,
     expires: Instant,
@@ -168,6 +198,7 @@ impl RegistryClient {
                 http,
                 credentials: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
+                authorizing: Mutex::new(HashMap::new()),
                 no_referrers_api: Mutex::new(HashMap::new()),
             }),
         })
@@ -630,11 +661,20 @@ impl RegistryClient {
         refresh: bool,
     ) -> Result<(Option<HeaderValue>, bool), RegistryError> {
         let key = repository_key(reference);
-        if !refresh
-            && let Some(s) = lock(&self.inner.sessions).get(&key)
-            && s.expires > Instant::now()
-        {
-            return Ok((s.header.clone(), true));
+        let cached = |key: &(String, String)| {
+            lock(&self.inner.sessions)
+                .get(key)
+                .filter(|s| s.expires > Instant::now())
+                .map(|s| s.header.clone())
+        };
+        if !refresh && let Some(header) = cached(&key) {
+            return Ok((header, true));
+        }
+        let gate = Gate::enter(&self.inner.authorizing, key.clone());
+        let _turn = gate.gate.lock().await;
+        // Another request may have authorised while this one waited.
+        if !refresh && let Some(header) = cached(&key) {
+            return Ok((header, true));
         }
         let header = self.authorize(reference).await?;
         remember(

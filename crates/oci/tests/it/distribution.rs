@@ -340,6 +340,44 @@ async fn reads_after_the_first_are_one_request_each() {
     );
 }
 
+/// Concurrent first requests to one repository share one auth flow: one `/v2/` ping, not
+/// one per request (with a token service, one token request instead of a burst).
+#[tokio::test]
+async fn concurrent_first_requests_authorise_once() {
+    let reg = Registry::start().await;
+    let repo = reference(&format!("{}/vouch-test/concurrent", reg.host()));
+    let pushed = push_image(&client(), &repo, "v1", b"concurrent layer").await;
+    let pinned = repo.with_digest(&pushed.digest);
+    let before = reg.log().lines().count();
+
+    let client = client();
+    let resolves: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, pinned) = (client.clone(), pinned.clone());
+            tokio::spawn(async move { client.resolve(&pinned).await })
+        })
+        .collect();
+    for resolve in resolves {
+        resolve.await.expect("task").expect("resolve");
+    }
+    let log = reg.log();
+    let ours: Vec<&str> = log
+        .lines()
+        .skip(before)
+        .filter(|l| l.contains("\"GET /v2/"))
+        .collect();
+    let pings = ours
+        .iter()
+        .filter(|l| l.contains("\"GET /v2/ HTTP"))
+        .count();
+    assert_eq!(
+        (pings, ours.len()),
+        (1, 9),
+        "one ping, eight manifest requests:\n{}",
+        ours.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn the_request_observer_sees_every_request_by_registry_and_status_class() {
     use vouch_oci::StatusClass;

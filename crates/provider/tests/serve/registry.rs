@@ -351,7 +351,7 @@ async fn namespaced_verifiers_verify_the_keys_of_their_namespace() {
     ];
     // Both scopes use the cluster's Store, so they share one registry client: one session,
     // one `/v2/` ping, whichever scope asks first (the registry's access log is written
-    // before each response). One key at a time: concurrent first requests each ping.
+    // before each response).
     for key in [&cases[0].0, &cases[1].0] {
         server.verify(&[key.as_str()]).await;
     }
