@@ -22,17 +22,31 @@ impl Backend for Engine {
     }
 
     fn resolve<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<String, KeyError>> {
-        Box::pin(async move {
-            self.registry()
-                .resolve(reference)
-                .await
-                .map(|descriptor| descriptor.digest)
-                .map_err(|e| KeyError {
-                    code: "GET_SUBJECT_DESCRIPTOR_FAILURE",
-                    message: format!("failed to resolve {reference}: {e}"),
-                })
-        })
+        Box::pin(resolve_with(self.registry(), reference))
     }
+}
+
+/// A scope this backend never gave out (a bug): no verdict, an error.
+fn unknown_scope(scope: Scope) -> KeyError {
+    KeyError {
+        code: "CONFIG_INVALID",
+        message: format!("internal error: no verification scope {}", scope.0),
+    }
+}
+
+/// The digest `reference`'s tag points to, asked of `registry`.
+async fn resolve_with(
+    registry: &RegistryClient,
+    reference: &Reference,
+) -> Result<String, KeyError> {
+    registry
+        .resolve(reference)
+        .await
+        .map(|descriptor| descriptor.digest)
+        .map_err(|e| KeyError {
+            code: "GET_SUBJECT_DESCRIPTOR_FAILURE",
+            message: format!("failed to resolve {reference}: {e}"),
+        })
 }
 
 /// Loads a file or directory of Ratify resources and builds an [`Engine`] from it.
@@ -63,10 +77,13 @@ impl ConfigLoader {
 
 /// One engine per scope: the cluster-scoped resources, and each namespace with Namespaced*
 /// resources of its own (its resources, kind by kind, else the cluster's). A scope without
-/// any Verifier has no engine; its keys get a `CONFIG_INVALID` error.
+/// any Verifier has no engine: its keys get a `CONFIG_INVALID` error, but its tags still
+/// resolve (for `/mutate`) with its Store.
 pub(crate) struct Tenants {
     /// By scope number; [`Scope::CLUSTER`] first.
     engines: Vec<Result<Engine, KeyError>>,
+    /// Each scope's registry client (its Store's), by scope number.
+    registries: Vec<RegistryClient>,
     scopes: HashMap<String, Scope>,
 }
 
@@ -85,32 +102,39 @@ impl Tenants {
             LoadError::new(what, e)
         };
         let revocation = Engine::revocation_for(options).map_err(|e| cannot_build(None, e))?;
-        let mut registries: Vec<(Option<vouch_config::StoreConfig>, RegistryClient)> = Vec::new();
+        let mut clients: Vec<(Option<vouch_config::StoreConfig>, RegistryClient)> = Vec::new();
         let mut build = |config: vouch_config::Config, whose: Option<&str>| {
+            let store = config.stores.first().cloned();
+            let registry = match clients.iter().find(|(s, _)| *s == store) {
+                Some((_, registry)) => registry.clone(),
+                None => {
+                    let registry = Engine::registry_for(&config, options)
+                        .map_err(|e| cannot_build(whose, e))?;
+                    clients.push((store, registry.clone()));
+                    registry
+                }
+            };
             if config.verifiers.is_empty() {
-                return Ok(Err(KeyError {
+                let error = KeyError {
                     code: "CONFIG_INVALID",
                     message: match whose {
                         None => "no cluster-scoped Verifier: keys without a [namespace] prefix, and keys of namespaces without a NamespacedVerifier, are verified with cluster-scoped resources; add a Verifier".to_owned(),
                         Some(ns) => format!("no Verifier applies to namespace {ns:?}: add a NamespacedVerifier in {ns:?} or a cluster-scoped Verifier"),
                     },
-                }));
+                };
+                return Ok((Err(error), registry));
             }
-            let store = config.stores.first().cloned();
-            let registry = match registries.iter().find(|(s, _)| *s == store) {
-                Some((_, registry)) => registry.clone(),
-                None => {
-                    let registry = Engine::registry_for(&config, options)
-                        .map_err(|e| cannot_build(whose, e))?;
-                    registries.push((store, registry.clone()));
-                    registry
-                }
-            };
-            Engine::with_parts(config, options.clone(), registry, revocation.clone())
-                .map(Ok)
-                .map_err(|e| cannot_build(whose, e))
+            let engine = Engine::with_parts(
+                config,
+                options.clone(),
+                registry.clone(),
+                revocation.clone(),
+            )
+            .map_err(|e| cannot_build(whose, e))?;
+            Ok((Ok(engine), registry))
         };
-        let mut engines = vec![build(config.cluster(), None)?];
+        let (cluster, cluster_registry) = build(config.cluster(), None)?;
+        let (mut engines, mut registries) = (vec![cluster], vec![cluster_registry]);
         let mut scopes = HashMap::new();
         for namespace in config.namespaces.keys() {
             let Some(own) = config.for_namespace(namespace) else {
@@ -118,20 +142,23 @@ impl Tenants {
             };
             let number = u32::try_from(engines.len())
                 .map_err(|e| LoadError::new("too many namespaces with their own resources", e))?;
-            engines.push(build(own, Some(namespace))?);
+            let (engine, registry) = build(own, Some(namespace))?;
+            engines.push(engine);
+            registries.push(registry);
             scopes.insert(namespace.clone(), Scope(number));
         }
-        Ok(Self { engines, scopes })
+        Ok(Self {
+            engines,
+            registries,
+            scopes,
+        })
     }
 
     fn engine(&self, scope: Scope) -> Result<&Engine, KeyError> {
         match self.engines.get(scope.0 as usize) {
             Some(Ok(engine)) => Ok(engine),
             Some(Err(e)) => Err(e.clone()),
-            None => Err(KeyError {
-                code: "CONFIG_INVALID",
-                message: format!("internal error: no verification scope {}", scope.0),
-            }),
+            None => Err(unknown_scope(scope)),
         }
     }
 }
@@ -171,9 +198,9 @@ impl Backend for Tenants {
         scope: Scope,
         reference: &'a Reference,
     ) -> BoxFuture<'a, Result<String, KeyError>> {
-        match self.engine(scope) {
-            Ok(engine) => Backend::resolve(engine, reference),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
+        match self.registries.get(scope.0 as usize) {
+            Some(registry) => Box::pin(resolve_with(registry, reference)),
+            None => Box::pin(std::future::ready(Err(unknown_scope(scope)))),
         }
     }
 }

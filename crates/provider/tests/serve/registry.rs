@@ -382,9 +382,16 @@ async fn namespaced_verifiers_verify_the_keys_of_their_namespace() {
 }
 
 /// With NamespacedVerifiers only, a key outside their namespaces has nothing to verify it
-/// with: a per-key CONFIG_INVALID error that says what to add, never a pass.
+/// with: a per-key CONFIG_INVALID error that says what to add, never a pass. Its tags still
+/// resolve for `/mutate`, with the cluster-scoped Store.
 #[tokio::test]
 async fn without_a_verifier_for_its_scope_a_key_is_a_config_error() {
+    let registry =
+        Registry::start().expect("start docker-registry (apt-get install -y docker-registry)");
+    let pushed = Pusher::anonymous(&registry.addr())
+        .push_image(REPO, "v1", "seed-mutate")
+        .await
+        .unwrap();
     let pki = TestPki::new(KeyKind::EcP256).unwrap();
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("ratify.yaml");
@@ -397,6 +404,15 @@ async fn without_a_verifier_for_its_scope_a_key_is_a_config_error() {
     std::fs::write(&config, yaml).unwrap();
     let loader = Arc::new(ConfigLoader::new(config, EngineOptions::default()));
     let server = TestServer::start_with(loader, |_, _| {}).await;
+
+    let tag = format!("{}/{REPO}:v1", registry.addr());
+    let (status, response) = server.post(MUTATE_PATH, &request(&[tag.as_str()])).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        items(&response)[0]["value"],
+        format!("{}/{REPO}@{}", registry.addr(), pushed.digest)
+    );
+
     let digest = format!("sha256:{}", "ab".repeat(32));
     for key in [
         format!("registry.test/app@{digest}"),
