@@ -63,10 +63,10 @@ struct VerifierDraft {
 pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigError> {
     let mut errors = Vec::new();
     let mut cert_sources: Vec<CertSource> = Vec::new();
-    // Index 0: cluster-wide (Store, Verifier, Policy); then one scope per namespace that has
+    // Cluster-scoped Stores, Verifiers and Policy; then those of each namespace with
     // Namespaced* resources, in order of first appearance.
-    let mut scopes: Vec<ScopeDraft> = vec![ScopeDraft::default()];
-    let mut namespaces: BTreeMap<String, usize> = BTreeMap::new();
+    let mut cluster = ScopeDraft::default();
+    let mut namespaces: Vec<(String, ScopeDraft)> = Vec::new();
 
     for source in sources {
         for document in parse_documents(&source.name, &source.text) {
@@ -89,14 +89,20 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
                     match scope_of(&document, namespaced) {
                         Err(error) => Err(error),
                         Ok(namespace) => {
-                            let index = match namespace {
-                                None => 0,
-                                Some(ns) => *namespaces.entry(ns).or_insert_with(|| {
-                                    scopes.push(ScopeDraft::default());
-                                    scopes.len() - 1
-                                }),
+                            let scope = match namespace {
+                                None => &mut cluster,
+                                Some(ns) => {
+                                    let i = match namespaces.iter().position(|(n, _)| *n == ns) {
+                                        Some(i) => i,
+                                        None => {
+                                            namespaces.push((ns, ScopeDraft::default()));
+                                            namespaces.len() - 1
+                                        }
+                                    };
+                                    &mut namespaces[i].1
+                                }
                             };
-                            scopes[index].add(kind.trim_start_matches("Namespaced"), document)
+                            scope.add(kind.trim_start_matches("Namespaced"), document)
                         }
                     }
                 }
@@ -118,7 +124,7 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
         cert_sources.iter().map(|s| (&s.ctx, &s.name)),
         &mut errors,
     );
-    for scope in &scopes {
+    for scope in std::iter::once(&cluster).chain(namespaces.iter().map(|(_, s)| s)) {
         check_unique(
             "Store",
             scope.stores.iter().map(|(ctx, s)| (ctx, &s.resource_name)),
@@ -134,31 +140,19 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
         return Err(error);
     }
 
-    if scopes.iter().all(|s| s.verifiers.is_empty()) {
+    if cluster.verifiers.is_empty() && namespaces.iter().all(|(_, s)| s.verifiers.is_empty()) {
         return Err(ConfigError::new(origin, None, None, ErrorKind::NoVerifier));
     }
     let mut errors = Vec::new();
-    let mut built: Vec<Scope> = Vec::new();
-    for draft in scopes {
-        let mut verifiers = Vec::new();
-        for verifier in draft.verifiers {
-            match finish_verifier(verifier, &cert_sources) {
-                Ok(verifier) => verifiers.push(verifier),
-                Err(error) => errors.push(error),
-            }
-        }
-        built.push(Scope {
-            stores: draft.stores.into_iter().map(|(_, s)| s).collect(),
-            verifiers,
-            policy: draft.policy.map(|(_, p)| p),
-        });
-    }
+    let cluster = cluster.finish(&cert_sources, &mut errors);
+    let namespaces = namespaces
+        .into_iter()
+        .map(|(namespace, draft)| (namespace, draft.finish(&cert_sources, &mut errors)))
+        .collect();
     if let Some(error) = ConfigError::from_many(errors) {
         return Err(error);
     }
 
-    let mut built = built.into_iter();
-    let cluster = built.next().unwrap_or_default();
     let stores = if cluster.stores.is_empty() {
         vec![StoreConfig {
             resource_name: DEFAULT_STORE_NAME.to_owned(),
@@ -168,22 +162,6 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
     } else {
         cluster.stores
     };
-    let mut by_index: Vec<(String, usize)> = namespaces.into_iter().collect();
-    by_index.sort_by_key(|(_, index)| *index);
-    let namespaces = by_index
-        .into_iter()
-        .zip(built)
-        .map(|((namespace, _), scope)| {
-            (
-                namespace,
-                NamespaceConfig {
-                    stores: scope.stores,
-                    verifiers: scope.verifiers,
-                    policy: scope.policy,
-                },
-            )
-        })
-        .collect();
     Ok(Config {
         stores,
         verifiers: cluster.verifiers,
@@ -221,14 +199,25 @@ impl ScopeDraft {
             }),
         }
     }
-}
 
-/// A scope's resources, built.
-#[derive(Debug, Default)]
-struct Scope {
-    stores: Vec<StoreConfig>,
-    verifiers: Vec<NotationVerifierConfig>,
-    policy: Option<PolicyConfig>,
+    /// The scope's resources with each Verifier's certificate sources resolved; a Verifier
+    /// that cannot be finished adds its error to `errors` instead.
+    fn finish(self, cert_sources: &[CertSource], errors: &mut Vec<ConfigError>) -> NamespaceConfig {
+        let verifiers = self
+            .verifiers
+            .into_iter()
+            .filter_map(|v| {
+                finish_verifier(v, cert_sources)
+                    .map_err(|e| errors.push(e))
+                    .ok()
+            })
+            .collect();
+        NamespaceConfig {
+            stores: self.stores.into_iter().map(|(_, s)| s).collect(),
+            verifiers,
+            policy: self.policy.map(|(_, p)| p),
+        }
+    }
 }
 
 /// The namespace a Store, Verifier or Policy applies to: `None` for the cluster-scoped

@@ -26,14 +26,6 @@ impl Backend for Engine {
     }
 }
 
-/// A scope this backend never gave out (a bug): no verdict, an error.
-fn unknown_scope(scope: Scope) -> KeyError {
-    KeyError {
-        code: "CONFIG_INVALID",
-        message: format!("internal error: no verification scope {}", scope.0),
-    }
-}
-
 /// The digest `reference`'s tag points to, asked of `registry`.
 async fn resolve_with(
     registry: &RegistryClient,
@@ -81,10 +73,27 @@ impl ConfigLoader {
 /// resolve (for `/mutate`) with its Store.
 pub(crate) struct Tenants {
     /// By scope number; [`Scope::CLUSTER`] first.
-    engines: Vec<Result<Engine, KeyError>>,
-    /// Each scope's registry client (its Store's), by scope number.
-    registries: Vec<RegistryClient>,
+    tenants: Vec<Tenant>,
     scopes: HashMap<String, Scope>,
+}
+
+/// What one scope verifies and resolves with.
+enum Tenant {
+    Verifying(Engine),
+    /// No Verifier: every key is this error; tags resolve with the scope's Store.
+    ResolveOnly {
+        registry: RegistryClient,
+        error: KeyError,
+    },
+}
+
+impl Tenant {
+    fn registry(&self) -> &RegistryClient {
+        match self {
+            Tenant::Verifying(engine) => engine.registry(),
+            Tenant::ResolveOnly { registry, .. } => registry,
+        }
+    }
 }
 
 impl Tenants {
@@ -122,44 +131,31 @@ impl Tenants {
                         Some(ns) => format!("no Verifier applies to namespace {ns:?}: add a NamespacedVerifier in {ns:?} or a cluster-scoped Verifier"),
                     },
                 };
-                return Ok((Err(error), registry));
+                return Ok(Tenant::ResolveOnly { registry, error });
             }
-            let engine = Engine::with_parts(
-                config,
-                options.clone(),
-                registry.clone(),
-                revocation.clone(),
-            )
-            .map_err(|e| cannot_build(whose, e))?;
-            Ok((Ok(engine), registry))
+            Engine::with_parts(config, options.clone(), registry, revocation.clone())
+                .map(Tenant::Verifying)
+                .map_err(|e| cannot_build(whose, e))
         };
-        let (cluster, cluster_registry) = build(config.cluster(), None)?;
-        let (mut engines, mut registries) = (vec![cluster], vec![cluster_registry]);
+        let mut tenants = vec![build(config.cluster(), None)?];
         let mut scopes = HashMap::new();
         for namespace in config.namespaces.keys() {
             let Some(own) = config.for_namespace(namespace) else {
                 continue;
             };
-            let number = u32::try_from(engines.len())
+            let number = u32::try_from(tenants.len())
                 .map_err(|e| LoadError::new("too many namespaces with their own resources", e))?;
-            let (engine, registry) = build(own, Some(namespace))?;
-            engines.push(engine);
-            registries.push(registry);
+            tenants.push(build(own, Some(namespace))?);
             scopes.insert(namespace.clone(), Scope(number));
         }
-        Ok(Self {
-            engines,
-            registries,
-            scopes,
-        })
+        Ok(Self { tenants, scopes })
     }
 
-    fn engine(&self, scope: Scope) -> Result<&Engine, KeyError> {
-        match self.engines.get(scope.0 as usize) {
-            Some(Ok(engine)) => Ok(engine),
-            Some(Err(e)) => Err(e.clone()),
-            None => Err(unknown_scope(scope)),
-        }
+    fn tenant(&self, scope: Scope) -> Result<&Tenant, KeyError> {
+        self.tenants.get(scope.0 as usize).ok_or_else(|| KeyError {
+            code: "CONFIG_INVALID",
+            message: format!("internal error: no verification scope {}", scope.0),
+        })
     }
 }
 
@@ -187,8 +183,11 @@ impl Backend for Tenants {
         scope: Scope,
         image: &'a str,
     ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
-        match self.engine(scope) {
-            Ok(engine) => Backend::verify(engine, image),
+        match self.tenant(scope) {
+            Ok(Tenant::Verifying(engine)) => Backend::verify(engine, image),
+            Ok(Tenant::ResolveOnly { error, .. }) => {
+                Box::pin(std::future::ready(Err(error.clone())))
+            }
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }
@@ -198,9 +197,9 @@ impl Backend for Tenants {
         scope: Scope,
         reference: &'a Reference,
     ) -> BoxFuture<'a, Result<String, KeyError>> {
-        match self.registries.get(scope.0 as usize) {
-            Some(registry) => Box::pin(resolve_with(registry, reference)),
-            None => Box::pin(std::future::ready(Err(unknown_scope(scope)))),
+        match self.tenant(scope) {
+            Ok(tenant) => Box::pin(resolve_with(tenant.registry(), reference)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }
 }
