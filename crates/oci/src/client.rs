@@ -253,9 +253,11 @@ impl RegistryClient {
     }
 
     /// Lists the referrers of `subject_digest` in `reference`'s repository whose artifact
-    /// type is `artifact_type`.
+    /// type `artifact_types` admits (one type as `&str`, several, or any:
+    /// [`ArtifactTypes`]).
     ///
-    /// Uses the Referrers API (`GET /v2/<name>/referrers/<digest>?artifactType=…`),
+    /// Uses the Referrers API (`GET /v2/<name>/referrers/<digest>`, with
+    /// `?artifactType=…` when exactly one type is wanted),
     /// following `Link: <…>; rel="next"` pages on the same registry; a **404** (and only a
     /// 404) falls back to the referrers tag schema (the image index tagged
     /// `sha256-<hex>`), where a missing tag means no referrers. Entries are always
@@ -266,12 +268,13 @@ impl RegistryClient {
         &self,
         reference: &Reference,
         subject_digest: &str,
-        artifact_type: &str,
+        artifact_types: impl Into<ArtifactTypes>,
     ) -> Result<Vec<Descriptor>, RegistryError> {
+        let artifact_types = artifact_types.into();
         self.deadline(reference, "referrers", async {
             validate_digest(subject_digest)
                 .map_err(|e| self.error(reference, ErrorKind::Configuration, e.to_string()))?;
-            let mut collector = Collector::new(artifact_type, self.inner.options.max_referrers);
+            let mut collector = Collector::new(artifact_types, self.inner.options.max_referrers);
             let repository = repository_key(reference);
             let known_absent = lock(&self.inner.no_referrers_api)
                 .get(&repository)
@@ -280,7 +283,9 @@ impl RegistryClient {
                 return self.referrers_by_tag(reference, subject_digest, collector).await;
             }
             let mut url = self.url(reference, &format!("referrers/{subject_digest}"))?;
-            url.query_pairs_mut().append_pair("artifactType", artifact_type);
+            if let Some(artifact_type) = collector.artifact_types.single() {
+                url.query_pairs_mut().append_pair("artifactType", artifact_type);
+            }
             let mut visited = HashSet::new();
             for page in 0..MAX_REFERRER_PAGES {
                 let operation = format!("listing referrers of {subject_digest} (page {})", page + 1);
@@ -904,17 +909,63 @@ fn oci_status_class(e: &oci_client::errors::OciDistributionError) -> StatusClass
 }
 
 /// Collects filtered, de-duplicated referrers up to a maximum.
+/// Which referrers [`RegistryClient::referrers`] keeps, by artifact type.
+///
+/// A `&str` converts into a one-type filter, so `referrers(.., "application/…")` reads as
+/// before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArtifactTypes {
+    /// Every referrer, whatever its artifact type (also one without any).
+    Any,
+    /// Referrers whose artifact type is one of these.
+    Only(Vec<String>),
+}
+
+impl ArtifactTypes {
+    /// Whether a referrer of `artifact_type` (`None`: the listing gave none) is kept.
+    pub fn admits(&self, artifact_type: Option<&str>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(types) => artifact_type.is_some_and(|t| types.iter().any(|w| w == t)),
+        }
+    }
+
+    /// The one type wanted, when exactly one is (the Referrers API's `artifactType` filter).
+    pub fn single(&self) -> Option<&str> {
+        match self {
+            Self::Only(types) if types.len() == 1 => Some(types[0].as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ArtifactTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any type"),
+            Self::Only(types) => write!(f, "type {}", types.join(" or ")),
+        }
+    }
+}
+
+impl From<&str> for ArtifactTypes {
+    fn from(artifact_type: &str) -> Self {
+        Self::Only(vec![artifact_type.to_owned()])
+    }
+}
+
 struct Collector {
-    artifact_type: String,
+    artifact_types: ArtifactTypes,
     max: usize,
     seen: HashSet<String>,
     out: Vec<Descriptor>,
 }
 
 impl Collector {
-    fn new(artifact_type: &str, max: usize) -> Self {
+    fn new(artifact_types: ArtifactTypes, max: usize) -> Self {
         Self {
-            artifact_type: artifact_type.to_owned(),
+            artifact_types,
             max,
             seen: HashSet::new(),
             out: Vec::new(),
@@ -923,7 +974,7 @@ impl Collector {
 
     fn add(&mut self, entries: Vec<Descriptor>) -> Result<(), String> {
         for d in entries {
-            if d.artifact_type.as_deref() != Some(self.artifact_type.as_str()) {
+            if !self.artifact_types.admits(d.artifact_type.as_deref()) {
                 continue;
             }
             if let Err(e) = validate_digest(&d.digest) {
@@ -935,8 +986,8 @@ impl Collector {
             }
             if self.out.len() >= self.max {
                 return Err(format!(
-                    "lists more than {} referrers of type {} (the maximum)",
-                    self.max, self.artifact_type
+                    "lists more than {} referrers of {} (the maximum)",
+                    self.max, self.artifact_types
                 ));
             }
             self.out.push(d);
@@ -1100,16 +1151,47 @@ mod tests {
             artifact_type: Some(t.into()),
             ..Descriptor::new("m", format!("sha256:{}", hex::encode([n; 32])), 1)
         };
-        let mut c = Collector::new("sig", 2);
+        let mut c = Collector::new("sig".into(), 2);
         c.add(vec![d(1, "sig"), d(1, "sig"), d(2, "sbom"), d(3, "sig")])
             .unwrap();
         assert_eq!(c.out.len(), 2);
         assert!(c.add(vec![d(4, "sig")]).is_err());
         let mut bad = d(5, "sig");
         bad.digest = "sha256:../../x".into();
-        let mut c = Collector::new("sig", 2);
+        let mut c = Collector::new("sig".into(), 2);
         c.add(vec![bad]).unwrap();
         assert!(c.into_vec().is_empty());
+    }
+
+    #[test]
+    fn collector_keeps_several_types_or_any() {
+        let d = |n: u8, t: Option<&str>| Descriptor {
+            artifact_type: t.map(str::to_owned),
+            ..Descriptor::new("m", format!("sha256:{}", hex::encode([n; 32])), 1)
+        };
+        let listing = || {
+            vec![
+                d(1, Some("sig")),
+                d(2, Some("sbom")),
+                d(3, Some("vuln")),
+                d(4, None),
+            ]
+        };
+        let two = ArtifactTypes::Only(vec!["sig".into(), "sbom".into()]);
+        assert_eq!(two.single(), None);
+        let mut c = Collector::new(two, 10);
+        c.add(listing()).unwrap();
+        let kept: Vec<_> = c.out.iter().map(|d| d.artifact_type.as_deref()).collect();
+        assert_eq!(kept, [Some("sig"), Some("sbom")]);
+        let mut c = Collector::new(ArtifactTypes::Any, 10);
+        c.add(listing()).unwrap();
+        assert_eq!(
+            c.out.len(),
+            4,
+            "any type keeps referrers without an artifact type too"
+        );
+        assert_eq!(ArtifactTypes::from("sig").single(), Some("sig"));
+        assert_eq!(ArtifactTypes::Any.single(), None);
     }
 
     #[test]

@@ -54,7 +54,7 @@ mod options;
 mod reference;
 
 pub use crate::{
-    client::{NO_REFERRERS_API_TTL, RegistryClient, SESSION_TTL},
+    client::{ArtifactTypes, NO_REFERRERS_API_TTL, RegistryClient, SESSION_TTL},
     digest::{DigestError, referrers_tag, sha256_digest, validate_digest},
     error::{ErrorKind, RegistryError},
     manifest::{

@@ -4,12 +4,18 @@
 //!
 //! 1. parse and normalise the reference ([`vouch_oci::Reference`]);
 //! 2. resolve it to a digest in its registry;
-//! 3. for each Notation verifier, select the trust-policy statement (a `skip` statement passes
-//!    without touching the registry again);
-//! 4. discover the signatures attached to the digest (Referrers API or `sha256-<hex>` tag);
-//! 5. per signature: fetch the manifest, check its subject and its single layer, fetch the
-//!    envelope, verify it with [`vouch_notation::Verifier`];
-//! 6. let the configured Policy decide the overall verdict from the reports.
+//! 3. pick the Verifier that takes Notation signatures (the first, by resource name, whose
+//!    `artifactTypes` lists `application/vnd.cncf.notary.signature` or `*`: Ratify's
+//!    `CanVerify`) and select its trust-policy statement (a `skip` statement passes without
+//!    touching the registry again);
+//! 4. discover the referrers of the types the Verifiers list (Referrers API or
+//!    `sha256-<hex>` tag);
+//! 5. give each referrer to the first Verifier that takes its type (none: no report, as in
+//!    Ratify); a Notation signature is verified: fetch the manifest, check its subject and
+//!    its single layer, fetch the envelope, verify it with [`vouch_notation::Verifier`];
+//!    another type given to a notation Verifier fails (it cannot be verified);
+//! 6. let the configured Policy decide the overall verdict from the reports; a failed report
+//!    without an artifact type (nothing could be read) fails the subject.
 //!
 //! Every failure on the way becomes a report with `isSuccess: false`: nothing here can turn
 //! an error into a pass.
@@ -21,7 +27,9 @@ use vouch_config::{Config, Rule};
 use vouch_notation::{
     ArtifactReference, Descriptor as NotationDescriptor, Verifier, VerifyOptions,
 };
-use vouch_oci::{ClientOptions, Reference, RegistryClient, RegistryError, RequestObserver};
+use vouch_oci::{
+    ArtifactTypes, ClientOptions, Reference, RegistryClient, RegistryError, RequestObserver,
+};
 
 use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
 use crate::revocation::RevocationFetcher;
@@ -102,6 +110,8 @@ pub enum EngineError {
 
 struct NotationVerifier {
     resource_name: String,
+    /// `spec.artifactTypes`: the referrer types this Verifier takes (`*`: any).
+    artifact_types: Vec<String>,
     verifier: Arc<Verifier>,
 }
 
@@ -174,17 +184,19 @@ impl Engine {
             return Err(EngineError::NoVerifier);
         }
         let config = Arc::new(config);
-        let verifiers = config
+        let mut verifiers: Vec<NotationVerifier> = config
             .verifiers
             .iter()
             .map(|v| NotationVerifier {
                 resource_name: v.resource_name.clone(),
+                artifact_types: v.artifact_types.clone(),
                 verifier: Arc::new(Verifier::new(
                     v.trust_policy.clone(),
                     v.trust_stores.clone(),
                 )),
             })
             .collect();
+        verifiers.sort_by(|a, b| a.resource_name.cmp(&b.resource_name));
         Ok(Self {
             config,
             registry,
@@ -227,7 +239,13 @@ impl Engine {
             .iter()
             .filter_map(|r| r.artifact_type.as_deref().map(|t| (t, r.is_success)))
             .collect();
-        let is_success = self.config.policy.decide(&typed);
+        // A failed report without an artifact type (the subject or its referrers could not
+        // be read, or a referrer without a type failed) fails the subject whatever the
+        // policy says of the typed reports: what could not be looked at cannot pass.
+        let unreadable = reports
+            .iter()
+            .any(|r| r.artifact_type.is_none() && !r.is_success);
+        let is_success = !unreadable && self.config.policy.decide(&typed);
         Ok(VerificationResponse {
             version: RESPONSE_VERSION.to_owned(),
             is_success,
@@ -254,10 +272,13 @@ impl Engine {
         let artifact =
             ArtifactReference::new(reference.registry_repository(), target.digest.clone());
 
-        // 3. Statement selection and `skip`, per verifier.
+        // 3. Which Verifier takes Notation signatures (Ratify's `CanVerify`: the first, by
+        //    resource name, whose artifactTypes lists the type or `*`), and its trust-policy
+        //    statement for this repository: a `skip` statement passes without discovery, no
+        //    statement fails every signature alike.
         let mut reports = Vec::new();
-        let mut to_discover = Vec::new();
-        for v in &self.verifiers {
+        let mut discover_notation = false;
+        if let Some(v) = self.verifier_for(Some(NOTATION_ARTIFACT_TYPE)) {
             match v.verifier.policy().select(&artifact.registry_repo) {
                 None => reports.push(self.notation_failure(
                     v,
@@ -278,17 +299,17 @@ impl Engine {
                     ));
                     reports.push(report);
                 }
-                Some(_) => to_discover.push(v),
+                Some(_) => discover_notation = true,
             }
         }
-        if to_discover.is_empty() {
+        let Some(wanted) = self.discovery(discover_notation) else {
             return reports;
-        }
+        };
 
-        // 4. Discover signatures.
+        // 4. Discover the referrers the Verifiers verify.
         let referrers = match self
             .registry
-            .referrers(&digest_reference, &target.digest, NOTATION_ARTIFACT_TYPE)
+            .referrers(&digest_reference, &target.digest, wanted.clone())
             .await
         {
             Ok(referrers) => referrers,
@@ -302,52 +323,139 @@ impl Engine {
                 return reports;
             }
         };
-        if referrers.is_empty() {
+        if referrers.is_empty() && reports.is_empty() {
+            let (what, remediation) = if wanted.single() == Some(NOTATION_ARTIFACT_TYPE) {
+                (
+                    "no Notation signature".to_owned(),
+                    "sign the image with Notation and push the signature to the same repository (notation sign <image>@<digest>)",
+                )
+            } else {
+                (
+                    format!("no referrer of {wanted}"),
+                    "attach a referrer of a type a Verifier lists in spec.artifactTypes (Notation signatures: application/vnd.cncf.notary.signature), or list the type of the referrers you attach",
+                )
+            };
             reports.push(synthetic(
                 subject,
                 format!(
-                    "failed to verify artifact {subject}: no referrers found: no Notation signature is attached to {}@{}",
+                    "failed to verify artifact {subject}: no referrers found: {what} is attached to {}@{}",
                     reference.registry_repository(),
                     target.digest
                 ),
-                format!(
-                    "No verification results for the artifact {subject}. Ensure verifiers are properly configured and that artifact metadata is attached"
-                ),
-                "sign the image with Notation and push the signature to the same repository (notation sign <image>@<digest>)",
+                no_verification_results(subject),
+                remediation,
             ));
             return reports;
         }
 
-        // 5. Verify each signature; with an `any` rule the first success is enough.
-        let stop_at_first_success = matches!(
-            self.config.policy.rule_for(NOTATION_ARTIFACT_TYPE),
-            Rule::Any
-        );
+        // 5. Each referrer goes to the first Verifier that can verify its type; a referrer
+        //    no Verifier takes gets no report (Ratify). Under an `any` rule, the first
+        //    success of a type is enough for that type (Notation's rule); other types are
+        //    still verified.
         let notation_target = NotationDescriptor::new(
             target.media_type.clone(),
             target.digest.clone(),
             target.size,
         );
+        let mut satisfied: Vec<&str> = Vec::new();
         for referrer in referrers.iter().take(self.options.max_signatures) {
-            for v in &to_discover {
-                let report = self
-                    .verify_signature(
-                        v,
-                        subject,
-                        &digest_reference,
-                        &artifact,
-                        &notation_target,
-                        referrer,
-                    )
-                    .await;
-                let passed = report.is_success;
-                reports.push(report);
-                if passed && stop_at_first_success {
-                    return reports;
-                }
+            let artifact_type = referrer.artifact_type.as_deref();
+            if artifact_type == Some(NOTATION_ARTIFACT_TYPE) && !discover_notation {
+                continue; // its skip or no-statement report is already there
             }
+            let Some(v) = self.verifier_for(artifact_type) else {
+                continue;
+            };
+            let type_key = artifact_type.unwrap_or("");
+            if satisfied.contains(&type_key) {
+                continue;
+            }
+            let report = if artifact_type == Some(NOTATION_ARTIFACT_TYPE) {
+                self.verify_signature(
+                    v,
+                    subject,
+                    &digest_reference,
+                    &artifact,
+                    &notation_target,
+                    referrer,
+                )
+                .await
+            } else {
+                self.unverifiable(v, subject, referrer)
+            };
+            if report.is_success && self.config.policy.rule_for(type_key) == Rule::Any {
+                satisfied.push(type_key);
+            }
+            reports.push(report);
+        }
+        if reports.is_empty() {
+            reports.push(synthetic(
+                subject,
+                format!(
+                    "failed to verify artifact {subject}: no Verifier verifies the artifact types of its {} referrer(s)",
+                    referrers.len()
+                ),
+                no_verification_results(subject),
+                "list the referrers' artifact types in a Verifier's spec.artifactTypes (Notation signatures: application/vnd.cncf.notary.signature)",
+            ));
         }
         reports
+    }
+
+    /// The Verifier that takes referrers of `artifact_type` (`None`: the listing gave no
+    /// type): Ratify's executor runs only the first Verifier whose `CanVerify` matches; vouch
+    /// orders Verifiers by resource name so the choice is deterministic.
+    fn verifier_for(&self, artifact_type: Option<&str>) -> Option<&NotationVerifier> {
+        self.verifiers.iter().find(|v| {
+            v.artifact_types
+                .iter()
+                .any(|t| t == "*" || Some(t.as_str()) == artifact_type)
+        })
+    }
+
+    /// The referrers to list: every type some Verifier names (any type when one names `*`),
+    /// without Notation signatures when they are already decided (`skip`, no statement).
+    /// `None` when nothing is left to discover.
+    fn discovery(&self, discover_notation: bool) -> Option<ArtifactTypes> {
+        let mut types: Vec<String> = Vec::new();
+        for t in self.verifiers.iter().flat_map(|v| &v.artifact_types) {
+            if t == "*" {
+                return Some(ArtifactTypes::Any);
+            }
+            if (discover_notation || t != NOTATION_ARTIFACT_TYPE) && !types.contains(t) {
+                types.push(t.clone());
+            }
+        }
+        (!types.is_empty()).then_some(ArtifactTypes::Only(types))
+    }
+
+    /// The report of a referrer a notation Verifier takes (its artifactTypes lists the
+    /// type, or `*`) that is not a Notation signature: it cannot be verified, so it fails.
+    fn unverifiable(
+        &self,
+        v: &NotationVerifier,
+        subject: &str,
+        referrer: &vouch_oci::Descriptor,
+    ) -> VerifierReport {
+        let artifact_type = referrer.artifact_type.as_deref().unwrap_or("(none)");
+        let listed = if v.artifact_types.iter().any(|t| t == "*") {
+            "\"*\"".to_owned()
+        } else {
+            artifact_type.to_owned()
+        };
+        let mut report = self.notation_failure(
+            v,
+            subject,
+            Some(&referrer.digest),
+            format!(
+                "referrer {} has artifact type {artifact_type}, which Verifier {} takes (its artifactTypes lists {listed}) but a notation verifier cannot verify: it verifies only Notation signatures ({NOTATION_ARTIFACT_TYPE})",
+                referrer.digest, v.resource_name
+            ),
+            format!("a notation verifier cannot verify artifacts of type {artifact_type}"),
+            "list only application/vnd.cncf.notary.signature in the notation Verifier's spec.artifactTypes (instead of the other type or \"*\")",
+        );
+        report.artifact_type = referrer.artifact_type.clone();
+        report
     }
 
     async fn verify_signature(
@@ -577,6 +685,13 @@ fn synthetic(subject: &str, message: String, reason: String, remediation: &str) 
     report.error_reason = Some(reason);
     report.remediation = Some(remediation.to_owned());
     report
+}
+
+/// Ratify's error reason when a subject ends with no verifier report.
+fn no_verification_results(subject: &str) -> String {
+    format!(
+        "No verification results for the artifact {subject}. Ensure verifiers are properly configured and that artifact metadata is attached"
+    )
 }
 
 fn remediation_for_registry(e: &RegistryError) -> &'static str {

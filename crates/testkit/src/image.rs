@@ -321,6 +321,42 @@ impl Pusher {
         Ok(pushed)
     }
 
+    /// Pushes an artifact of `artifact_type` (e.g. an SPDX SBOM) that refers to `subject`:
+    /// an OCI image manifest with that `artifactType`, the empty config, one layer `content`
+    /// of `layer_media_type`, and `subject`; recorded in the subject's `sha256-<hex>`
+    /// referrers index like a signature. Returns the artifact manifest's descriptor.
+    pub async fn push_referrer(
+        &self,
+        repo: &str,
+        subject: &Descriptor,
+        artifact_type: &str,
+        content: &[u8],
+        layer_media_type: &str,
+    ) -> anyhow::Result<Descriptor> {
+        let config = self
+            .push_blob(repo, b"{}".to_vec(), OCI_EMPTY_MEDIA_TYPE)
+            .await?;
+        let layer = self
+            .push_blob(repo, content.to_vec(), layer_media_type)
+            .await?;
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: OCI_MANIFEST_MEDIA_TYPE,
+            artifact_type: Some(artifact_type),
+            config: BlobRef::from(&config),
+            layers: vec![BlobRef::from(&layer)],
+            subject: Some(BlobRef::from(subject)),
+            annotations: None,
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest)?;
+        let mut pushed = self
+            .push_manifest(repo, None, manifest_bytes, OCI_MANIFEST_MEDIA_TYPE)
+            .await?;
+        pushed.artifact_type = Some(artifact_type.to_owned());
+        self.add_referrer(repo, subject, &pushed).await?;
+        Ok(pushed)
+    }
+
     /// The demo pair: `repo:signed` (signed by `pki`, JWS, legacy manifest form) and
     /// `repo:unsigned`; returns their descriptors, signed first.
     pub async fn push_signed_and_unsigned(

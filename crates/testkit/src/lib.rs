@@ -40,7 +40,9 @@ pub mod revocation;
 
 pub use crate::image::{ManifestForm, Pusher};
 pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};
-pub use crate::ratify::{STORE_YAML, certificate_store_yaml, ratify_config_yaml, verifier_yaml};
+pub use crate::ratify::{
+    STORE_YAML, certificate_store_yaml, ratify_config_yaml, verifier_yaml, verifier_yaml_for_types,
+};
 pub use crate::registry::Registry;
 
 /// `e` and its sources, joined with `: ` (what a test prints when an HTTP call fails: reqwest

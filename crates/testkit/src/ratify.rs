@@ -57,11 +57,30 @@ spec:
 /// `level`, trust store `ca:certs`, identities `*`. A NamespacedVerifier in `namespace` when
 /// it is given.
 pub fn verifier_yaml(name: &str, namespace: Option<&str>, cert_store: &str, level: &str) -> String {
+    verifier_yaml_for_types(
+        name,
+        namespace,
+        cert_store,
+        level,
+        "application/vnd.cncf.notary.signature",
+    )
+}
+
+/// [`verifier_yaml`] with `spec.artifactTypes` set to `artifact_types` (written as a quoted
+/// string: comma-separated types, or `*`).
+pub fn verifier_yaml_for_types(
+    name: &str,
+    namespace: Option<&str>,
+    cert_store: &str,
+    level: &str,
+    artifact_types: &str,
+) -> String {
     let (kind, namespace) = match namespace {
         Some(ns) => ("NamespacedVerifier", format!("\n  namespace: {ns}")),
         None => ("Verifier", String::new()),
     };
     let level = serde_json::Value::from(level);
+    let artifact_types = serde_json::Value::from(artifact_types);
     format!(
         r#"apiVersion: config.ratify.deislabs.io/v1beta1
 kind: {kind}
@@ -69,7 +88,7 @@ metadata:
   name: {name}{namespace}
 spec:
   name: notation
-  artifactTypes: application/vnd.cncf.notary.signature
+  artifactTypes: {artifact_types}
   parameters:
     verificationCertStores:
       certs:

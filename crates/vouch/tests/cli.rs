@@ -271,3 +271,58 @@ fn namespace_picks_the_namespaced_verifier() {
         assert_eq!(verifier, expected, "{namespace:?}: {json}");
     }
 }
+
+/// A Verifier verifies only the artifact types its `artifactTypes` lists: the signer's CA,
+/// trusted only by a Verifier for SBOMs, does not make a Notation signature pass.
+#[test]
+fn a_verifier_for_sboms_does_not_pass_a_notation_signature() {
+    let registry = Registry::start().expect("docker-registry (apt-get install -y docker-registry)");
+    let signer = TestPki::new(KeyKind::EcP256).expect("pki");
+    let stranger = TestPki::new(KeyKind::EcP256).expect("pki");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        Pusher::anonymous(&registry.addr())
+            .push_signed_and_unsigned("demo/app", &signer)
+            .await
+            .expect("push demo/app:signed and :unsigned");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("verify-config.yaml");
+    let yaml = [
+        vouch_testkit::certificate_store_yaml("signer-ca", &signer.root().pem),
+        vouch_testkit::certificate_store_yaml("production-ca", &stranger.root().pem),
+        vouch_testkit::STORE_YAML.to_owned(),
+        vouch_testkit::verifier_yaml_for_types(
+            "verifier-sbom",
+            None,
+            "signer-ca",
+            "strict",
+            "application/spdx+json",
+        ),
+        vouch_testkit::verifier_yaml("verifier-notation", None, "production-ca", "strict"),
+    ]
+    .join("---\n");
+    std::fs::write(&config, yaml).expect("write config");
+    let signed = format!("{}/demo/app:signed", registry.addr());
+    let out = vouch(&[
+        "verify",
+        "--config",
+        &config.to_string_lossy(),
+        "--output",
+        "json",
+        &signed,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("verifier-notation"), "{text}");
+    assert!(
+        !text.contains("verifier-sbom"),
+        "the SBOM Verifier must not run: {text}"
+    );
+}

@@ -2,6 +2,7 @@
 //! started per test on a free loopback port by `vouch-testkit`), with signatures made in the
 //! tests and the Notation project's signed OCI layouts.
 
+mod artifact_types;
 mod common;
 mod layouts;
 mod revocation;
