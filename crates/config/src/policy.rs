@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// The artifact type of Notation signatures.
-pub const NOTATION_SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+pub const NOTATION_SIGNATURE_ARTIFACT_TYPE: &str = vouch_notation::ARTIFACT_TYPE_SIGNATURE;
 
 /// How the reports of one artifact type combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -86,13 +86,13 @@ mod name;
 mod policy;
 mod revocation;
 pub mod sign;
+mod spec;
 mod store;
 mod timestamp;
 mod verify;
 mod x509;
 
 pub use crate::descriptor::Descriptor;
-pub use crate::envelope::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, MEDIA_TYPE_PAYLOAD, SigningScheme};
 pub use crate::error::{CheckFailure, ErrorKind, VerificationFailure};
 pub use crate::name::{DistinguishedName, DnError, NameError};
 pub use crate::policy::{
@@ -104,6 +104,9 @@ pub use crate::revocation::{
     OfflineRevocationChecker, PrefetchedRevocationChecker, RevocationChains, RevocationChecker,
     RevocationData, RevocationError, RevocationRequest, RevocationRequestKind,
     envelope_certificate_chain, timestamp_certificate_chain,
+};
+pub use crate::spec::{
+    ARTIFACT_TYPE_SIGNATURE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, MEDIA_TYPE_PAYLOAD, SigningScheme,
 };
 pub use crate::store::{StoreType, TrustStoreError, TrustStores};
 pub use crate::timestamp::{Timestamp, TimestampError, TimestampToken, TstInfo, VerifiedTimestamp};

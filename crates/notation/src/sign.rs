@@ -34,20 +34,13 @@ use serde_json::{Map as JsonMap, Value as JsonValue};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use crate::spec::SigningScheme;
+use crate::spec::{
+    HDR_AUTHENTIC_SIGNING_TIME, HDR_EXPIRY, HDR_SIGNING_AGENT, HDR_SIGNING_SCHEME, MEDIA_TYPE_COSE,
+    MEDIA_TYPE_JWS, MEDIA_TYPE_PAYLOAD,
+};
 use crate::{Descriptor, SignatureAlgorithm};
 
-/// Media type of the Notation payload (`cty` / COSE label 3).
-pub const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
-/// Media type of a JWS envelope.
-pub const JWS_MEDIA_TYPE: &str = "application/jose+json";
-/// Media type of a COSE envelope.
-pub const COSE_MEDIA_TYPE: &str = "application/cose";
-
-const HEADER_SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
-const HEADER_SIGNING_TIME: &str = "io.cncf.notary.signingTime";
-const HEADER_AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
-const HEADER_EXPIRY: &str = "io.cncf.notary.expiry";
-const HEADER_SIGNING_AGENT: &str = "io.cncf.notary.signingAgent";
 /// COSE header label of `x5chain` (RFC 9360).
 const COSE_LABEL_X5CHAIN: i64 = 33;
 /// CBOR tag for an epoch-based date/time (RFC 8949 §3.4.2).
@@ -212,36 +205,8 @@ impl EnvelopeFormat {
     /// The envelope's media type, used as the signature manifest's layer media type.
     pub fn media_type(self) -> &'static str {
         match self {
-            Self::Jws => JWS_MEDIA_TYPE,
-            Self::Cose => COSE_MEDIA_TYPE,
-        }
-    }
-}
-
-/// The Notary Project signing scheme (`io.cncf.notary.signingScheme`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SigningScheme {
-    /// `notary.x509`: the signing time goes in the non-critical `io.cncf.notary.signingTime`.
-    X509,
-    /// `notary.x509.signingAuthority`: the signing time goes in the critical
-    /// `io.cncf.notary.authenticSigningTime`.
-    SigningAuthority,
-}
-
-impl SigningScheme {
-    /// The header value, `notary.x509` or `notary.x509.signingAuthority`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::X509 => "notary.x509",
-            Self::SigningAuthority => "notary.x509.signingAuthority",
-        }
-    }
-
-    fn time_header(self) -> &'static str {
-        match self {
-            Self::X509 => HEADER_SIGNING_TIME,
-            Self::SigningAuthority => HEADER_AUTHENTIC_SIGNING_TIME,
+            Self::Jws => MEDIA_TYPE_JWS,
+            Self::Cose => MEDIA_TYPE_COSE,
         }
     }
 }
@@ -334,12 +299,12 @@ fn rfc3339(secs: i64, field: &'static str) -> Result<String, SignError> {
 
 /// The names listed in `crit`, in order.
 fn critical_names(opts: &SignOptions, times: Times) -> Vec<String> {
-    let mut crit = vec![HEADER_SIGNING_SCHEME.to_owned()];
-    if opts.signing_scheme == SigningScheme::SigningAuthority {
-        crit.push(HEADER_AUTHENTIC_SIGNING_TIME.to_owned());
+    let mut crit = vec![HDR_SIGNING_SCHEME.to_owned()];
+    if opts.signing_scheme == SigningScheme::X509SigningAuthority {
+        crit.push(HDR_AUTHENTIC_SIGNING_TIME.to_owned());
     }
     if times.expiry.is_some() {
-        crit.push(HEADER_EXPIRY.to_owned());
+        crit.push(HDR_EXPIRY.to_owned());
     }
     crit.extend(opts.extra_critical.iter().map(|(name, _)| name.clone()));
     crit
@@ -354,18 +319,18 @@ fn sign_jws(
 ) -> Result<Vec<u8>, SignError> {
     let mut protected = JsonMap::new();
     protected.insert("alg".into(), key.algorithm().jws_name().into());
-    protected.insert("cty".into(), PAYLOAD_MEDIA_TYPE.into());
+    protected.insert("cty".into(), MEDIA_TYPE_PAYLOAD.into());
     protected.insert("crit".into(), critical_names(opts, times).into());
     protected.insert(
-        HEADER_SIGNING_SCHEME.into(),
+        HDR_SIGNING_SCHEME.into(),
         opts.signing_scheme.as_str().into(),
     );
     protected.insert(
-        opts.signing_scheme.time_header().into(),
+        opts.signing_scheme.signing_time_header().into(),
         rfc3339(times.signing_time, "signing_time")?.into(),
     );
     if let Some(expiry) = times.expiry {
-        protected.insert(HEADER_EXPIRY.into(), rfc3339(expiry, "expiry")?.into());
+        protected.insert(HDR_EXPIRY.into(), rfc3339(expiry, "expiry")?.into());
     }
     for (name, value) in opts.extra_critical.iter().chain(&opts.extra_signed) {
         protected.insert(name.clone(), value.clone());
@@ -382,7 +347,7 @@ fn sign_jws(
         .collect();
     header.insert("x5c".into(), x5c.into());
     if let Some(agent) = &opts.signing_agent {
-        header.insert(HEADER_SIGNING_AGENT.into(), agent.clone().into());
+        header.insert(HDR_SIGNING_AGENT.into(), agent.clone().into());
     }
     let envelope = serde_json::json!({
         "payload": payload_b64,
@@ -404,16 +369,16 @@ fn sign_cose(
 
     let mut rest: Vec<(String, CborValue)> = vec![
         (
-            HEADER_SIGNING_SCHEME.to_owned(),
+            HDR_SIGNING_SCHEME.to_owned(),
             CborValue::Text(opts.signing_scheme.as_str().to_owned()),
         ),
         (
-            opts.signing_scheme.time_header().to_owned(),
+            opts.signing_scheme.signing_time_header().to_owned(),
             epoch(times.signing_time),
         ),
     ];
     if let Some(expiry) = times.expiry {
-        rest.push((HEADER_EXPIRY.to_owned(), epoch(expiry)));
+        rest.push((HDR_EXPIRY.to_owned(), epoch(expiry)));
     }
     for (name, value) in opts.extra_critical.iter().chain(&opts.extra_signed) {
         rest.retain(|(existing, _)| existing != name);
@@ -425,7 +390,7 @@ fn sign_cose(
 
     let mut protected = HeaderBuilder::new()
         .algorithm(cose_algorithm(key.algorithm()))
-        .content_type(PAYLOAD_MEDIA_TYPE.to_owned());
+        .content_type(MEDIA_TYPE_PAYLOAD.to_owned());
     for name in critical_names(opts, times) {
         protected = protected.add_critical_label(RegisteredLabelWithPrivate::Text(name));
     }
@@ -439,10 +404,8 @@ fn sign_cose(
         .collect();
     let mut unprotected = HeaderBuilder::new().value(COSE_LABEL_X5CHAIN, CborValue::Array(chain));
     if let Some(agent) = &opts.signing_agent {
-        unprotected = unprotected.text_value(
-            HEADER_SIGNING_AGENT.to_owned(),
-            CborValue::Text(agent.clone()),
-        );
+        unprotected =
+            unprotected.text_value(HDR_SIGNING_AGENT.to_owned(), CborValue::Text(agent.clone()));
     }
 
     let sign1 = CoseSign1Builder::new()
@@ -716,7 +679,7 @@ mod tests {
         let jws = sign(&target(), &key, &chain, &opts).unwrap();
         let (protected, payload, header, _, _) = decode_jws(&jws);
 
-        assert_eq!(protected["cty"], PAYLOAD_MEDIA_TYPE);
+        assert_eq!(protected["cty"], MEDIA_TYPE_PAYLOAD);
         assert_eq!(protected["io.cncf.notary.signingScheme"], "notary.x509");
         assert_eq!(
             protected["io.cncf.notary.signingTime"],
@@ -761,7 +724,7 @@ mod tests {
         let (pkcs8, chain) = chain_for(&rcgen::PKCS_ECDSA_P384_SHA384, None);
         let key = SigningKey::from_pkcs8_der(&pkcs8).unwrap();
         let mut opts = SignOptions::new(EnvelopeFormat::Jws, time(1_649_228_480));
-        opts.signing_scheme = SigningScheme::SigningAuthority;
+        opts.signing_scheme = SigningScheme::X509SigningAuthority;
         opts.signing_agent = None;
         let (protected, _, header, _, _) =
             decode_jws(&sign(&target(), &key, &chain, &opts).unwrap());
@@ -790,7 +753,7 @@ mod tests {
         let key = SigningKey::from_pkcs8_der(&pkcs8).unwrap();
         let mut opts = SignOptions::new(EnvelopeFormat::Cose, time(1_649_228_480));
         opts.expiry = Some(time(1_649_232_080));
-        opts.signing_scheme = SigningScheme::SigningAuthority;
+        opts.signing_scheme = SigningScheme::X509SigningAuthority;
         opts.extra_critical = vec![(
             "io.example.critical".into(),
             serde_json::json!({"a": [1, true]}),
@@ -803,7 +766,7 @@ mod tests {
         let protected = &sign1.protected.header;
         assert_eq!(
             protected.content_type,
-            Some(coset::ContentType::Text(PAYLOAD_MEDIA_TYPE.into()))
+            Some(coset::ContentType::Text(MEDIA_TYPE_PAYLOAD.into()))
         );
         let crit = protected.crit.clone();
         assert_eq!(

@@ -30,6 +30,7 @@ use time::OffsetDateTime;
 use x509_parser::prelude::FromDer;
 
 use crate::chain::{self, MAX_CHAIN_LENGTH, Purpose};
+use crate::spec::{hash_from_oid, oid};
 use crate::x509::{
     self, CertSignatureAlgorithm, Certificate, CertificateError, Hash, SignatureCheckError,
     to_system_time,
@@ -56,13 +57,6 @@ const OID_ATTR_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 const OID_ATTR_SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
 const OID_ATTR_SIGNING_CERTIFICATE: &str = "1.2.840.113549.1.9.16.2.12";
 const OID_ATTR_SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
-const OID_SHA256: &str = "2.16.840.1.101.3.4.2.1";
-const OID_SHA384: &str = "2.16.840.1.101.3.4.2.2";
-const OID_SHA512: &str = "2.16.840.1.101.3.4.2.3";
-const OID_RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_EKU_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
-const OID_EKU_ANY: &str = "2.5.29.37.0";
 /// The RFC 3628 baseline time-stamp policy: absent accuracy means one second.
 const OID_BASELINE_POLICY: &str = "0.4.0.2023.1.1";
 
@@ -743,15 +737,6 @@ fn algorithm(hash: Hash) -> &'static digest::Algorithm {
     }
 }
 
-fn hash_from_oid(oid: &str) -> Option<Hash> {
-    match oid {
-        OID_SHA256 => Some(Hash::Sha256),
-        OID_SHA384 => Some(Hash::Sha384),
-        OID_SHA512 => Some(Hash::Sha512),
-        _ => None,
-    }
-}
-
 /// `certificates [0] IMPLICIT CertificateSet`: X.509 certificates only; duplicates dropped.
 fn parse_certificates(set: Tlv<'_>) -> Result<Vec<Certificate>, TimestampError> {
     let mut certificates: Vec<Certificate> = Vec::new();
@@ -1052,13 +1037,13 @@ fn verify_signer_signature(
     let oid = parsed.algorithm.to_id_string();
     let alg = match oid.as_str() {
         // A bare key algorithm: the hash is the signer's digest algorithm.
-        OID_RSA_ENCRYPTION | OID_EC_PUBLIC_KEY => {
+        oid::RSA_ENCRYPTION | oid::EC_PUBLIC_KEY => {
             let hash = hash_from_oid(&signer.digest_algorithm).ok_or_else(|| {
                 TimestampError::UnsupportedDigestAlgorithm {
                     oid: signer.digest_algorithm.clone(),
                 }
             })?;
-            if oid == OID_RSA_ENCRYPTION {
+            if oid == oid::RSA_ENCRYPTION {
                 CertSignatureAlgorithm::RsaPkcs1(hash)
             } else {
                 CertSignatureAlgorithm::Ecdsa(hash)
@@ -1193,7 +1178,7 @@ fn check_tsa_path(path: &[&Certificate], at: OffsetDateTime) -> Result<(), Times
             && !eku
                 .oids
                 .iter()
-                .any(|o| o == OID_EKU_TIME_STAMPING || o == OID_EKU_ANY)
+                .any(|o| o == oid::EKU_TIME_STAMPING || o == oid::EKU_ANY)
         {
             return Err(TimestampError::IntermediateEku {
                 subject: cert.subject().to_owned(),

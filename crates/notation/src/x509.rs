@@ -9,7 +9,8 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::{digest, signature};
-use base64::Engine as _;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::{self, PemObject};
 use time::{OffsetDateTime, UtcOffset};
 use x509_parser::der_parser::oid::Oid;
 use x509_parser::extensions::{
@@ -20,20 +21,16 @@ use x509_parser::public_key::PublicKey as ParsedKey;
 use x509_parser::signature_algorithm::RsaSsaPssParams;
 
 use crate::name::{Name, NameError};
+use crate::spec::hash_from_oid;
+use crate::spec::oid::{
+    EKU_ANY, EKU_CLIENT_AUTH, EKU_CODE_SIGNING, EKU_EMAIL_PROTECTION, EKU_OCSP_SIGNING,
+    EKU_SERVER_AUTH, EKU_TIME_STAMPING,
+};
 
 /// Upper bound on certificates read from one PEM/DER input.
 const MAX_CERTIFICATES: usize = 4096;
 /// Upper bound on the size of one PEM/DER input.
 const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
-
-// Extended key usage OIDs.
-const EKU_ANY: &str = "2.5.29.37.0";
-const EKU_SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
-const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
-const EKU_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
-const EKU_EMAIL_PROTECTION: &str = "1.3.6.1.5.5.7.3.4";
-const EKU_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
-const EKU_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
 
 /// A Notation signature algorithm: the leaf key decides which one a signature must use
 /// (spec §5).
@@ -795,15 +792,6 @@ pub(crate) fn decode_key(
     })
 }
 
-fn hash_from_oid(oid: &str) -> Option<Hash> {
-    match oid {
-        "2.16.840.1.101.3.4.2.1" => Some(Hash::Sha256),
-        "2.16.840.1.101.3.4.2.2" => Some(Hash::Sha384),
-        "2.16.840.1.101.3.4.2.3" => Some(Hash::Sha512),
-        _ => None,
-    }
-}
-
 pub(crate) fn decode_signature_algorithm(
     alg: &x509_parser::x509::AlgorithmIdentifier<'_>,
 ) -> CertSignatureAlgorithm {
@@ -869,14 +857,12 @@ pub fn certificates_from_pem_or_der(input: &[u8]) -> Result<Vec<Certificate>, Ce
     }
     let certs = if find(input, b"-----BEGIN").is_some() {
         let mut certs = Vec::new();
-        for block in pem_blocks(input)? {
-            if block.label == "CERTIFICATE" {
-                certs.push(Certificate::from_der(&block.der)?);
-                if certs.len() > MAX_CERTIFICATES {
-                    return Err(CertificateError::TooLarge {
-                        limit: "4096 certificates",
-                    });
-                }
+        for der in pem_certificates(input)? {
+            certs.push(Certificate::from_der(&der)?);
+            if certs.len() > MAX_CERTIFICATES {
+                return Err(CertificateError::TooLarge {
+                    limit: "4096 certificates",
+                });
             }
         }
         certs
@@ -901,56 +887,27 @@ pub fn certificates_from_pem_or_der(input: &[u8]) -> Result<Vec<Certificate>, Ce
     Ok(certs)
 }
 
-struct PemBlock {
-    label: String,
-    der: Vec<u8>,
-}
-
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A small strict PEM reader (RFC 7468): `-----BEGIN X-----`, base64 body (optional RFC 1421
-/// headers are skipped), `-----END X-----`. Text between blocks is ignored.
-fn pem_blocks(input: &[u8]) -> Result<Vec<PemBlock>, CertificateError> {
-    let text = std::str::from_utf8(input).map_err(|_| CertificateError::InvalidPem {
-        reason: "PEM input is not valid UTF-8",
-    })?;
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after.find("-----").ok_or(CertificateError::InvalidPem {
-            reason: "unterminated BEGIN line",
-        })?;
-        let label = &after[..label_end];
-        let body_start = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let body_end = body_start
-            .find(&end_marker)
-            .ok_or(CertificateError::InvalidPem {
-                reason: "missing END line",
-            })?;
-        let body = &body_start[..body_end];
-        let mut b64 = String::with_capacity(body.len());
-        for line in body.lines() {
-            if line.contains(':') {
-                continue; // RFC 1421 header such as Proc-Type
-            }
-            b64.extend(line.chars().filter(|c| !c.is_ascii_whitespace()));
-        }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_bytes())
-            .map_err(|_| CertificateError::InvalidPem {
-                reason: "invalid base64 in PEM body",
-            })?;
-        blocks.push(PemBlock {
-            label: label.to_owned(),
-            der,
-        });
-        rest = &body_start[body_end + end_marker.len()..];
-    }
-    Ok(blocks)
+/// The `CERTIFICATE` blocks of a PEM input (RFC 7468), read by `rustls-pki-types`; blocks
+/// of other types and text between blocks are skipped.
+fn pem_certificates(input: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
+    CertificateDer::pem_slice_iter(input)
+        .map(|block| {
+            block
+                .map(|der| der.to_vec())
+                .map_err(|e| CertificateError::InvalidPem {
+                    reason: match e {
+                        pem::Error::MissingSectionEnd { .. } => "missing END line",
+                        pem::Error::IllegalSectionStart { .. } => "malformed BEGIN line",
+                        pem::Error::Base64Decode(_) => "invalid base64 in PEM body",
+                        _ => "unreadable PEM",
+                    },
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1081,36 +1081,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Splits PEM bundles into single certificates; anything not PEM is taken as DER.
+/// Splits PEM bundles into single DER certificates (read by `rustls-pki-types`); anything
+/// not PEM is taken as DER.
 fn split_certificates(inputs: &[Vec<u8>]) -> Result<Vec<Certificate>, &'static str> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    let der = |data: Vec<u8>| Certificate {
+        encoding: CertificateEncoding::Der,
+        data,
+    };
     let mut out = Vec::new();
     for input in inputs {
-        let text = std::str::from_utf8(input)
-            .ok()
-            .filter(|t| t.contains("-----BEGIN"));
-        let Some(mut rest) = text else {
-            out.push(Certificate {
-                encoding: CertificateEncoding::Der,
-                data: input.clone(),
-            });
+        if !input.windows(10).any(|w| w == b"-----BEGIN") {
+            out.push(der(input.clone()));
             continue;
-        };
-        let mut found = false;
-        while let Some(start) = rest.find(BEGIN) {
-            let Some(end) = rest[start..].find(END) else {
-                return Err("a PEM certificate block has no END line");
-            };
-            let block = &rest[start..start + end + END.len()];
-            out.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: format!("{block}\n").into_bytes(),
-            });
-            found = true;
-            rest = &rest[start + end + END.len()..];
         }
-        if !found {
+        let before = out.len();
+        for block in CertificateDer::pem_slice_iter(input) {
+            let block = block
+                .map_err(|_| "a PEM certificate block is malformed (no END line, or bad base64)")?;
+            out.push(der(block.to_vec()));
+        }
+        if out.len() == before {
             return Err("PEM input contains no CERTIFICATE block");
         }
     }

@@ -35,10 +35,13 @@ use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
 use crate::revocation::RevocationFetcher;
 
 /// The artifact type of Notation signatures.
-pub const NOTATION_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+pub const NOTATION_ARTIFACT_TYPE: &str = vouch_notation::ARTIFACT_TYPE_SIGNATURE;
 
 /// Media types of the envelopes Notation writes.
-const ENVELOPE_MEDIA_TYPES: [&str; 2] = ["application/jose+json", "application/cose"];
+const ENVELOPE_MEDIA_TYPES: [&str; 2] = [
+    vouch_notation::MEDIA_TYPE_JWS,
+    vouch_notation::MEDIA_TYPE_COSE,
+];
 
 /// Knobs of the engine that do not come from the Ratify resources.
 #[derive(Debug, Clone)]

@@ -21,47 +21,15 @@ use time::OffsetDateTime;
 use crate::chain::{self, ChainError, LeafProblem, Purpose};
 use crate::descriptor::Descriptor;
 use crate::error::ErrorKind;
+pub(crate) use crate::spec::{
+    HDR_AUTHENTIC_SIGNING_TIME, HDR_EXPIRY, HDR_PLUGIN, HDR_PLUGIN_MIN_VERSION, HDR_SIGNING_AGENT,
+    HDR_SIGNING_SCHEME, HDR_SIGNING_TIME, HDR_TIMESTAMP, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS,
+    MEDIA_TYPE_PAYLOAD, SigningScheme,
+};
 use crate::x509::{Certificate, CertificateError, Curve, PublicKey, SignatureAlgorithm};
-
-/// JWS envelope media type.
-pub const MEDIA_TYPE_JWS: &str = "application/jose+json";
-/// COSE envelope media type.
-pub const MEDIA_TYPE_COSE: &str = "application/cose";
-/// The Notation payload media type (the envelope content type).
-pub const MEDIA_TYPE_PAYLOAD: &str = "application/vnd.cncf.notary.payload.v1+json";
 
 /// Upper bound on an envelope's size; real envelopes are a few kilobytes.
 pub(crate) const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
-
-pub(crate) const HDR_SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
-pub(crate) const HDR_SIGNING_TIME: &str = "io.cncf.notary.signingTime";
-pub(crate) const HDR_AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
-pub(crate) const HDR_EXPIRY: &str = "io.cncf.notary.expiry";
-pub(crate) const HDR_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
-pub(crate) const HDR_PLUGIN_MIN_VERSION: &str = "io.cncf.notary.verificationPluginMinVersion";
-pub(crate) const HDR_TIMESTAMP: &str = "io.cncf.notary.timestampSignature";
-pub(crate) const HDR_SIGNING_AGENT: &str = "io.cncf.notary.signingAgent";
-
-/// The signing scheme of a signature (spec §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SigningScheme {
-    /// `notary.x509`: anchored in `ca` stores, optionally timestamped.
-    X509,
-    /// `notary.x509.signingAuthority`: anchored in `signingAuthority` stores, with an
-    /// authentic signing time.
-    X509SigningAuthority,
-}
-
-impl SigningScheme {
-    /// The header value, e.g. `notary.x509`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::X509 => "notary.x509",
-            Self::X509SigningAuthority => "notary.x509.signingAuthority",
-        }
-    }
-}
 
 /// A header label: JWS names are strings, COSE labels are integers or strings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -323,8 +291,7 @@ fn validate_signed_attributes(
 ) -> Result<SigningScheme, EnvelopeError> {
     // 1. Signing scheme.
     let scheme = match attrs.signing_scheme.as_deref() {
-        Some("notary.x509") => SigningScheme::X509,
-        Some("notary.x509.signingAuthority") => SigningScheme::X509SigningAuthority,
+        Some(value) if let Some(scheme) = SigningScheme::from_header(value) => scheme,
         Some(other) => {
             return Err(EnvelopeError::header(
                 HDR_SIGNING_SCHEME,
