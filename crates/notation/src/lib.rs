@@ -111,7 +111,8 @@ pub use crate::spec::{
 pub use crate::store::{StoreType, TrustStoreError, TrustStores};
 pub use crate::timestamp::{Timestamp, TimestampError, TimestampToken, TstInfo, VerifiedTimestamp};
 pub use crate::verify::{
-    ArtifactReference, Outcome, ReferenceError, SignerInfo, Verifier, VerifyOptions,
+    ArtifactReference, Outcome, PreparedEnvelope, ReferenceError, SignerInfo, Verifier,
+    VerifyOptions,
 };
 pub use crate::x509::{
     Certificate, CertificateError, SignatureAlgorithm, certificates_from_pem_or_der,

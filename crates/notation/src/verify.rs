@@ -194,6 +194,31 @@ impl fmt::Debug for Verifier {
     }
 }
 
+/// A signature envelope parsed once, by media type, and not yet verified: what
+/// [`Verifier::revocation_chains_of`] reads to learn which chains to fetch revocation data
+/// for, and what [`Verifier::verify_prepared`] then verifies, without parsing it again. A
+/// parse error is kept and fails verification at the integrity step, where the envelope's
+/// bytes would have failed.
+#[derive(Debug, Clone)]
+pub struct PreparedEnvelope {
+    parsed: Result<envelope::Envelope, envelope::EnvelopeError>,
+}
+
+impl PreparedEnvelope {
+    /// Parses `bytes` as an envelope of `media_type` (`application/jose+json` or
+    /// `application/cose`). Never fails: errors surface when it is verified.
+    pub fn parse(bytes: &[u8], media_type: &str) -> Self {
+        Self {
+            parsed: envelope::parse(bytes, media_type),
+        }
+    }
+
+    /// The parsed envelope, when it could be parsed.
+    pub(crate) fn envelope(&self) -> Option<&envelope::Envelope> {
+        self.parsed.as_ref().ok()
+    }
+}
+
 /// Where verification stands: the warnings so far, and the statement deciding actions.
 struct Run<'a> {
     statement: &'a TrustPolicyStatement,
@@ -299,6 +324,25 @@ impl Verifier {
         now: SystemTime,
         options: &VerifyOptions,
     ) -> Result<Outcome, VerificationFailure> {
+        self.verify_prepared(
+            artifact,
+            target,
+            PreparedEnvelope::parse(envelope, envelope_media_type),
+            now,
+            options,
+        )
+    }
+
+    /// [`Verifier::verify_with_options`] on an envelope parsed beforehand (the same one
+    /// [`Verifier::revocation_chains_of`] read).
+    pub fn verify_prepared(
+        &self,
+        artifact: &ArtifactReference,
+        target: &Descriptor,
+        envelope: PreparedEnvelope,
+        now: SystemTime,
+        options: &VerifyOptions,
+    ) -> Result<Outcome, VerificationFailure> {
         // Step 0: the statement.
         if artifact.digest != target.digest {
             return Err(VerificationFailure::new(
@@ -344,12 +388,15 @@ impl Verifier {
         };
 
         // Step 1: integrity (always enforced).
-        let env = envelope::verify_integrity(envelope, envelope_media_type).map_err(|e| {
-            VerificationFailure::from_check(
-                CheckFailure::new(ValidationType::Integrity, e.kind(), e.to_string()),
-                Vec::new(),
-            )
-        })?;
+        let env = envelope
+            .parsed
+            .and_then(envelope::check_integrity)
+            .map_err(|e| {
+                VerificationFailure::from_check(
+                    CheckFailure::new(ValidationType::Integrity, e.kind(), e.to_string()),
+                    Vec::new(),
+                )
+            })?;
         // Step 2 (plugins) cannot be reached: plugin signatures fail in step 1.
 
         // Steps 3 and 4: authenticity (trust store, then trusted identity).

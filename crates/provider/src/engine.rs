@@ -25,7 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use vouch_config::{Config, Rule};
 use vouch_notation::{
-    ArtifactReference, Descriptor as NotationDescriptor, Verifier, VerifyOptions,
+    ArtifactReference, Descriptor as NotationDescriptor, PreparedEnvelope, RevocationChains,
+    Verifier, VerifyOptions,
 };
 use vouch_oci::{
     ArtifactTypes, ClientOptions, Reference, RegistryClient, RegistryError, RequestObserver,
@@ -558,27 +559,37 @@ impl Engine {
             }
         };
         let now = self.options.now.unwrap_or_else(SystemTime::now);
-        let verifier = &v.verifier;
-        let media_type = layer.media_type.clone();
-        let options = self
-            .verify_options(verifier, artifact, &envelope, &media_type, now)
-            .await;
-        // Envelope and chain checks are CPU work: they leave the async runtime.
-        let result = {
-            let verifier = Arc::clone(verifier);
+        // The envelope is parsed once, off the async runtime (CPU work): the same parse tells
+        // which chains need revocation data and is then verified.
+        let fetch_revocation = self.revocation.is_some();
+        let prepared = {
+            let verifier = Arc::clone(&v.verifier);
             let artifact = artifact.clone();
-            let target = target.clone();
+            let media_type = layer.media_type.clone();
             tokio::task::spawn_blocking(move || {
-                verifier.verify_with_options(
-                    &artifact,
-                    &target,
-                    &envelope,
-                    &media_type,
-                    now,
-                    &options,
-                )
+                let prepared = PreparedEnvelope::parse(&envelope, &media_type);
+                let chains = if fetch_revocation {
+                    verifier.revocation_chains_of(&artifact, &prepared, now)
+                } else {
+                    RevocationChains::default()
+                };
+                (prepared, chains)
             })
             .await
+        };
+        // Envelope and chain checks are CPU work: they leave the async runtime too.
+        let result = match prepared {
+            Ok((prepared, chains)) => {
+                let options = self.verify_options(&chains, now).await;
+                let verifier = Arc::clone(&v.verifier);
+                let artifact = artifact.clone();
+                let target = target.clone();
+                tokio::task::spawn_blocking(move || {
+                    verifier.verify_prepared(&artifact, &target, prepared, now, &options)
+                })
+                .await
+            }
+            Err(e) => Err(e),
         };
         let result = match result {
             Ok(result) => result,
@@ -628,19 +639,11 @@ impl Engine {
     /// envelope's code-signing chain unless the statement's revocation action is `skip`, and
     /// the TSA chain of a timestamp countersignature when the statement verifies timestamps
     /// (§11 step 8, whatever the revocation action). Nothing when revocation fetching is off.
-    async fn verify_options(
-        &self,
-        verifier: &Verifier,
-        artifact: &ArtifactReference,
-        envelope: &[u8],
-        media_type: &str,
-        now: SystemTime,
-    ) -> VerifyOptions {
+    async fn verify_options(&self, chains: &RevocationChains, now: SystemTime) -> VerifyOptions {
         let options = VerifyOptions::new();
         let Some(fetcher) = &self.revocation else {
             return options;
         };
-        let chains = verifier.revocation_chains(artifact, envelope, media_type, now);
         if chains.is_empty() {
             return options;
         }

@@ -72,6 +72,8 @@ pub(crate) enum FetchError {
     Status(u16),
     #[error("the response is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("reading the response stopped unexpectedly: {0}")]
+    Internal(String),
 }
 
 /// Fetches and caches CRLs and OCSP responses. Cheap to share behind an [`Arc`].
@@ -149,16 +151,33 @@ impl RevocationFetcher {
         chains: &[&[Certificate]],
         now: SystemTime,
     ) -> RevocationData {
+        let chains: Arc<Vec<Vec<Certificate>>> =
+            Arc::new(chains.iter().map(|chain| chain.to_vec()).collect());
         let mut data = RevocationData::new();
         for _ in 0..MAX_ROUNDS {
-            let mut pending: Vec<RevocationRequest> = Vec::new();
-            for chain in chains {
-                for request in data.pending_requests(chain, now) {
-                    if !pending.contains(&request) {
-                        pending.push(request);
+            // Deciding what is pending validates what was fetched (CRL and OCSP parsing and
+            // signatures): CPU work, off the async runtime.
+            let round = {
+                let chains = Arc::clone(&chains);
+                tokio::task::spawn_blocking(move || {
+                    let mut pending: Vec<RevocationRequest> = Vec::new();
+                    for chain in chains.iter() {
+                        for request in data.pending_requests(chain, now) {
+                            if !pending.contains(&request) {
+                                pending.push(request);
+                            }
+                        }
                     }
-                }
-            }
+                    (data, pending)
+                })
+                .await
+            };
+            // A panic loses the data: the checker then knows nothing, and revocation is
+            // unknown (fail closed).
+            let Ok((kept, pending)) = round else {
+                return RevocationData::new();
+            };
+            data = kept;
             if pending.is_empty() {
                 break;
             }
@@ -190,8 +209,17 @@ impl RevocationFetcher {
         }
         self.network_fetches.fetch_add(1, Ordering::Relaxed);
         let body = self.fetch(request).await?;
-        let ttl = request
-            .next_update(&body)
+        // Reading `nextUpdate` parses the body: off the async runtime.
+        let (body, next_update) = {
+            let request = request.clone();
+            tokio::task::spawn_blocking(move || {
+                let next = request.next_update(&body);
+                (body, next)
+            })
+            .await
+            .map_err(|e| FetchError::Internal(e.to_string()))?
+        };
+        let ttl = next_update
             .and_then(|next| next.duration_since(now).ok())
             .map(|ttl| ttl.min(MAX_CACHE_TTL))
             .filter(|ttl| !ttl.is_zero());

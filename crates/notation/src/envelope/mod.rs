@@ -188,8 +188,11 @@ pub(crate) fn verify_integrity(
     media_type: &str,
 ) -> Result<VerifiedEnvelope, EnvelopeError> {
     // 1.1 Parse by media type.
-    let envelope = parse(bytes, media_type)?;
+    check_integrity(parse(bytes, media_type)?)
+}
 
+/// §10 step 1 after parsing (1.2–1.6) on an envelope [`parse`] produced.
+pub(crate) fn check_integrity(envelope: Envelope) -> Result<VerifiedEnvelope, EnvelopeError> {
     // 1.2 The leaf key decides the algorithm; the signature must verify under it.
     let leaf = envelope
         .chain

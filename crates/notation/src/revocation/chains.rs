@@ -13,13 +13,11 @@ use std::time::SystemTime;
 
 use crate::envelope;
 use crate::policy::{Action, ValidationType};
+use crate::spec::SigningScheme;
 use crate::store::StoreType;
 use crate::timestamp::TimestampToken;
-use crate::verify::{ArtifactReference, Verifier};
+use crate::verify::{ArtifactReference, PreparedEnvelope, Verifier};
 use crate::x509::Certificate;
-
-/// The signing scheme whose timestamps are verified (§10 step 6).
-const SCHEME_X509: &str = "notary.x509";
 
 /// The certificate chains whose revocation a verification checks (leaf first, root last), from
 /// [`Verifier::revocation_chains`]. Nothing in them is verified yet except where noted.
@@ -65,6 +63,21 @@ impl Verifier {
         media_type: &str,
         now: SystemTime,
     ) -> RevocationChains {
+        self.revocation_chains_of(
+            artifact,
+            &PreparedEnvelope::parse(envelope, media_type),
+            now,
+        )
+    }
+
+    /// [`Verifier::revocation_chains`] of an envelope parsed beforehand, which
+    /// [`Verifier::verify_prepared`] then verifies without parsing it again.
+    pub fn revocation_chains_of(
+        &self,
+        artifact: &ArtifactReference,
+        envelope: &PreparedEnvelope,
+        now: SystemTime,
+    ) -> RevocationChains {
         let mut chains = RevocationChains::default();
         let Some(statement) = self.policy().select(&artifact.registry_repo) else {
             return chains;
@@ -72,12 +85,12 @@ impl Verifier {
         if statement.is_skip() {
             return chains;
         }
-        let Ok(env) = envelope::parse(envelope, media_type) else {
+        let Some(env) = envelope.envelope() else {
             return chains;
         };
         let verifies_timestamp = statement.action(ValidationType::AuthenticTimestamp)
             != Action::Skip
-            && env.attrs.signing_scheme.as_deref() == Some(SCHEME_X509)
+            && env.attrs.signing_scheme.as_deref() == Some(SigningScheme::X509.as_str())
             && statement.performs_timestamp_verification(&env.chain, now);
         if verifies_timestamp && let Some(token) = env.timestamp.as_deref() {
             let roots: Vec<Certificate> = statement
@@ -93,7 +106,7 @@ impl Verifier {
                 .and_then(|t| t.verify_signed_data(&roots).ok());
         }
         if statement.action(ValidationType::Revocation) != Action::Skip {
-            chains.code_signing = Some(env.chain);
+            chains.code_signing = Some(env.chain.clone());
         }
         chains
     }
@@ -288,5 +301,52 @@ mod tests {
 
     fn envelope_chain() -> Vec<Certificate> {
         crate::revocation::envelope_certificate_chain(&envelope(), JWS).unwrap()
+    }
+
+    /// One parse serves both: the prepared envelope gives the same chains as the bytes, and
+    /// verifying it gives the same verdict as verifying the bytes (here: the same failure at
+    /// the same check, the vector's chain not being trusted by the `ca` store named).
+    #[test]
+    fn a_prepared_envelope_gives_the_same_chains_and_verdict_as_its_bytes() {
+        use crate::descriptor::Descriptor;
+        use crate::verify::VerifyOptions;
+
+        let v = verifier(
+            "strict",
+            json!(["ca:unused", "tsa:globalsign"]),
+            "always",
+            "enforce",
+        );
+        let prepared = PreparedEnvelope::parse(&envelope(), JWS);
+        assert_eq!(
+            v.revocation_chains_of(&artifact(), &prepared, now()),
+            v.revocation_chains(&artifact(), &envelope(), JWS, now())
+        );
+        let target = Descriptor::new(
+            "application/vnd.oci.image.manifest.v1+json",
+            artifact().digest,
+            1,
+        );
+        let options = VerifyOptions::new();
+        let from_bytes = v
+            .verify_with_options(&artifact(), &target, &envelope(), JWS, now(), &options)
+            .unwrap_err();
+        let from_prepared = v
+            .verify_prepared(&artifact(), &target, prepared, now(), &options)
+            .unwrap_err();
+        assert_eq!(from_prepared.check, from_bytes.check);
+        assert_eq!(from_prepared.kind, from_bytes.kind);
+        assert_eq!(from_prepared.message, from_bytes.message);
+
+        // A parse error is kept and fails at integrity, as the bytes do.
+        let garbage = PreparedEnvelope::parse(b"{}", JWS);
+        assert!(
+            v.revocation_chains_of(&artifact(), &garbage, now())
+                .is_empty()
+        );
+        let failure = v
+            .verify_prepared(&artifact(), &target, garbage, now(), &options)
+            .unwrap_err();
+        assert_eq!(failure.check, Some(ValidationType::Integrity));
     }
 }
