@@ -6,6 +6,10 @@
 
 use crate::x509::{Certificate, CertificateError, KeyUsage, SignatureCheckError};
 
+mod tsa;
+
+pub(crate) use tsa::build_tsa_chain;
+
 /// Upper bound on chain length; real chains have two to four certificates.
 pub(crate) const MAX_CHAIN_LENGTH: usize = 16;
 
