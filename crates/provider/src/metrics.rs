@@ -196,6 +196,7 @@ pub(crate) struct Metrics {
     config_generation: Gauge,
     tls_reloads: Family<ResultLabels, Counter>,
     tls_handshake_failures: Counter,
+    connections_refused: Counter,
     in_flight: Gauge,
     requests_in_flight: Gauge,
     registry_requests: Family<RegistryLabels, Counter>,
@@ -300,6 +301,12 @@ impl Metrics {
             "TLS handshakes that failed or timed out (e.g. a missing or untrusted client certificate)",
             tls_handshake_failures.clone(),
         );
+        let connections_refused = Counter::default();
+        registry.register(
+            "vouch_connections_refused",
+            "HTTPS connections closed at accept: the peer held its share (--max-connections-per-peer) or every connection was taken (--max-connections)",
+            connections_refused.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "vouch_verifications_in_flight",
@@ -330,6 +337,7 @@ impl Metrics {
             config_generation,
             tls_reloads,
             tls_handshake_failures,
+            connections_refused,
             in_flight,
             requests_in_flight,
             registry_requests,
@@ -396,6 +404,10 @@ impl Metrics {
 
     pub(crate) fn tls_handshake_failure(&self) {
         self.tls_handshake_failures.inc();
+    }
+
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.inc();
     }
 
     /// Counts a verification running until the guard is dropped.

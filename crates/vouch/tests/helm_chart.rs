@@ -1110,8 +1110,8 @@ fn default_install_serves_gatekeeper_with_mtls() {
             render.flag("--ca-cert-file"),
             ["/etc/vouch/client-ca/ca.crt"]
         );
-        assert_eq!(render.flag("--timeout"), ["2900ms"]);
-        assert_eq!(render.flag("--mutate-timeout"), ["950ms"]);
+        assert_eq!(render.flag("--timeout"), ["2500ms"]);
+        assert_eq!(render.flag("--mutate-timeout"), ["800ms"]);
         assert_eq!(render.flag("--listen"), ["0.0.0.0:6001"]);
         assert_eq!(render.flag("--health-listen"), ["0.0.0.0:9099"]);
         assert_eq!(render.flag("--metrics-listen"), ["0.0.0.0:8888"]);
