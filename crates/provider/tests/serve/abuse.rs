@@ -322,21 +322,21 @@ async fn an_oversized_body_gets_the_json_error_and_the_client_reads_it() {
             assert!(error.contains("larger than 65536 bytes"), "{error}");
         }
     }
-    // A raw HTTP/1.1 client that writes the whole body and only then reads.
+    // A raw HTTP/1.1 client that writes the whole body (4 MiB) and only then reads: the
+    // server must not close with unread data (a reset, which loses the answer).
     let connector = tls_connector(&server, &[b"http/1.1"]);
     let mut tls = tls_from(&connector, attacker(1), server.addr)
         .await
         .unwrap();
-    let bytes = serde_json::to_vec(&body).unwrap();
-    let (mut read, mut write) = tokio::io::split(&mut tls);
-    let send = async {
-        write
-            .write_all(post_head(VERIFY_PATH, bytes.len()).as_bytes())
-            .await?;
-        write.write_all(&bytes).await?;
-        write.flush().await
-    };
-    let (_, answer) = tokio::join!(send, read_answer(&mut read));
+    let bytes = vec![b' '; 4 * 1024 * 1024];
+    tls.write_all(post_head(VERIFY_PATH, bytes.len()).as_bytes())
+        .await
+        .unwrap();
+    tls.write_all(&bytes)
+        .await
+        .expect("the server reads on while the client uploads");
+    tls.flush().await.unwrap();
+    let answer = read_answer(&mut tls).await;
     let answer = answer.expect("the answer is readable");
     assert_eq!(answer.status, 500, "{answer:?}");
     assert!(
@@ -407,12 +407,14 @@ fn attack(server: &TestServer, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
     let h2 = tls_connector(server, &[b"h2"]);
     let mut tasks = Vec::new();
     let pause = || tokio::time::sleep(Duration::from_millis(100));
-    // Idle TCP connections that never send a ClientHello (127.0.0.2).
-    for _ in 0..24 {
+    // Idle TCP connections that never send a ClientHello (127.0.0.2 and 127.0.0.6), more
+    // than the cap together.
+    for i in 0..64 {
         let stop = Arc::clone(stop);
+        let from = attacker(if i % 2 == 0 { 2 } else { 6 });
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(mut tcp) = connect_from(attacker(2), addr).await {
+                if let Ok(mut tcp) = connect_from(from, addr).await {
                     let mut byte = [0u8; 1];
                     let _ = tcp.read(&mut byte).await;
                 }
@@ -421,7 +423,7 @@ fn attack(server: &TestServer, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
         }));
     }
     // Slowloris: TLS, then a request head byte by byte (127.0.0.3).
-    for _ in 0..16 {
+    for _ in 0..24 {
         let stop = Arc::clone(stop);
         let h1 = h1.clone();
         tasks.push(tokio::spawn(async move {
@@ -442,7 +444,7 @@ fn attack(server: &TestServer, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
         }));
     }
     // Slow bodies: a whole head, then the body byte by byte (127.0.0.4).
-    for _ in 0..16 {
+    for _ in 0..24 {
         let stop = Arc::clone(stop);
         let h1 = h1.clone();
         tasks.push(tokio::spawn(async move {
