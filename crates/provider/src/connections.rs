@@ -442,6 +442,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Io<T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn ip(last: u8) -> IpAddr {

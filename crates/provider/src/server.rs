@@ -62,7 +62,8 @@ pub struct ServeOptions {
     /// `/verify` answers within this time, counted from the request's arrival and including
     /// writing the answer (keys get all but a tenth of it, at most 100 ms). Default 2.5 s,
     /// which leaves 0.5 s of the Provider's 3 s `timeout` for Gatekeeper's connection set-up
-    /// and a loaded node (Ratify: 2.9 s, which answered late under CPU saturation).
+    /// and a loaded node (Ratify: 2.9 s, with which answers reached the client after 3 s
+    /// under CPU saturation).
     pub verify_timeout: Duration,
     /// `/mutate` answers within this time, like [`ServeOptions::verify_timeout`]. Default
     /// 800 ms: Gatekeeper gives mutation what is left of its 1 s webhook (Ratify: 950 ms).
