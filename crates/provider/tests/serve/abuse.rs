@@ -375,7 +375,7 @@ async fn mutate_answers_within_its_timeout_writing_included() {
     let url = server.url(MUTATE_PATH);
     let (status, _) = post(&client, &url, &request(&[APP])).await;
     assert_eq!(status, 200);
-    let mut keys: Vec<String> = (0..900).map(|i| format!("registry.test/app:{i}")).collect();
+    let mut keys: Vec<String> = (0..200).map(|i| format!("registry.test/app:{i}")).collect();
     keys.push("registry.test/sluggish:v1".to_owned());
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let body = request(&keys);
@@ -386,8 +386,8 @@ async fn mutate_answers_within_its_timeout_writing_included() {
         assert_eq!(status, 200, "{answer}");
         assert!(took < timeout, "answered after {took:?}");
         let items = items(&answer);
-        assert_eq!(items.len(), 901);
-        let last = items[900]["error"].as_str().unwrap();
+        assert_eq!(items.len(), 201);
+        let last = items[200]["error"].as_str().unwrap();
         assert!(last.contains("did not finish within 1000 ms"), "{last}");
     }
 }
@@ -541,6 +541,7 @@ async fn a_healthy_client_is_answered_while_attackers_hold_connections() {
     let total = 100;
     let mut answered = 0;
     let mut failures = Vec::new();
+    let mut slowest = Duration::ZERO;
     for _ in 0..total {
         let started = Instant::now();
         let result = client
@@ -563,6 +564,7 @@ async fn a_healthy_client_is_answered_while_attackers_hold_connections() {
             Err(e) => Err(format!("{e:?}")),
         };
         let took = started.elapsed();
+        slowest = slowest.max(took);
         match outcome {
             Ok(()) if took <= provider_timeout => answered += 1,
             Ok(()) => failures.push(format!("answered after {took:?}")),
@@ -570,6 +572,7 @@ async fn a_healthy_client_is_answered_while_attackers_hold_connections() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    eprintln!("{answered} of {total} answered in time, the slowest in {slowest:?}");
     let text = server.metrics_text().await;
     stop.store(true, Ordering::Relaxed);
     for task in attacks {
