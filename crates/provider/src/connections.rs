@@ -52,6 +52,16 @@ pub(crate) enum Refused {
     Full,
 }
 
+impl Refused {
+    /// The metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Refused::PeerShare => "peer_share",
+            Refused::Full => "full",
+        }
+    }
+}
+
 /// A connection's place in the [`Table`]; leaving it (drop) frees the place.
 pub(crate) struct Slot {
     table: Arc<Table>,
@@ -194,6 +204,17 @@ impl Close {
     /// completed a request gets no grace.
     pub(crate) fn at_once(self) -> bool {
         matches!(self, Close::NoRequest | Close::SlowHead)
+    }
+
+    /// The metric label (`Told` is counted as an eviction by the accept loop, or is a
+    /// shutdown, which is not counted).
+    pub(crate) fn label(self) -> Option<&'static str> {
+        match self {
+            Close::NoRequest => Some("first_request_timeout"),
+            Close::SlowHead => Some("header_timeout"),
+            Close::Idle => Some("idle"),
+            Close::Told => None,
+        }
     }
 
     pub(crate) fn as_str(self) -> &'static str {

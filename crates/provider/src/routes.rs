@@ -811,6 +811,19 @@ mod tests {
     }
 
     #[test]
+    fn the_write_margin_is_a_tenth_of_the_timeout_at_most_100_ms() {
+        assert_eq!(
+            write_margin(Duration::from_millis(800)),
+            Duration::from_millis(80)
+        );
+        assert_eq!(
+            write_margin(Duration::from_millis(2500)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(write_margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
     fn timeouts_and_panics_are_per_key_errors_never_values() {
         let (item, outcome) = verify_item(
             "k".into(),

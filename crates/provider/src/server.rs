@@ -389,12 +389,13 @@ impl Server {
             let slot = match table.admit(peer.ip().to_canonical()) {
                 Ok((slot, evicted)) => {
                     if let Some(evicted) = evicted {
+                        metrics.connection_closed("evicted");
                         tracing::debug!(%peer, %evicted, "connection cap reached; closing the newest connection of the peer holding the most");
                     }
                     slot
                 }
                 Err(refused) => {
-                    metrics.connection_refused();
+                    metrics.connection_refused(refused.label());
                     refusals.note(refused, &peer, options.max_connections, per_peer);
                     continue;
                 }
@@ -425,6 +426,7 @@ impl Server {
                         }
                         Err(_) => {
                             metrics.tls_handshake_failure();
+                            metrics.connection_closed("handshake_timeout");
                             tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
@@ -441,6 +443,7 @@ impl Server {
                 drive(
                     connection,
                     |connection| connection.graceful_shutdown(),
+                    &metrics,
                     &activity,
                     &timeouts,
                     longest_request,
@@ -488,6 +491,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 async fn drive<C, E>(
     connection: C,
     close_gracefully: impl Fn(std::pin::Pin<&mut C>),
+    metrics: &Metrics,
     activity: &Activity,
     timeouts: &Timeouts,
     longest_request: Duration,
@@ -510,6 +514,9 @@ async fn drive<C, E>(
                         .filter(|(at, _)| *at <= Instant::now())
                         .map(|(_, why)| why)
                 };
+                if let Some(label) = why.and_then(Close::label) {
+                    metrics.connection_closed(label);
+                }
                 match why {
                     Some(why) if why.at_once() => {
                         tracing::debug!(%peer, reason = why.as_str(), "closing the connection");

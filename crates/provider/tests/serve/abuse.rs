@@ -259,7 +259,10 @@ async fn a_peer_over_its_share_is_refused_while_another_peer_is_served() {
     );
     let text = server.metrics_text().await;
     assert!(
-        metric(&text, "vouch_connections_refused_total") >= 1.0,
+        metric(
+            &text,
+            "vouch_connections_refused_total{reason=\"peer_share\"}"
+        ) >= 1.0,
         "{text}"
     );
 }
@@ -582,12 +585,17 @@ async fn a_healthy_client_is_answered_while_attackers_hold_connections() {
         answered * 100 >= total * 99,
         "{answered} of {total} answered in time; failures: {failures:#?}"
     );
-    // The attacks were real: connections were refused or evicted, and stalled bodies timed
-    // out without taking in-flight places.
-    assert!(
-        metric(&text, "vouch_connections_refused_total") > 0.0,
-        "{text}"
-    );
+    // The attacks were real: connections were refused, evicted and timed out, and stalled
+    // bodies timed out without taking in-flight places.
+    for series in [
+        "vouch_connections_refused_total{reason=\"peer_share\"}",
+        "vouch_connections_closed_total{reason=\"evicted\"}",
+        "vouch_connections_closed_total{reason=\"handshake_timeout\"}",
+        "vouch_connections_closed_total{reason=\"first_request_timeout\"}",
+        "ratify_system_error_count_total{error=\"body_unreadable\"}",
+    ] {
+        assert!(metric(&text, series) > 0.0, "{series}: {text}");
+    }
     assert_eq!(
         metric(
             &text,
