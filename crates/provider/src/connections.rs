@@ -201,7 +201,7 @@ pub(crate) enum Close {
 
 impl Close {
     /// Whether the connection is closed at once rather than gracefully: a peer that never
-    /// completed a request gets no grace.
+    /// completed a request, or is sending a head too slowly, gets no grace.
     pub(crate) fn at_once(self) -> bool {
         matches!(self, Close::NoRequest | Close::SlowHead)
     }
@@ -301,7 +301,7 @@ impl Activity {
         RequestGuard(Arc::clone(self))
     }
 
-    /// Tells the connection to close (gracefully if it has answered a request).
+    /// Tells the connection to close (gracefully if a request is open).
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
         self.changed.notify_one();

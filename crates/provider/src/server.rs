@@ -486,8 +486,9 @@ async fn told_to_close(activity: &Activity) {
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// Serves one connection until it ends or one of its deadlines passes
-/// ([`connections::Activity::deadline`]); then closes it, at once for a peer that never
-/// completed a request, else gracefully (open requests are answered, HTTP/2 gets a GOAWAY).
+/// ([`connections::Activity::deadline`]) or it is told to close; then closes it, at once
+/// when no request is open and the peer never completed one (or it was told to), else
+/// gracefully (open requests are answered, HTTP/2 gets a GOAWAY).
 async fn drive<C, E>(
     connection: C,
     close_gracefully: impl Fn(std::pin::Pin<&mut C>),
@@ -518,7 +519,9 @@ async fn drive<C, E>(
                     metrics.connection_closed(label);
                 }
                 match why {
-                    Some(why) if why.at_once() => {
+                    // A connection told to close with no request open goes at once, so an
+                    // evicted one frees its descriptor right away.
+                    Some(why) if why.at_once() || (why == Close::Told && !activity.busy()) => {
                         tracing::debug!(%peer, reason = why.as_str(), "closing the connection");
                         return;
                     }
