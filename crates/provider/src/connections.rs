@@ -292,13 +292,14 @@ impl Activity {
         }
     }
 
-    /// A request's head is complete and it is being answered until the guard is dropped.
-    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard {
+    /// A request's head is complete and it is being answered until the guard is dropped;
+    /// also when it arrived: its first byte (HTTP/1.1, between requests), else now.
+    pub(crate) fn request(self: &Arc<Self>) -> (RequestGuard, Instant) {
         let mut state = self.lock();
         state.in_flight += 1;
         state.requests += 1;
-        state.head_since = None;
-        RequestGuard(Arc::clone(self))
+        let arrived = state.head_since.take().unwrap_or_else(Instant::now);
+        (RequestGuard(Arc::clone(self)), arrived)
     }
 
     /// Tells the connection to close (gracefully if a request is open).
@@ -536,7 +537,7 @@ mod tests {
             activity.deadline(&timeouts),
             Some((start + timeouts.first_request, Close::NoRequest))
         );
-        let guard = activity.request();
+        let (guard, _) = activity.request();
         assert!(activity.deadline(&timeouts).is_none(), "answering");
         tokio::time::advance(Duration::from_secs(1)).await;
         drop(guard);
@@ -547,14 +548,18 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(1)).await;
         activity.bytes_read();
+        let first_byte = Instant::now();
         assert_eq!(
             activity.deadline(&timeouts),
-            Some((Instant::now() + timeouts.header_read, Close::SlowHead))
+            Some((first_byte + timeouts.header_read, Close::SlowHead))
         );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (_guard, arrived) = activity.request();
+        assert_eq!(arrived, first_byte, "a request arrives with its first byte");
         // HTTP/2 control frames are not request heads.
         let h2 = Arc::new(Activity::new());
         h2.established(true);
-        drop(h2.request());
+        drop(h2.request().0);
         h2.bytes_read();
         assert_eq!(
             h2.deadline(&timeouts).map(|(_, why)| why),

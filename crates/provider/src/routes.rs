@@ -6,7 +6,8 @@
 //! Per-key problems go into `items[].error`; a request that cannot be handled at all
 //! (malformed or oversized body, too many keys) is answered with HTTP 500 and a `systemError`
 //! that says what was wrong, as Ratify does. Every answer is sent by the route's deadline,
-//! counted from the request's arrival: the body must arrive, and the keys finish, by the
+//! counted from the request's arrival (its first byte, as the server saw it:
+//! [`RequestArrival`]): the body must arrive, and the keys finish, by the
 //! deadline less a margin for writing the answer ([`write_margin`]); keys still running then
 //! get a per-key `VERIFY_TIMEOUT` error and finish in the background. A request whose body
 //! could not be read whole (too large, too slow, broken) is answered with its `systemError`
@@ -22,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -70,6 +72,11 @@ impl Default for Limits {
         }
     }
 }
+
+/// When a request arrived (its first byte, when the connection saw it), put into the
+/// request's extensions by the server; without it, the handler's start counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestArrival(pub(crate) Instant);
 
 /// Per-route settings.
 #[derive(Debug, Clone)]
@@ -443,31 +450,34 @@ impl KeyRoute for MutateRoute {
 
 async fn verify(
     state: State<Arc<AppState>>,
+    arrival: Option<Extension<RequestArrival>>,
     version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer::<VerifyRoute>(state, version, headers, body).await
+    answer::<VerifyRoute>(state, arrival, version, headers, body).await
 }
 
 async fn mutate(
     state: State<Arc<AppState>>,
+    arrival: Option<Extension<RequestArrival>>,
     version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer::<MutateRoute>(state, version, headers, body).await
+    answer::<MutateRoute>(state, arrival, version, headers, body).await
 }
 
 /// One request of route `R`: the body within its limits, admission, the keys by the route's
 /// deadline, the answer, and the request's metrics and log line.
 async fn answer<R: KeyRoute>(
     State(state): State<Arc<AppState>>,
+    arrival: Option<Extension<RequestArrival>>,
     version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
+    let started = arrival.map_or_else(Instant::now, |Extension(RequestArrival(at))| at);
     let timeout = R::timeout(&state.options);
     let trace_id = trace_id(&headers, &state.options.trace_id_headers);
     let span = tracing::info_span!("request", route = R::ROUTE.as_str(), trace_id = %trace_id);

@@ -44,7 +44,7 @@ use crate::cache::{CacheOptions, ConcurrencyOptions, Verdicts};
 use crate::connections::{self, Activity, Close, Refused, Table, Timeouts};
 use crate::health::{Readiness, health_router, metrics_router};
 use crate::metrics::Metrics;
-use crate::routes::{AppState, Limits, RouteOptions, router};
+use crate::routes::{AppState, Limits, RequestArrival, RouteOptions, router};
 use crate::tls::{TlsError, TlsOptions, TlsState, ensure_certificates};
 
 /// Everything `vouch serve` can be told.
@@ -565,7 +565,7 @@ async fn drive<C, E>(
 }
 
 /// The service of one connection: marks each request open in the connection's
-/// [`Activity`] until its answer is ready.
+/// [`Activity`] until its answer is ready, and tells the routes when it arrived.
 #[derive(Clone)]
 struct TrackedService<S> {
     inner: S,
@@ -581,8 +581,9 @@ where
     type Error = S::Error;
     type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
-    fn call(&self, request: hyper::Request<B>) -> Self::Future {
-        let open = self.activity.request();
+    fn call(&self, mut request: hyper::Request<B>) -> Self::Future {
+        let (open, arrived) = self.activity.request();
+        request.extensions_mut().insert(RequestArrival(arrived));
         let answer = self.inner.call(request);
         Box::pin(async move {
             let response = answer.await;

@@ -395,6 +395,42 @@ async fn mutate_answers_within_its_timeout_writing_included() {
     }
 }
 
+#[tokio::test]
+async fn the_deadline_counts_from_the_request_s_first_byte() {
+    let timeout = Duration::from_millis(1000);
+    let fake = Fake::with(Duration::from_secs(3), "fake");
+    let server = TestServer::start(fake, |o, _| {
+        o.mutate_timeout = timeout;
+    })
+    .await;
+    let connector = tls_connector(&server, &[b"http/1.1"]);
+    let mut tls = tls_from(&connector, attacker(1), server.addr)
+        .await
+        .unwrap();
+    let answer = exchange(&mut tls, MUTATE_PATH, &request(&[APP]))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // The next request's head arrives in pieces over 500 ms, as from a slow network.
+    let body = serde_json::to_vec(&request(&["registry.test/sluggish:v1"])).unwrap();
+    let head = post_head(MUTATE_PATH, body.len());
+    let started = Instant::now();
+    for piece in head.as_bytes().chunks(head.len() / 5 + 1) {
+        tls.write_all(piece).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tls.write_all(&body).await.unwrap();
+    let answer = read_answer(&mut tls).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(took < timeout, "answered {took:?} after the first byte");
+    let error = answer.body["response"]["items"][0]["error"]
+        .as_str()
+        .unwrap();
+    assert!(error.contains("did not finish within 1000 ms"), "{error}");
+}
+
 /// The body of a stalled HTTP/2 request: one byte, then nothing.
 fn stalled_body() -> BoxBody<Bytes, Infallible> {
     let first = futures::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"{")))]);
