@@ -129,6 +129,7 @@ pub(crate) fn init_logging(args: &ServeArgs) {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    check_limits(&args)?;
     // rustls needs one process-wide provider for the registry clients.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -166,6 +167,38 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("server failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses limits of zero, which would refuse every connection or request.
+fn check_limits(args: &ServeArgs) -> anyhow::Result<()> {
+    for (flag, value) in [
+        ("--handshake-timeout", args.handshake_timeout),
+        ("--first-request-timeout", args.first_request_timeout),
+        ("--header-read-timeout", args.header_read_timeout),
+        ("--idle-timeout", args.idle_timeout),
+        ("--timeout", args.timeout),
+        ("--mutate-timeout", args.mutate_timeout),
+    ] {
+        if value.is_zero() {
+            anyhow::bail!(
+                "{flag} must be above 0 (e.g. 1s); a zero timeout fails every connection or request"
+            );
+        }
+    }
+    for (flag, value) in [
+        ("--max-connections", Some(args.max_connections)),
+        ("--max-connections-per-peer", args.max_connections_per_peer),
+        (
+            "--max-concurrent-streams",
+            Some(args.max_concurrent_streams as usize),
+        ),
+        ("--max-in-flight", Some(args.max_in_flight)),
+    ] {
+        if value == Some(0) {
+            anyhow::bail!("{flag} must be at least 1; 0 would refuse everything");
+        }
+    }
+    Ok(())
 }
 
 /// File descriptors kept for everything but Gatekeeper's connections: registry and
