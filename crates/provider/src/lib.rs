@@ -29,6 +29,7 @@ mod auth;
 mod backend;
 mod batch;
 mod cache;
+mod connections;
 mod engine;
 mod engine_backend;
 mod health;

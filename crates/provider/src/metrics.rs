@@ -176,6 +176,11 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 12))
 }
@@ -196,6 +201,8 @@ pub(crate) struct Metrics {
     config_generation: Gauge,
     tls_reloads: Family<ResultLabels, Counter>,
     tls_handshake_failures: Counter,
+    connections_refused: Family<ReasonLabels, Counter>,
+    connections_closed: Family<ReasonLabels, Counter>,
     in_flight: Gauge,
     requests_in_flight: Gauge,
     registry_requests: Family<RegistryLabels, Counter>,
@@ -300,6 +307,18 @@ impl Metrics {
             "TLS handshakes that failed or timed out (e.g. a missing or untrusted client certificate)",
             tls_handshake_failures.clone(),
         );
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "vouch_connections_refused",
+            "HTTPS connections closed at accept, by reason: peer_share (the address held its share, --max-connections-per-peer) or full (every connection was taken, --max-connections)",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "vouch_connections_closed",
+            "HTTPS connections closed by vouch, by reason: handshake_timeout, first_request_timeout, header_timeout, idle, evicted (closed for a lighter peer's newcomer at --max-connections)",
+            connections_closed.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "vouch_verifications_in_flight",
@@ -330,6 +349,8 @@ impl Metrics {
             config_generation,
             tls_reloads,
             tls_handshake_failures,
+            connections_refused,
+            connections_closed,
             in_flight,
             requests_in_flight,
             registry_requests,
@@ -396,6 +417,20 @@ impl Metrics {
 
     pub(crate) fn tls_handshake_failure(&self) {
         self.tls_handshake_failures.inc();
+    }
+
+    /// Counts a connection refused at accept; `reason` is a label value.
+    pub(crate) fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// Counts a connection closed by vouch; `reason` is a label value.
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Counts a verification running until the guard is dropped.

@@ -5,22 +5,30 @@
 //! item per key, in request order, duplicates included, each echoing its key byte for byte.
 //! Per-key problems go into `items[].error`; a request that cannot be handled at all
 //! (malformed or oversized body, too many keys) is answered with HTTP 500 and a `systemError`
-//! that says what was wrong, as Ratify does. Every answer is sent by the route's deadline:
-//! keys still running then get a per-key `VERIFY_TIMEOUT` error and finish in the background.
+//! that says what was wrong, as Ratify does. Every answer is sent by the route's deadline,
+//! counted from the request's arrival (its first byte, as the server saw it:
+//! [`RequestArrival`]): the body must arrive, and the keys finish, by the
+//! deadline less a margin for writing the answer ([`write_margin`]); keys still running then
+//! get a per-key `VERIFY_TIMEOUT` error and finish in the background. A request whose body
+//! could not be read whole (too large, too slow, broken) is answered with its `systemError`
+//! and `Connection: close`; the connection then closes lingering, so the client reads the
+//! answer rather than a reset.
 //!
 //! Load shedding: at most [`Limits::max_in_flight`] requests (both routes together) are
 //! answered at once; one more is refused at once with HTTP 500 and a `systemError` saying
 //! vouch is overloaded, which Gatekeeper treats as a failure (never a pass), rather than
-//! queueing until every caller misses its deadline.
+//! queueing until every caller misses its deadline. A request takes its place only once its
+//! body has arrived, so slow senders cannot hold the places.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures::StreamExt;
@@ -51,6 +59,7 @@ pub struct Limits {
     /// Most keys accepted in one request.
     pub max_keys: usize,
     /// Most requests answered at once (both routes); more are refused with a `systemError`.
+    /// A request counts from the moment its body has arrived.
     pub max_in_flight: usize,
 }
 
@@ -63,6 +72,11 @@ impl Default for Limits {
         }
     }
 }
+
+/// When a request arrived (its first byte, when the connection saw it), put into the
+/// request's extensions by the server; without it, the handler's start counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestArrival(pub(crate) Instant);
 
 /// Per-route settings.
 #[derive(Debug, Clone)]
@@ -144,6 +158,16 @@ enum RequestError {
 }
 
 impl RequestError {
+    /// Whether the body may be left unread (then the connection is closed after the answer).
+    fn body_unread(&self) -> bool {
+        matches!(
+            self,
+            RequestError::BodyTooLarge { .. }
+                | RequestError::BodyUnreadable(_)
+                | RequestError::BodyTimeout(_)
+        )
+    }
+
     fn kind(&self) -> SystemError {
         match self {
             RequestError::BodyTooLarge { .. } => SystemError::BodyTooLarge,
@@ -205,14 +229,28 @@ async fn read_request(
     Ok(request)
 }
 
-fn system_error(metrics: &Metrics, error: &RequestError) -> Response {
+fn system_error(metrics: &Metrics, error: &RequestError, version: Version) -> Response {
     metrics.system_error(error.kind());
     tracing::warn!(error = %error, "request rejected");
-    (
+    let mut response = (
         StatusCode::INTERNAL_SERVER_ERROR,
         Json(ProviderResponse::system_error(error.to_string())),
     )
-        .into_response()
+        .into_response();
+    // HTTP/1.1 cannot carry the next request after an unread body; HTTP/2 resets the stream
+    // alone (and forbids the header).
+    if error.body_unread() && version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The part of a route's timeout kept for serialising and writing the answer: a tenth, at
+/// most 100 ms. The body and the keys get the rest.
+pub(crate) fn write_margin(timeout: Duration) -> Duration {
+    (timeout / 10).min(Duration::from_millis(100))
 }
 
 /// One key's answer, [`crate::Item`]'s JSON.
@@ -410,36 +448,52 @@ impl KeyRoute for MutateRoute {
     }
 }
 
-async fn verify(state: State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    answer::<VerifyRoute>(state, headers, body).await
-}
-
-async fn mutate(state: State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    answer::<MutateRoute>(state, headers, body).await
-}
-
-/// One request of route `R`: admission, the body within its limits, the keys by the route's
-/// deadline, the answer, and the request's metrics and log line.
-async fn answer<R: KeyRoute>(
-    State(state): State<Arc<AppState>>,
+async fn verify(
+    state: State<Arc<AppState>>,
+    arrival: Option<Extension<RequestArrival>>,
+    version: Version,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
+    answer::<VerifyRoute>(state, arrival, version, headers, body).await
+}
+
+async fn mutate(
+    state: State<Arc<AppState>>,
+    arrival: Option<Extension<RequestArrival>>,
+    version: Version,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer::<MutateRoute>(state, arrival, version, headers, body).await
+}
+
+/// One request of route `R`: the body within its limits, admission, the keys by the route's
+/// deadline, the answer, and the request's metrics and log line.
+async fn answer<R: KeyRoute>(
+    State(state): State<Arc<AppState>>,
+    arrival: Option<Extension<RequestArrival>>,
+    version: Version,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = arrival.map_or_else(Instant::now, |Extension(RequestArrival(at))| at);
     let timeout = R::timeout(&state.options);
     let trace_id = trace_id(&headers, &state.options.trace_id_headers);
     let span = tracing::info_span!("request", route = R::ROUTE.as_str(), trace_id = %trace_id);
     let response = async {
-        let _admitted = match state.admit() {
-            Ok(admitted) => admitted,
-            Err(e) => return system_error(&state.metrics, &e),
-        };
-        let deadline = started + timeout;
+        // Everything but the answer's writing happens by this deadline.
+        let deadline = started + timeout.saturating_sub(write_margin(timeout));
+        // The body first: a slow sender holds its connection, not an in-flight place.
         let request =
             match read_request(&headers, body, &state.options.limits, deadline, timeout).await {
                 Ok(request) => request,
-                Err(e) => return system_error(&state.metrics, &e),
+                Err(e) => return system_error(&state.metrics, &e, version),
             };
+        let _admitted = match state.admit() {
+            Ok(admitted) => admitted,
+            Err(e) => return system_error(&state.metrics, &e, version),
+        };
         let keys = request.request.keys;
         let generation = state.generations.current();
         let verdicts = &state.verdicts;
@@ -764,6 +818,19 @@ mod tests {
         assert!(matches!(item.value, Some(AnswerValue::Reference(ref r)) if r == "reg/app:v1"));
         assert!(item.error.starts_with("GET_SUBJECT_DESCRIPTOR_FAILURE: "));
         assert_eq!(outcome, Outcome::Error);
+    }
+
+    #[test]
+    fn the_write_margin_is_a_tenth_of_the_timeout_at_most_100_ms() {
+        assert_eq!(
+            write_margin(Duration::from_millis(800)),
+            Duration::from_millis(80)
+        );
+        assert_eq!(
+            write_margin(Duration::from_millis(2500)),
+            Duration::from_millis(100)
+        );
+        assert_eq!(write_margin(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

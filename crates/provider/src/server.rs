@@ -8,6 +8,12 @@
 //! server turns unready, stops accepting, lets in-flight requests finish within the drain
 //! timeout, then stops.
 //!
+//! No client can hold the listener: connections are capped in total and per peer address
+//! (when the cap is reached, a lighter peer's newcomer closes the newest connection of the
+//! heaviest peer), and each connection has deadlines for its TLS handshake, its first
+//! request, each request head and idleness (`connections`). HTTP/2 connections carry at most
+//! [`ServeOptions::max_concurrent_streams`] requests at once.
+//!
 //! ```no_run
 //! # async fn run(loader: std::sync::Arc<dyn vouch_provider::BackendLoader>) -> Result<(), vouch_provider::ServeError> {
 //! use vouch_provider::{ServeOptions, Server, TlsOptions};
@@ -26,18 +32,19 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::{BackendLoader, Generations, LoadError};
 use crate::cache::{CacheOptions, ConcurrencyOptions, Verdicts};
+use crate::connections::{self, Activity, Close, Refused, Table, Timeouts};
 use crate::health::{Readiness, health_router, metrics_router};
 use crate::metrics::Metrics;
-use crate::routes::{AppState, Limits, RouteOptions, router};
+use crate::routes::{AppState, Limits, RequestArrival, RouteOptions, router};
 use crate::tls::{TlsError, TlsOptions, TlsState, ensure_certificates};
 
 /// Everything `vouch serve` can be told.
@@ -52,9 +59,14 @@ pub struct ServeOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Certificates and client authentication.
     pub tls: TlsOptions,
-    /// `/verify` answers within this time (Ratify: 2900 ms in a 3 s webhook).
+    /// `/verify` answers within this time, counted from the request's arrival and including
+    /// writing the answer (keys get all but a tenth of it, at most 100 ms). Default 2.5 s,
+    /// which leaves 0.5 s of the Provider's 3 s `timeout` for Gatekeeper's connection set-up
+    /// and a loaded node (Ratify: 2.9 s, with which answers reached the client after 3 s
+    /// under CPU saturation).
     pub verify_timeout: Duration,
-    /// `/mutate` answers within this time (Ratify: 950 ms in a 1 s webhook).
+    /// `/mutate` answers within this time, like [`ServeOptions::verify_timeout`]. Default
+    /// 800 ms: Gatekeeper gives mutation what is left of its 1 s webhook (Ratify: 950 ms).
     pub mutate_timeout: Duration,
     /// Body, key-count and in-flight request limits.
     pub limits: Limits,
@@ -67,14 +79,30 @@ pub struct ServeOptions {
     pub trace_id_headers: Vec<String>,
     /// Safety-net re-read of the configuration files, besides file-system events.
     pub config_reload_interval: Duration,
-    /// Longest TLS handshake.
+    /// Longest TLS handshake, from accept (default 3 s; in-cluster handshakes take
+    /// milliseconds).
     pub handshake_timeout: Duration,
-    /// Longest wait for a request's headers (Ratify: `ReadHeaderTimeout` 5 s).
+    /// Longest wait, after the handshake, for the first request's head (default 3 s; a
+    /// client opens a connection to send a request at once).
+    pub first_request_timeout: Duration,
+    /// Longest a request head may take from its first byte (HTTP/1.1; Ratify:
+    /// `ReadHeaderTimeout` 5 s).
     pub header_read_timeout: Duration,
+    /// A connection with no request open is closed after this long (HTTP/1.1 keep-alive and
+    /// HTTP/2). Default 95 s: longer than Gatekeeper's `IdleConnTimeout` (90 s), so the
+    /// client closes first and never sends a request on a connection being closed (Ratify:
+    /// `IdleTimeout` 90 s).
+    pub idle_timeout: Duration,
     /// How long in-flight requests may finish after a shutdown signal (Ratify: 6 s).
     pub drain_timeout: Duration,
-    /// Most HTTPS connections open at once; more are closed right after accept.
+    /// Most HTTPS connections open at once. Keep it below the open-file limit.
     pub max_connections: usize,
+    /// Most HTTPS connections open at once from one IP address; `None`: a quarter of
+    /// [`ServeOptions::max_connections`]. Behind a proxy or service-mesh sidecar every
+    /// client has the proxy's address: then set it to `max_connections`.
+    pub max_connections_per_peer: Option<usize>,
+    /// Most requests open at once on one HTTP/2 connection.
+    pub max_concurrent_streams: u32,
 }
 
 impl ServeOptions {
@@ -85,18 +113,30 @@ impl ServeOptions {
             health_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9099))),
             metrics_listen: Some(SocketAddr::from(([0, 0, 0, 0], 8888))),
             tls,
-            verify_timeout: Duration::from_millis(2900),
-            mutate_timeout: Duration::from_millis(950),
+            verify_timeout: Duration::from_millis(2500),
+            mutate_timeout: Duration::from_millis(800),
             limits: Limits::default(),
             cache: CacheOptions::default(),
             concurrency: ConcurrencyOptions::default(),
             trace_id_headers: Vec::new(),
             config_reload_interval: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(3),
+            first_request_timeout: Duration::from_secs(3),
             header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(95),
             drain_timeout: Duration::from_secs(6),
             max_connections: 1024,
+            max_connections_per_peer: None,
+            max_concurrent_streams: 32,
         }
+    }
+
+    /// The per-peer connection share in force.
+    pub fn connections_per_peer(&self) -> usize {
+        let max = self.max_connections.max(1);
+        self.max_connections_per_peer
+            .unwrap_or(max / 4)
+            .clamp(1, max)
     }
 }
 
@@ -298,14 +338,29 @@ impl Server {
 
         let app = router(state);
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // hyper's own header-read timeout also runs between requests, which would close idle
+        // keep-alive connections after it; `connections` times request heads instead.
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout)
+            .header_read_timeout(None)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
-        let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(options.max_concurrent_streams.max(1));
+        let per_peer = options.connections_per_peer();
+        let table = Table::new(options.max_connections, per_peer);
+        let timeouts = Timeouts {
+            first_request: options.first_request_timeout,
+            header_read: options.header_read_timeout,
+            idle: options.idle_timeout,
+        };
+        // Longest a request can be answered: what a closing connection waits for.
+        let longest_request = options.verify_timeout.max(options.mutate_timeout);
+        // Every connection task holds a sender; the drain waits until all are gone.
+        let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+        let mut refusals = Refusals::default();
 
         readiness.set(true);
         tracing::info!(
@@ -313,6 +368,8 @@ impl Server {
                 .local_addr()
                 .map_or_else(|e| e.to_string(), |a| a.to_string()),
             client_auth = tls.options().client_ca_file.is_some(),
+            max_connections = options.max_connections,
+            max_connections_per_peer = per_peer,
             "serving the Gatekeeper external-data API over HTTPS"
         );
         let mut shutdown = std::pin::pin!(shutdown);
@@ -329,9 +386,19 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
-            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-                tracing::warn!(%peer, max = options.max_connections, "too many connections; closing");
-                continue;
+            let slot = match table.admit(peer.ip().to_canonical()) {
+                Ok((slot, evicted)) => {
+                    if let Some(evicted) = evicted {
+                        metrics.connection_closed("evicted");
+                        tracing::debug!(%peer, %evicted, "connection cap reached; closing the newest connection of the peer holding the most");
+                    }
+                    slot
+                }
+                Err(refused) => {
+                    metrics.connection_refused(refused.label());
+                    refusals.note(refused, &peer, options.max_connections, per_peer);
+                    continue;
+                }
             };
             // Answers are written as TLS records in more than one write; with Nagle's
             // algorithm a later record could wait for the client's (delayed) ACK.
@@ -339,15 +406,18 @@ impl Server {
                 tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
             }
             let acceptor = TlsAcceptor::from(tls.current());
-            let service = TowerToHyperService::new(app.clone());
-            let watcher = graceful.watcher();
+            let app = app.clone();
             let builder = builder.clone();
             let metrics = Arc::clone(&metrics);
             let handshake_timeout = options.handshake_timeout;
+            let open = open_tx.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                let stream =
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                let _open = open;
+                let activity = Arc::clone(&slot.activity);
+                let io = connections::Io::new(tcp, Arc::clone(&activity));
+                let handshake = tokio::time::timeout(handshake_timeout, acceptor.accept(io));
+                let stream = tokio::select! {
+                    result = handshake => match result {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
                             metrics.tls_handshake_failure();
@@ -356,21 +426,40 @@ impl Server {
                         }
                         Err(_) => {
                             metrics.tls_handshake_failure();
-                            tracing::warn!(%peer, "TLS handshake timed out");
+                            metrics.connection_closed("handshake_timeout");
+                            tracing::debug!(%peer, "TLS handshake timed out");
                             return;
                         }
-                    };
+                    },
+                    () = told_to_close(&activity) => return,
+                };
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                activity.established(h2);
+                let service = TrackedService {
+                    inner: TowerToHyperService::new(app),
+                    activity: Arc::clone(&activity),
+                };
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(connection).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
+                drive(
+                    connection,
+                    |connection| connection.graceful_shutdown(),
+                    &metrics,
+                    &activity,
+                    &timeouts,
+                    longest_request,
+                    peer,
+                )
+                .await;
+                drop(slot);
             });
         }
 
         tracing::info!("shutting down: draining in-flight requests");
         readiness.set(false);
         drop(https);
-        if tokio::time::timeout(options.drain_timeout, graceful.shutdown())
+        table.close_all();
+        drop(open_tx);
+        if tokio::time::timeout(options.drain_timeout, open_rx.recv())
             .await
             .is_err()
         {
@@ -382,6 +471,162 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Completes when the connection is told to close (eviction, shutdown).
+async fn told_to_close(activity: &Activity) {
+    while !activity.is_closing() {
+        activity.changed().await;
+    }
+}
+
+/// How long a connection closing gracefully may take before it is dropped, when no request
+/// is open (a little over the lingering close).
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves one connection until it ends or one of its deadlines passes
+/// ([`connections::Activity::deadline`]) or it is told to close; then closes it, at once
+/// when no request is open and the peer never completed one (or it was told to), else
+/// gracefully (open requests are answered, HTTP/2 gets a GOAWAY).
+async fn drive<C, E>(
+    connection: C,
+    close_gracefully: impl Fn(std::pin::Pin<&mut C>),
+    metrics: &Metrics,
+    activity: &Activity,
+    timeouts: &Timeouts,
+    longest_request: Duration,
+    peer: SocketAddr,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut closing_by: Option<Instant> = None;
+    loop {
+        let wake = match closing_by {
+            Some(by) => Some(by),
+            None => {
+                let why = if activity.is_closing() {
+                    Some(Close::Told)
+                } else {
+                    activity
+                        .deadline(timeouts)
+                        .filter(|(at, _)| *at <= Instant::now())
+                        .map(|(_, why)| why)
+                };
+                if let Some(label) = why.and_then(Close::label) {
+                    metrics.connection_closed(label);
+                }
+                match why {
+                    // A connection told to close with no request open goes at once, so an
+                    // evicted one frees its descriptor right away.
+                    Some(why) if why.at_once() || (why == Close::Told && !activity.busy()) => {
+                        tracing::debug!(%peer, reason = why.as_str(), "closing the connection");
+                        return;
+                    }
+                    Some(why) => {
+                        tracing::debug!(%peer, reason = why.as_str(), "closing the connection gracefully");
+                        close_gracefully(connection.as_mut());
+                        let grace = if activity.busy() {
+                            longest_request + CLOSE_GRACE
+                        } else {
+                            CLOSE_GRACE
+                        };
+                        closing_by = Some(Instant::now() + grace);
+                        closing_by
+                    }
+                    None => activity.deadline(timeouts).map(|(at, _)| at),
+                }
+            }
+        };
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = sleep => {
+                if closing_by.is_some_and(|by| by <= Instant::now()) {
+                    tracing::debug!(%peer, "connection did not close in time; dropping it");
+                    return;
+                }
+            }
+            () = activity.changed() => {}
+        }
+    }
+}
+
+/// The service of one connection: marks each request open in the connection's
+/// [`Activity`] until its answer is ready, and tells the routes when it arrived.
+#[derive(Clone)]
+struct TrackedService<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, B> hyper::service::Service<hyper::Request<B>> for TrackedService<S>
+where
+    S: hyper::service::Service<hyper::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, mut request: hyper::Request<B>) -> Self::Future {
+        let (open, arrived) = self.activity.request();
+        request.extensions_mut().insert(RequestArrival(arrived));
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await;
+            drop(open);
+            response
+        })
+    }
+}
+
+/// Rate-limited logging of refused connections (an attack would otherwise flood the log).
+#[derive(Default)]
+struct Refusals {
+    last_logged: Option<Instant>,
+    since: u64,
+}
+
+impl Refusals {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn note(&mut self, why: Refused, peer: &SocketAddr, max: usize, per_peer: usize) {
+        self.since += 1;
+        if self
+            .last_logged
+            .is_some_and(|at| at.elapsed() < Self::EVERY)
+        {
+            return;
+        }
+        let reason = match why {
+            Refused::PeerShare => {
+                "this address holds its share of connections (--max-connections-per-peer)"
+            }
+            Refused::Full => "every connection is taken (--max-connections)",
+        };
+        tracing::warn!(
+            %peer,
+            reason,
+            max_connections = max,
+            max_connections_per_peer = per_peer,
+            refused_since_last_log = self.since,
+            "connection refused"
+        );
+        self.since = 0;
+        self.last_logged = Some(Instant::now());
     }
 }
 

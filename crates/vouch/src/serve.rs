@@ -42,12 +42,15 @@ pub(crate) struct ServeArgs {
     /// Plain-HTTP listener for /metrics.
     #[arg(long, default_value = "0.0.0.0:8888")]
     metrics_listen: SocketAddr,
-    /// /verify answers within this time; unfinished keys get a VERIFY_TIMEOUT error. Keep it
-    /// below the Provider's timeout and the webhook timeout.
-    #[arg(long, default_value = "2900ms", value_parser = crate::parse_duration)]
+    /// /verify answers within this time, counted from the request's arrival and including
+    /// writing the answer; unfinished keys get a VERIFY_TIMEOUT error. Keep it about 0.5 s
+    /// below the Provider's timeout (3 s by default), which also covers Gatekeeper's
+    /// connection set-up and the network.
+    #[arg(long, default_value = "2500ms", value_parser = crate::parse_duration)]
     timeout: Duration,
-    /// /mutate answers within this time.
-    #[arg(long, default_value = "950ms", value_parser = crate::parse_duration)]
+    /// /mutate answers within this time, like --timeout. Gatekeeper gives mutation what is
+    /// left of its mutating webhook's timeout (1 s by default).
+    #[arg(long, default_value = "800ms", value_parser = crate::parse_duration)]
     mutate_timeout: Duration,
     /// Deadline of each registry call (background work may outlive a request's timeout).
     #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
@@ -68,6 +71,34 @@ pub(crate) struct ServeArgs {
     /// systemError saying vouch is overloaded (load shedding).
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
+    /// Most HTTPS connections open at once. Kept below the open-file limit, which vouch
+    /// raises to its hard limit at start.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Most HTTPS connections open at once from one IP address (default: a quarter of
+    /// --max-connections); when every connection is taken, a newcomer from a lighter address
+    /// closes the newest connection of the address holding the most. Behind a proxy or
+    /// service-mesh sidecar all clients share its address: set it to --max-connections.
+    #[arg(long)]
+    max_connections_per_peer: Option<usize>,
+    /// Most requests open at once on one HTTP/2 connection.
+    #[arg(long, default_value_t = 32)]
+    max_concurrent_streams: u32,
+    /// A TLS handshake must finish within this time after the connection is accepted.
+    #[arg(long, default_value = "3s", value_parser = crate::parse_duration)]
+    handshake_timeout: Duration,
+    /// The first request's head must arrive within this time after the TLS handshake, or
+    /// the connection is closed.
+    #[arg(long, default_value = "3s", value_parser = crate::parse_duration)]
+    first_request_timeout: Duration,
+    /// A request head must arrive whole within this time from its first byte (Ratify's
+    /// ReadHeaderTimeout).
+    #[arg(long, default_value = "5s", value_parser = crate::parse_duration)]
+    header_read_timeout: Duration,
+    /// A connection with no open request is closed after this time. Keep it above
+    /// Gatekeeper's idle-connection timeout (90 s), so the client closes first.
+    #[arg(long, default_value = "95s", value_parser = crate::parse_duration)]
+    idle_timeout: Duration,
     /// Request header carrying a trace ID (e.g. x-ms-correlation-request-id). Repeatable.
     #[arg(long = "trace-id-header")]
     trace_id_headers: Vec<String>,
@@ -98,6 +129,7 @@ pub(crate) fn init_logging(args: &ServeArgs) {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    check_limits(&args)?;
     // rustls needs one process-wide provider for the registry clients.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
@@ -116,6 +148,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.limits.max_keys = args.max_keys;
     options.limits.max_in_flight = args.max_in_flight;
     options.trace_id_headers = args.trace_id_headers;
+    options.max_connections_per_peer = args.max_connections_per_peer;
+    options.max_concurrent_streams = args.max_concurrent_streams;
+    options.handshake_timeout = args.handshake_timeout;
+    options.first_request_timeout = args.first_request_timeout;
+    options.header_read_timeout = args.header_read_timeout;
+    options.idle_timeout = args.idle_timeout;
+    options.max_connections = connection_cap(args.max_connections);
 
     let mut engine_options = EngineOptions::default();
     engine_options.registry_timeout = args.registry_timeout;
@@ -128,6 +167,80 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("server failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses limits of zero, which would refuse every connection or request.
+fn check_limits(args: &ServeArgs) -> anyhow::Result<()> {
+    for (flag, value) in [
+        ("--handshake-timeout", args.handshake_timeout),
+        ("--first-request-timeout", args.first_request_timeout),
+        ("--header-read-timeout", args.header_read_timeout),
+        ("--idle-timeout", args.idle_timeout),
+        ("--timeout", args.timeout),
+        ("--mutate-timeout", args.mutate_timeout),
+    ] {
+        if value.is_zero() {
+            anyhow::bail!(
+                "{flag} must be above 0 (e.g. 1s); a zero timeout fails every connection or request"
+            );
+        }
+    }
+    for (flag, value) in [
+        ("--max-connections", Some(args.max_connections)),
+        ("--max-connections-per-peer", args.max_connections_per_peer),
+        (
+            "--max-concurrent-streams",
+            Some(args.max_concurrent_streams as usize),
+        ),
+        ("--max-in-flight", Some(args.max_in_flight)),
+    ] {
+        if value == Some(0) {
+            anyhow::bail!("{flag} must be at least 1; 0 would refuse everything");
+        }
+    }
+    Ok(())
+}
+
+/// File descriptors kept for everything but Gatekeeper's connections: registry and
+/// revocation connections, health and metrics, configuration and certificate files.
+const FD_HEADROOM: u64 = 256;
+
+/// Raises the open-file limit to its hard limit (as Go programs such as Ratify do) and
+/// returns `wanted` connections, or fewer when the limit cannot hold them and
+/// [`FD_HEADROOM`] (then says so in the log).
+fn connection_cap(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit (RLIMIT_NOFILE)");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                Err(_) => return wanted,
+            }
+        }
+    };
+    let cap = clamp_connections(wanted, limit);
+    if cap < wanted {
+        tracing::warn!(
+            open_file_limit = limit,
+            wanted,
+            max_connections = cap,
+            "the open-file limit cannot hold --max-connections plus {FD_HEADROOM} for other files; serving at most {cap} connections (raise the limit, e.g. the container runtime's nofile ulimit, or lower --max-connections)"
+        );
+    } else {
+        tracing::debug!(
+            open_file_limit = limit,
+            max_connections = cap,
+            "open-file limit"
+        );
+    }
+    cap
+}
+
+/// `wanted`, or what an open-file `limit` leaves after [`FD_HEADROOM`] (at least 1).
+fn clamp_connections(wanted: usize, limit: u64) -> usize {
+    let room = usize::try_from(limit.saturating_sub(FD_HEADROOM)).unwrap_or(usize::MAX);
+    wanted.min(room).max(1)
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.
@@ -152,4 +265,24 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_stays_below_the_open_file_limit() {
+        assert_eq!(clamp_connections(1024, 1_048_576), 1024);
+        assert_eq!(clamp_connections(1024, 1024), 1024 - 256);
+        assert_eq!(clamp_connections(1024, 100), 1);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let cap = connection_cap(16);
+        assert_eq!(cap, 16);
+        let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((0, 0));
+        assert_eq!(soft, hard);
+    }
 }

@@ -1110,8 +1110,10 @@ fn default_install_serves_gatekeeper_with_mtls() {
             render.flag("--ca-cert-file"),
             ["/etc/vouch/client-ca/ca.crt"]
         );
-        assert_eq!(render.flag("--timeout"), ["2900ms"]);
-        assert_eq!(render.flag("--mutate-timeout"), ["950ms"]);
+        assert_eq!(render.flag("--timeout"), ["2500ms"]);
+        assert_eq!(render.flag("--mutate-timeout"), ["800ms"]);
+        assert_eq!(render.flag("--max-connections"), ["1024"]);
+        assert!(render.flag("--max-connections-per-peer").is_empty());
         assert_eq!(render.flag("--listen"), ["0.0.0.0:6001"]);
         assert_eq!(render.flag("--health-listen"), ["0.0.0.0:9099"]);
         assert_eq!(render.flag("--metrics-listen"), ["0.0.0.0:8888"]);
@@ -1188,6 +1190,7 @@ fn other_namespace_registry_credentials_and_raw_config_serve_gatekeeper() {
             "verifyTimeoutMs": 1900, "mutateTimeoutMs": 800, "registryTimeoutMs": 4000,
             "cacheTtlSeconds": 60, "cacheFailureTtlSeconds": 5, "cacheSizeMiB": 32,
             "maxKeys": 100, "maxInFlight": 64,
+            "maxConnections": 128, "maxConnectionsPerPeer": 128,
             "traceIdHeaders": ["x-ms-correlation-request-id"],
             "logFormat": "json", "logLevel": "debug",
         },
@@ -1211,6 +1214,8 @@ fn other_namespace_registry_credentials_and_raw_config_serve_gatekeeper() {
             ("--cache-size", "32"),
             ("--max-keys", "100"),
             ("--max-in-flight", "64"),
+            ("--max-connections", "128"),
+            ("--max-connections-per-peer", "128"),
             ("--trace-id-header", "x-ms-correlation-request-id"),
             ("--log-format", "json"),
             ("--listen", "0.0.0.0:7443"),

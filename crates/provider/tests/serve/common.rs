@@ -28,8 +28,9 @@ pub(crate) fn install_crypto() {
 /// A backend that verifies nothing but behaves like the engine:
 /// * references containing `bad` fail, the others pass;
 /// * references containing `slow` take [`Fake::slow`] to verify;
-/// * tags of repositories containing `missing` cannot be resolved; other tags resolve to a
-///   digest derived from the tag.
+/// * tags of repositories containing `missing` cannot be resolved; tags of repositories
+///   containing `sluggish` take [`Fake::slow`] to resolve; other tags resolve to a digest
+///   derived from the tag.
 pub(crate) struct Fake {
     pub(crate) verifies: AtomicUsize,
     pub(crate) resolves: AtomicUsize,
@@ -108,6 +109,9 @@ impl Backend for Fake {
     fn resolve<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<String, KeyError>> {
         Box::pin(async move {
             self.resolves.fetch_add(1, Ordering::SeqCst);
+            if reference.repository().contains("sluggish") {
+                tokio::time::sleep(self.slow).await;
+            }
             if reference.repository().contains("missing") {
                 return Err(KeyError {
                     code: "GET_SUBJECT_DESCRIPTOR_FAILURE",
