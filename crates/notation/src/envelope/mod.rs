@@ -26,7 +26,10 @@ pub(crate) use crate::spec::{
     HDR_SIGNING_SCHEME, HDR_SIGNING_TIME, HDR_TIMESTAMP, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS,
     MEDIA_TYPE_PAYLOAD, SigningScheme,
 };
-use crate::x509::{Certificate, CertificateError, Curve, PublicKey, SignatureAlgorithm};
+mod algorithm;
+
+use crate::x509::{Certificate, CertificateError, Curve, PublicKey};
+pub use algorithm::SignatureAlgorithm;
 
 /// Upper bound on an envelope's size; real envelopes are a few kilobytes.
 pub(crate) const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
