@@ -30,6 +30,7 @@ use reqwest::header::{
 use reqwest::{StatusCode, Url};
 
 use crate::auth::credentials_for;
+use crate::budget::{Refused, Reservation};
 use crate::digest::{digest_like, referrers_tag, sha256_digest, validate_digest};
 use crate::error::{ErrorKind, RegistryError};
 use crate::manifest::{ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX};
@@ -55,6 +56,10 @@ const MAX_REFERRER_PAGES: usize = 64;
 
 /// Bytes of an error response body read for its OCI error code.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// Room first taken from the memory budget for a body of unknown length (chunked); it
+/// doubles as the body grows, up to the fetch's limit.
+const CHUNKED_FIRST_BYTES: u64 = 16 * 1024;
 
 /// A registry client. Cheap to clone; clones share connections, credentials and tokens.
 #[derive(Clone)]
@@ -137,10 +142,12 @@ struct Session {
     expires: Instant,
 }
 
-/// A successful bounded GET.
+/// A successful bounded GET. Its body's room in the memory budget is held until it is
+/// dropped (after the caller has checked and parsed it).
 struct Fetched {
     headers: HeaderMap,
     body: Vec<u8>,
+    _reservation: Reservation,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -286,7 +293,7 @@ impl RegistryClient {
                 let operation = format!("listing referrers of {subject_digest} (page {})", page + 1);
                 visited.insert(url.to_string());
                 let fetched = match self
-                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, self.inner.options.max_manifest_bytes, &operation)
+                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, self.inner.options.referrers_index_limit(), &operation)
                     .await
                 {
                     Ok(f) => f,
@@ -352,7 +359,7 @@ impl RegistryClient {
                 url,
                 OCI_IMAGE_INDEX,
                 None,
-                self.inner.options.max_manifest_bytes,
+                self.inner.options.referrers_index_limit(),
                 &operation,
             )
             .await
@@ -385,7 +392,9 @@ impl RegistryClient {
 
     /// Fetches the manifest `descriptor` names (by digest) from `reference`'s repository.
     ///
-    /// Descriptors declaring more than `max_manifest_bytes` are refused before any request
+    /// Descriptors declaring more than
+    /// [`artifact_manifest_limit`](ClientOptions::artifact_manifest_limit) (64 KiB by
+    /// default: this is for signature manifests) are refused before any request
     /// ([`ErrorKind::TooLarge`]); the bytes must match the declared size and digest
     /// ([`ErrorKind::DigestMismatch`]) and parse as an OCI image manifest (or the withdrawn
     /// artifact manifest) ([`ErrorKind::InvalidManifest`]).
@@ -395,12 +404,8 @@ impl RegistryClient {
         descriptor: &Descriptor,
     ) -> Result<ArtifactManifest, RegistryError> {
         self.deadline(reference, "fetch_manifest", async {
-            self.check_descriptor(
-                reference,
-                descriptor,
-                self.inner.options.max_manifest_bytes,
-                "manifest",
-            )?;
+            let max = self.inner.options.artifact_manifest_limit();
+            self.check_descriptor(reference, descriptor, max, "manifest")?;
             let url = self.url(reference, &format!("manifests/{}", descriptor.digest))?;
             let operation = format!("fetching manifest {}", descriptor.digest);
             let fetched = self
@@ -409,7 +414,7 @@ impl RegistryClient {
                     url,
                     &MANIFEST_ACCEPT.join(", "),
                     Some(descriptor.size),
-                    self.inner.options.max_manifest_bytes,
+                    max,
                     &operation,
                 )
                 .await?;
@@ -447,7 +452,7 @@ impl RegistryClient {
             let operation = format!("fetching blob {}", descriptor.digest);
             // Through the repository's session, like manifests: oci-client's blob pull
             // re-runs the anonymous auth flow (a `/v2/` round trip) before every blob.
-            let body = self
+            let fetched = self
                 .get_bounded(
                     reference,
                     url,
@@ -456,10 +461,10 @@ impl RegistryClient {
                     self.inner.options.max_blob_bytes,
                     &operation,
                 )
-                .await?
-                .body;
-            self.check_content(reference, descriptor, &body, &operation)?;
-            Ok(body)
+                .await?;
+            // The budget is held while the digest is checked, and given back on return.
+            self.check_content(reference, descriptor, &fetched.body, &operation)?;
+            Ok(fetched.body)
         })
         .await
     }
@@ -781,7 +786,8 @@ impl RegistryClient {
                     format!("answered HTTP {status} where 200 was expected ({operation})"),
                 ));
             }
-            let too_big = |_got: u64| match declared {
+            let too_big = |_got: u64| {
+                match declared {
                 // Callers refuse declared sizes above the maximum first.
                 Some(d) => self.error(
                     reference,
@@ -791,17 +797,41 @@ impl RegistryClient {
                 None => self.error(
                     reference,
                     ErrorKind::TooLarge,
-                    format!("served more than {max} bytes, the limit for a manifest ({operation})"),
+                    format!("served more than {max} bytes, the limit for this kind of content ({operation})"),
                 ),
+            }
             };
-            if let Some(len) = response.content_length()
+            let length = response.content_length();
+            if let Some(len) = length
                 && len > limit
             {
+                // Refused before reading: nothing is buffered or reserved.
                 return Err(too_big(len));
             }
             let headers = response.headers().clone();
-            // A declared size is at most `max`; it is trusted for at most 1 MiB up front.
-            let mut body = Vec::with_capacity(declared.map_or(0, |d| d.min(1 << 20)) as usize);
+            // Room in the shared budget before buffering: all of a known length (waiting
+            // for it, bounded), a little of an unknown one (grown below, never waiting).
+            let mut reservation = self.inner.options.memory_budget.reservation();
+            let first = length.unwrap_or(CHUNKED_FIRST_BYTES).min(limit);
+            let wait = self.inner.options.timeout / 2;
+            match tokio::time::timeout(wait, reservation.wait_for(first)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(refused)) => {
+                    return Err(self.over_budget(reference, refused, first, operation));
+                }
+                Err(_) => {
+                    return Err(self.error(
+                        reference,
+                        ErrorKind::Overloaded,
+                        format!(
+                            "waited {wait:?} for {first} bytes of the {}-byte budget for registry responses, held by other fetches ({operation})",
+                            reservation.total()
+                        ),
+                    ));
+                }
+            }
+            let mut body = Vec::new();
+            body.reserve_exact(first as usize);
             loop {
                 let chunk = response.chunk().await.map_err(|e| {
                     RegistryError::from_reqwest(reference.registry(), operation, &e)
@@ -809,12 +839,46 @@ impl RegistryClient {
                 let Some(chunk) = chunk else { break };
                 let got = body.len() as u64 + chunk.len() as u64;
                 if got > limit {
+                    // `body` and `reservation` are dropped here: the memory and the
+                    // budget are given back at once.
                     return Err(too_big(got));
+                }
+                if got > reservation.held() {
+                    // Grow geometrically, within the limit, paying for the new room first.
+                    let room = got.max(reservation.held().saturating_mul(2)).min(limit);
+                    let more = room - reservation.held();
+                    reservation
+                        .try_grow(more)
+                        .map_err(|refused| self.over_budget(reference, refused, room, operation))?;
+                    body.reserve_exact((room as usize).saturating_sub(body.len()));
                 }
                 body.extend_from_slice(&chunk);
             }
-            return Ok(Fetched { headers, body });
+            return Ok(Fetched {
+                headers,
+                body,
+                _reservation: reservation,
+            });
         }
+    }
+
+    fn over_budget(
+        &self,
+        reference: &Reference,
+        refused: Refused,
+        bytes: u64,
+        operation: &str,
+    ) -> RegistryError {
+        let total = self.inner.options.memory_budget.total_bytes();
+        let message = match refused {
+            Refused::LargerThanBudget => format!(
+                "served a body needing {bytes} bytes, more than the whole {total}-byte budget for registry responses ({operation})"
+            ),
+            Refused::InUse => format!(
+                "served a body growing to {bytes} bytes while the {total}-byte budget for registry responses is held by other fetches ({operation})"
+            ),
+        };
+        self.error(reference, ErrorKind::Overloaded, message)
     }
 
     fn check_descriptor(
