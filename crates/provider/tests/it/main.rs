@@ -3,6 +3,7 @@
 //! tests and the Notation project's signed OCI layouts.
 
 mod common;
+mod faults;
 mod layouts;
 mod revocation;
 mod signatures;
