@@ -17,8 +17,8 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
-/// 32 MiB: the default [`MemoryBudget::process`] size.
-pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 32 * 1024 * 1024;
+/// 16 MiB: the default [`MemoryBudget::process`] size.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Bytes of registry response bodies that may be held at once by the fetches sharing this
 /// budget. Cheap to clone; clones share the budget.
@@ -158,6 +158,16 @@ impl Reservation {
         Ok(())
     }
 
+    /// Gives back all but `keep` bytes.
+    pub(crate) fn release_to(&mut self, keep: u64) {
+        if self.held > keep {
+            let back = self.held - keep;
+            self.held = keep;
+            self.shared.in_use.fetch_sub(back, Ordering::SeqCst);
+            self.shared.semaphore.add_permits(back as usize);
+        }
+    }
+
     fn permits(&self, bytes: u64) -> Result<u32, Refused> {
         if self.held.saturating_add(bytes) > self.shared.total {
             return Err(Refused::LargerThanBudget);
@@ -190,6 +200,9 @@ mod tests {
         assert_eq!(budget.available_bytes(), 0);
         assert_eq!(budget.peak_bytes(), 100);
         assert_eq!(a.try_grow(101), Err(Refused::LargerThanBudget));
+        a.release_to(50);
+        assert_eq!((a.held(), budget.available_bytes()), (50, 10));
+        a.try_grow(10).unwrap();
         drop(a);
         assert_eq!(budget.available_bytes(), 60);
         // A waiter gets its bytes once a holder leaves.

@@ -57,9 +57,11 @@ const MAX_REFERRER_PAGES: usize = 64;
 /// Bytes of an error response body read for its OCI error code.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 
-/// Room first taken from the memory budget for a body of unknown length (chunked); it
-/// doubles as the body grows, up to the fetch's limit.
+/// Room first taken from the memory budget for a body of unknown length (chunked).
 const CHUNKED_FIRST_BYTES: u64 = 16 * 1024;
+
+/// Further room for a growing body comes in blocks of this size, up to the fetch's limit.
+const BODY_BLOCK_BYTES: u64 = 64 * 1024;
 
 /// A registry client. Cheap to clone; clones share connections, credentials and tokens.
 #[derive(Clone)]
@@ -830,30 +832,63 @@ impl RegistryClient {
                     ));
                 }
             }
-            let mut body = Vec::new();
-            body.reserve_exact(first as usize);
+            // The body in fixed-size blocks while it arrives: a body cut off at its limit
+            // never reallocates (no copies, no blocks of ever-new sizes for the allocator
+            // to keep around); one that completes is joined once.
+            let mut blocks = vec![Vec::with_capacity(first as usize)];
+            let mut len = 0u64;
             loop {
                 let chunk = response.chunk().await.map_err(|e| {
                     RegistryError::from_reqwest(reference.registry(), operation, &e)
                 })?;
                 let Some(chunk) = chunk else { break };
-                let got = body.len() as u64 + chunk.len() as u64;
+                let got = len + chunk.len() as u64;
                 if got > limit {
-                    // `body` and `reservation` are dropped here: the memory and the
+                    // `blocks` and `reservation` are dropped here: the memory and the
                     // budget are given back at once.
                     return Err(too_big(got));
                 }
-                if got > reservation.held() {
-                    // Grow geometrically, within the limit, paying for the new room first.
-                    let room = got.max(reservation.held().saturating_mul(2)).min(limit);
-                    let more = room - reservation.held();
-                    reservation
-                        .try_grow(more)
-                        .map_err(|refused| self.over_budget(reference, refused, room, operation))?;
-                    body.reserve_exact((room as usize).saturating_sub(body.len()));
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let full = blocks
+                        .last()
+                        .is_none_or(|b: &Vec<u8>| b.len() == b.capacity());
+                    if full {
+                        // `held` covers every block, all full: less than `got`, so the
+                        // limit leaves room. Paid for before it is allocated.
+                        let size = BODY_BLOCK_BYTES.min(limit - reservation.held());
+                        reservation.try_grow(size).map_err(|refused| {
+                            self.over_budget(
+                                reference,
+                                refused,
+                                reservation.held() + size,
+                                operation,
+                            )
+                        })?;
+                        blocks.push(Vec::with_capacity(size as usize));
+                    }
+                    if let Some(block) = blocks.last_mut() {
+                        let n = (block.capacity() - block.len()).min(rest.len());
+                        block.extend_from_slice(&rest[..n]);
+                        rest = &rest[n..];
+                    }
                 }
-                body.extend_from_slice(&chunk);
+                len = got;
             }
+            let body = if blocks.len() == 1 {
+                blocks.pop().unwrap_or_default()
+            } else {
+                // Joined into one buffer (paid for), then the blocks are given back.
+                reservation.try_grow(len).map_err(|refused| {
+                    self.over_budget(reference, refused, reservation.held() + len, operation)
+                })?;
+                let mut body = Vec::with_capacity(len as usize);
+                for block in blocks.drain(..) {
+                    body.extend_from_slice(&block);
+                }
+                reservation.release_to(len);
+                body
+            };
             return Ok(Fetched {
                 headers,
                 body,

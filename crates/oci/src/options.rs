@@ -86,7 +86,8 @@ pub struct ClientOptions {
     /// Notation writes it). Default 64 KiB, at most `max_manifest_bytes`.
     pub max_artifact_manifest_bytes: u64,
     /// Largest blob accepted by [`fetch_blob`](crate::RegistryClient::fetch_blob).
-    /// Default 32 MiB.
+    /// Default 16 MiB (Notation's own limit is 32 MiB; its envelopes are a few KiB): at
+    /// most the [`memory_budget`](Self::memory_budget), which must hold a blob whole.
     pub max_blob_bytes: u64,
     /// Most referrers of the requested artifact type accepted. More is an error
     /// ([`ErrorKind::TooManyReferrers`](crate::ErrorKind::TooManyReferrers)), as in the
@@ -95,7 +96,7 @@ pub struct ClientOptions {
     /// Extra trusted root certificates, each PEM (one or more certificates) or DER.
     pub extra_root_certificates: Vec<Vec<u8>>,
     /// Bounds the bytes of response bodies (manifests, indexes, blobs) held at once by
-    /// all fetches sharing it. Default: [`MemoryBudget::process`] (32 MiB for the whole
+    /// all fetches sharing it. Default: [`MemoryBudget::process`] (16 MiB for the whole
     /// process). A fetch whose body does not fit fails with
     /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded), never passes.
     pub memory_budget: MemoryBudget,
@@ -167,8 +168,8 @@ pub trait RequestObserver: Send + Sync + fmt::Debug + 'static {
 
 /// 4 MiB.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
-/// 32 MiB.
-pub const DEFAULT_MAX_BLOB_BYTES: u64 = 32 * 1024 * 1024;
+/// 16 MiB.
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 16 * 1024 * 1024;
 /// 256 KiB.
 pub const DEFAULT_MAX_REFERRERS_INDEX_BYTES: u64 = 256 * 1024;
 /// 64 KiB.

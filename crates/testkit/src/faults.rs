@@ -65,8 +65,9 @@ pub enum Fault {
     /// Forward, declare the full `Content-Length`, send the first half of the body, then
     /// end the connection.
     Truncate,
-    /// Forward for the status and headers, then send an endless chunked body of `{` bytes
-    /// (no `Content-Length`), paced at about 64 KiB per millisecond, until the client hangs up.
+    /// Forward for the status and headers (200 and an image index's media type when the
+    /// upstream had none to serve), then send an endless chunked body of `{` bytes (no
+    /// `Content-Length`), paced at about 64 KiB per millisecond, until the client hangs up.
     EndlessChunked,
     /// Forward, and declare a `Content-Length` off by `delta` bytes: above the real length,
     /// the whole body is sent and the connection ends short of the declared length; below,
@@ -379,6 +380,14 @@ async fn handle(
         Fault::EndlessChunked => {
             let upstream = forward(state, request, &path).await;
             let mut response = upstream.head(None);
+            if !upstream.status.is_success() {
+                // A hostile registry answers 200 for anything.
+                *response.status_mut() = StatusCode::OK;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+                );
+            }
             *response.body_mut() = endless(counters);
             Ok(response)
         }
