@@ -6,6 +6,7 @@
 
 mod common;
 mod deadline;
+mod hostile;
 mod overload;
 mod protocol;
 mod registry;
