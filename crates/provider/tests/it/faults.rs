@@ -3,6 +3,8 @@
 //! fail it or let it pass correctly, never pass an unsigned image; every verification ends
 //! within the registry deadline; an endless body stops at the limit of its kind.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use vouch_notation::Descriptor;
