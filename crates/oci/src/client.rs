@@ -21,7 +21,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use reqwest::header::{
@@ -56,6 +55,9 @@ const MAX_REFERRER_PAGES: usize = 64;
 
 /// Bytes of an error response body read for its OCI error code.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// Bytes of a token response read (Docker Hub's are ~1 KiB, cloud registries' a few KiB).
+const MAX_TOKEN_BODY: u64 = 64 * 1024;
 
 /// Room first taken from the memory budget for a body of unknown length (chunked).
 const CHUNKED_FIRST_BYTES: u64 = 16 * 1024;
@@ -722,13 +724,20 @@ impl RegistryClient {
             .collect::<Vec<_>>()
             .join(", ");
         if challenge.contains("bearer") {
-            let oci = self.oci(reference);
-            let token = oci.auth(&oci_ref, &auth, RegistryOperation::Pull).await;
-            self.observe_oci(reference, &token);
-            let token = token.map_err(|e| {
-                RegistryError::from_oci(reference.registry(), "getting a registry token", e)
-            })?;
-            return Ok(token.and_then(|t| header_value(&format!("Bearer {t}"))));
+            let params = response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(bearer_challenge)
+                .ok_or_else(|| {
+                    self.error(
+                        reference,
+                        ErrorKind::Protocol,
+                        "sent a Bearer challenge without a realm (checking the API version (/v2/))",
+                    )
+                })?;
+            return self.bearer_token(reference, &auth, params).await;
         }
         if challenge.contains("basic")
             && let RegistryAuth::Basic(user, password) = &auth
@@ -739,6 +748,101 @@ impl RegistryClient {
             return Ok(header_value(&format!("Basic {encoded}")));
         }
         Ok(None)
+    }
+
+    /// The token flow of a Bearer challenge (realm, service): `GET realm?scope=…&service=…`,
+    /// with the Basic credentials if any, its answer read up to [`MAX_TOKEN_BODY`] (the
+    /// realm is wherever the registry points: it is read as warily as the registry).
+    async fn bearer_token(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+        (realm, service): (String, Option<String>),
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        const OPERATION: &str = "getting a registry token";
+        let mut url = Url::parse(&realm)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                self.error(
+                    reference,
+                    ErrorKind::Protocol,
+                    format!("sent a Bearer challenge whose realm {realm:?} is not an http(s) URL"),
+                )
+            })?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair(
+                "scope",
+                &format!("repository:{}:pull", reference.repository()),
+            );
+            if let Some(service) = &service {
+                query.append_pair("service", service);
+            }
+        }
+        let mut request = self.inner.http.get(url);
+        if let RegistryAuth::Basic(user, password) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await;
+        self.observe_http(reference, &response);
+        let mut response = response
+            .map_err(|e| RegistryError::from_reqwest(reference.registry(), OPERATION, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = read_limited(&mut response, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            return Err(RegistryError::from_status(
+                reference.registry(),
+                OPERATION,
+                status,
+                &body,
+            ));
+        }
+        let too_large = || {
+            self.error(
+                reference,
+                ErrorKind::TooLarge,
+                format!(
+                    "served a token response of more than {MAX_TOKEN_BODY} bytes ({OPERATION})"
+                ),
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_TOKEN_BODY)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| RegistryError::from_reqwest(reference.registry(), OPERATION, &e))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > MAX_TOKEN_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token = serde_json::from_slice::<Token>(&body)
+            .ok()
+            .and_then(|t| t.token.or(t.access_token))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                self.error(
+                    reference,
+                    ErrorKind::Protocol,
+                    format!("served a token response without a token ({OPERATION})"),
+                )
+            })?;
+        Ok(header_value(&format!("Bearer {token}")))
     }
 
     /// GET `url` with auth, reading at most `declared` bytes (when given; more is a
@@ -1107,6 +1211,52 @@ fn body_media_type(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<MediaType>(body).ok()?.media_type
 }
 
+/// The `realm` and `service` of a `Bearer` challenge (`WWW-Authenticate` value), if it is
+/// one and names a realm.
+fn bearer_challenge(value: &str) -> Option<(String, Option<String>)> {
+    let (scheme, mut rest) = value.trim_start().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let (mut realm, mut service) = (None, None);
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let (val, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut val = String::new();
+            let mut end = quoted.len();
+            let mut chars = quoted.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            val.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => val.push(c),
+                }
+            }
+            (val, &quoted[end..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "realm" => realm = Some(val),
+            "service" => service = Some(val),
+            _ => {}
+        }
+        rest = next;
+    }
+    Some((realm?, service))
+}
+
 fn header_value(text: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(text).ok()?;
     v.set_sensitive(true);
@@ -1209,6 +1359,30 @@ mod tests {
         let mut c = Collector::new("sig", 2);
         c.add(vec![bad]).unwrap();
         assert!(c.into_vec().is_empty());
+    }
+
+    #[test]
+    fn bearer_challenges_are_parsed() {
+        assert_eq!(
+            bearer_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a:pull""#
+            ),
+            Some((
+                "https://auth.docker.io/token".into(),
+                Some("registry.docker.io".into())
+            ))
+        );
+        assert_eq!(
+            bearer_challenge(r#"bearer realm="http://h/t?x=\"y\"", service="s, with comma""#),
+            Some((r#"http://h/t?x="y""#.into(), Some("s, with comma".into())))
+        );
+        assert_eq!(
+            bearer_challenge("Bearer realm=http://h/token"),
+            Some(("http://h/token".into(), None))
+        );
+        assert_eq!(bearer_challenge(r#"Basic realm="x""#), None);
+        assert_eq!(bearer_challenge(r#"Bearer service="x""#), None);
+        assert_eq!(bearer_challenge("Bearer"), None);
     }
 
     #[test]
