@@ -637,6 +637,9 @@ fn cut(bytes: Bytes, counters: Arc<Counters>) -> ProxyBody {
                 Some((Ok(Frame::data(b)), (None, tally)))
             }
             None => {
+                // Pending for a moment first, so that hyper flushes the head and the bytes
+                // sent; failing at once would drop them with the connection.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 // Not a hang-up of the client: the fault ends the body.
                 tally.finished.store(true, Ordering::SeqCst);
                 Some((
