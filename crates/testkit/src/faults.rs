@@ -191,7 +191,7 @@ struct State {
     log: Mutex<Vec<String>>,
 }
 
-/// The proxy; stops (and drops its connections' listener) on drop.
+/// The proxy. Dropping it stops accepting connections; open ones end with their clients.
 pub struct FaultProxy {
     addr: SocketAddr,
     state: Arc<State>,
