@@ -21,7 +21,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use reqwest::header::{
@@ -30,6 +29,7 @@ use reqwest::header::{
 use reqwest::{StatusCode, Url};
 
 use crate::auth::credentials_for;
+use crate::budget::{Refused, Reservation};
 use crate::digest::{digest_like, referrers_tag, sha256_digest, validate_digest};
 use crate::error::{ErrorKind, RegistryError};
 use crate::manifest::{ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX};
@@ -55,6 +55,15 @@ const MAX_REFERRER_PAGES: usize = 64;
 
 /// Bytes of an error response body read for its OCI error code.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// Bytes of a token response read (Docker Hub's are ~1 KiB, cloud registries' a few KiB).
+const MAX_TOKEN_BODY: u64 = 64 * 1024;
+
+/// Room first taken from the memory budget for a body of unknown length (chunked).
+const CHUNKED_FIRST_BYTES: u64 = 16 * 1024;
+
+/// Further room for a growing body comes in blocks of this size, up to the fetch's limit.
+const BODY_BLOCK_BYTES: u64 = 64 * 1024;
 
 /// A registry client. Cheap to clone; clones share connections, credentials and tokens.
 #[derive(Clone)]
@@ -137,10 +146,12 @@ struct Session {
     expires: Instant,
 }
 
-/// A successful bounded GET.
+/// A successful bounded GET. Its body's room in the memory budget is held until it is
+/// dropped (after the caller has checked and parsed it).
 struct Fetched {
     headers: HeaderMap,
     body: Vec<u8>,
+    _reservation: Reservation,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -291,7 +302,7 @@ impl RegistryClient {
                 let operation = format!("listing referrers of {subject_digest} (page {})", page + 1);
                 visited.insert(url.to_string());
                 let fetched = match self
-                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, self.inner.options.max_manifest_bytes, &operation)
+                    .get_bounded(reference, url.clone(), OCI_IMAGE_INDEX, None, self.inner.options.referrers_index_limit(), &operation)
                     .await
                 {
                     Ok(f) => f,
@@ -357,7 +368,7 @@ impl RegistryClient {
                 url,
                 OCI_IMAGE_INDEX,
                 None,
-                self.inner.options.max_manifest_bytes,
+                self.inner.options.referrers_index_limit(),
                 &operation,
             )
             .await
@@ -390,7 +401,9 @@ impl RegistryClient {
 
     /// Fetches the manifest `descriptor` names (by digest) from `reference`'s repository.
     ///
-    /// Descriptors declaring more than `max_manifest_bytes` are refused before any request
+    /// Descriptors declaring more than
+    /// [`artifact_manifest_limit`](ClientOptions::artifact_manifest_limit) (64 KiB by
+    /// default: this is for signature manifests) are refused before any request
     /// ([`ErrorKind::TooLarge`]); the bytes must match the declared size and digest
     /// ([`ErrorKind::DigestMismatch`]) and parse as an OCI image manifest (or the withdrawn
     /// artifact manifest) ([`ErrorKind::InvalidManifest`]).
@@ -400,12 +413,8 @@ impl RegistryClient {
         descriptor: &Descriptor,
     ) -> Result<ArtifactManifest, RegistryError> {
         self.deadline(reference, "fetch_manifest", async {
-            self.check_descriptor(
-                reference,
-                descriptor,
-                self.inner.options.max_manifest_bytes,
-                "manifest",
-            )?;
+            let max = self.inner.options.artifact_manifest_limit();
+            self.check_descriptor(reference, descriptor, max, "manifest")?;
             let url = self.url(reference, &format!("manifests/{}", descriptor.digest))?;
             let operation = format!("fetching manifest {}", descriptor.digest);
             let fetched = self
@@ -414,7 +423,7 @@ impl RegistryClient {
                     url,
                     &MANIFEST_ACCEPT.join(", "),
                     Some(descriptor.size),
-                    self.inner.options.max_manifest_bytes,
+                    max,
                     &operation,
                 )
                 .await?;
@@ -452,7 +461,7 @@ impl RegistryClient {
             let operation = format!("fetching blob {}", descriptor.digest);
             // Through the repository's session, like manifests: oci-client's blob pull
             // re-runs the anonymous auth flow (a `/v2/` round trip) before every blob.
-            let body = self
+            let fetched = self
                 .get_bounded(
                     reference,
                     url,
@@ -461,10 +470,10 @@ impl RegistryClient {
                     self.inner.options.max_blob_bytes,
                     &operation,
                 )
-                .await?
-                .body;
-            self.check_content(reference, descriptor, &body, &operation)?;
-            Ok(body)
+                .await?;
+            // The budget is held while the digest is checked, and given back on return.
+            self.check_content(reference, descriptor, &fetched.body, &operation)?;
+            Ok(fetched.body)
         })
         .await
     }
@@ -720,13 +729,20 @@ impl RegistryClient {
             .collect::<Vec<_>>()
             .join(", ");
         if challenge.contains("bearer") {
-            let oci = self.oci(reference);
-            let token = oci.auth(&oci_ref, &auth, RegistryOperation::Pull).await;
-            self.observe_oci(reference, &token);
-            let token = token.map_err(|e| {
-                RegistryError::from_oci(reference.registry(), "getting a registry token", e)
-            })?;
-            return Ok(token.and_then(|t| header_value(&format!("Bearer {t}"))));
+            let params = response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(bearer_challenge)
+                .ok_or_else(|| {
+                    self.error(
+                        reference,
+                        ErrorKind::Protocol,
+                        "sent a Bearer challenge without a realm (checking the API version (/v2/))",
+                    )
+                })?;
+            return self.bearer_token(reference, &auth, params).await;
         }
         if challenge.contains("basic")
             && let RegistryAuth::Basic(user, password) = &auth
@@ -737,6 +753,101 @@ impl RegistryClient {
             return Ok(header_value(&format!("Basic {encoded}")));
         }
         Ok(None)
+    }
+
+    /// The token flow of a Bearer challenge (realm, service): `GET realm?scope=…&service=…`,
+    /// with the Basic credentials if any, its answer read up to [`MAX_TOKEN_BODY`] (the
+    /// realm is wherever the registry points: it is read as warily as the registry).
+    async fn bearer_token(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+        (realm, service): (String, Option<String>),
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        const OPERATION: &str = "getting a registry token";
+        let mut url = Url::parse(&realm)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                self.error(
+                    reference,
+                    ErrorKind::Protocol,
+                    format!("sent a Bearer challenge whose realm {realm:?} is not an http(s) URL"),
+                )
+            })?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair(
+                "scope",
+                &format!("repository:{}:pull", reference.repository()),
+            );
+            if let Some(service) = &service {
+                query.append_pair("service", service);
+            }
+        }
+        let mut request = self.inner.http.get(url);
+        if let RegistryAuth::Basic(user, password) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await;
+        self.observe_http(reference, &response);
+        let mut response = response
+            .map_err(|e| RegistryError::from_reqwest(reference.registry(), OPERATION, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = read_limited(&mut response, MAX_ERROR_BODY)
+                .await
+                .unwrap_or_default();
+            return Err(RegistryError::from_status(
+                reference.registry(),
+                OPERATION,
+                status,
+                &body,
+            ));
+        }
+        let too_large = || {
+            self.error(
+                reference,
+                ErrorKind::TooLarge,
+                format!(
+                    "served a token response of more than {MAX_TOKEN_BODY} bytes ({OPERATION})"
+                ),
+            )
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_TOKEN_BODY)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| RegistryError::from_reqwest(reference.registry(), OPERATION, &e))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > MAX_TOKEN_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token = serde_json::from_slice::<Token>(&body)
+            .ok()
+            .and_then(|t| t.token.or(t.access_token))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                self.error(
+                    reference,
+                    ErrorKind::Protocol,
+                    format!("served a token response without a token ({OPERATION})"),
+                )
+            })?;
+        Ok(header_value(&format!("Bearer {token}")))
     }
 
     /// GET `url` with auth, reading at most `declared` bytes (when given; more is a
@@ -786,7 +897,8 @@ impl RegistryClient {
                     format!("answered HTTP {status} where 200 was expected ({operation})"),
                 ));
             }
-            let too_big = |_got: u64| match declared {
+            let too_big = |_got: u64| {
+                match declared {
                 // Callers refuse declared sizes above the maximum first.
                 Some(d) => self.error(
                     reference,
@@ -796,30 +908,121 @@ impl RegistryClient {
                 None => self.error(
                     reference,
                     ErrorKind::TooLarge,
-                    format!("served more than {max} bytes, the limit for a manifest ({operation})"),
+                    format!("served more than {max} bytes, the limit for this kind of content ({operation})"),
                 ),
+            }
             };
-            if let Some(len) = response.content_length()
+            let length = response.content_length();
+            if let Some(len) = length
                 && len > limit
             {
+                // Refused before reading: nothing is buffered or reserved.
                 return Err(too_big(len));
             }
             let headers = response.headers().clone();
-            // A declared size is at most `max`; it is trusted for at most 1 MiB up front.
-            let mut body = Vec::with_capacity(declared.map_or(0, |d| d.min(1 << 20)) as usize);
+            // Room in the shared budget before buffering: all of a known length (waiting
+            // for it, bounded), a little of an unknown one (grown below, never waiting).
+            let mut reservation = self.inner.options.memory_budget.reservation();
+            let first = length.unwrap_or(CHUNKED_FIRST_BYTES).min(limit);
+            let wait = self.inner.options.timeout / 2;
+            match tokio::time::timeout(wait, reservation.wait_for(first)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(refused)) => {
+                    return Err(self.over_budget(reference, refused, first, operation));
+                }
+                Err(_) => {
+                    return Err(self.error(
+                        reference,
+                        ErrorKind::Overloaded,
+                        format!(
+                            "waited {wait:?} for {first} bytes of the {}-byte budget for registry responses, held by other fetches ({operation})",
+                            reservation.total()
+                        ),
+                    ));
+                }
+            }
+            // The body in fixed-size blocks while it arrives: a body cut off at its limit
+            // never reallocates (no copies, no blocks of ever-new sizes for the allocator
+            // to keep around); one that completes is joined once.
+            let mut blocks = vec![Vec::with_capacity(first as usize)];
+            let mut len = 0u64;
             loop {
                 let chunk = response.chunk().await.map_err(|e| {
                     RegistryError::from_reqwest(reference.registry(), operation, &e)
                 })?;
                 let Some(chunk) = chunk else { break };
-                let got = body.len() as u64 + chunk.len() as u64;
+                let got = len + chunk.len() as u64;
                 if got > limit {
+                    // `blocks` and `reservation` are dropped here: the memory and the
+                    // budget are given back at once.
                     return Err(too_big(got));
                 }
-                body.extend_from_slice(&chunk);
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let full = blocks
+                        .last()
+                        .is_none_or(|b: &Vec<u8>| b.len() == b.capacity());
+                    if full {
+                        // `held` covers every block, all full: less than `got`, so the
+                        // limit leaves room. Paid for before it is allocated.
+                        let size = BODY_BLOCK_BYTES.min(limit - reservation.held());
+                        reservation.try_grow(size).map_err(|refused| {
+                            self.over_budget(
+                                reference,
+                                refused,
+                                reservation.held() + size,
+                                operation,
+                            )
+                        })?;
+                        blocks.push(Vec::with_capacity(size as usize));
+                    }
+                    if let Some(block) = blocks.last_mut() {
+                        let n = (block.capacity() - block.len()).min(rest.len());
+                        block.extend_from_slice(&rest[..n]);
+                        rest = &rest[n..];
+                    }
+                }
+                len = got;
             }
-            return Ok(Fetched { headers, body });
+            let body = if blocks.len() == 1 {
+                blocks.pop().unwrap_or_default()
+            } else {
+                // Joined into one buffer (paid for), then the blocks are given back.
+                reservation.try_grow(len).map_err(|refused| {
+                    self.over_budget(reference, refused, reservation.held() + len, operation)
+                })?;
+                let mut body = Vec::with_capacity(len as usize);
+                for block in blocks.drain(..) {
+                    body.extend_from_slice(&block);
+                }
+                reservation.release_to(len);
+                body
+            };
+            return Ok(Fetched {
+                headers,
+                body,
+                _reservation: reservation,
+            });
         }
+    }
+
+    fn over_budget(
+        &self,
+        reference: &Reference,
+        refused: Refused,
+        bytes: u64,
+        operation: &str,
+    ) -> RegistryError {
+        let total = self.inner.options.memory_budget.total_bytes();
+        let message = match refused {
+            Refused::LargerThanBudget => format!(
+                "served a body needing {bytes} bytes, more than the whole {total}-byte budget for registry responses ({operation})"
+            ),
+            Refused::InUse => format!(
+                "served a body growing to {bytes} bytes while the {total}-byte budget for registry responses is held by other fetches ({operation})"
+            ),
+        };
+        self.error(reference, ErrorKind::Overloaded, message)
     }
 
     fn check_descriptor(
@@ -1059,6 +1262,52 @@ fn body_media_type(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<MediaType>(body).ok()?.media_type
 }
 
+/// The `realm` and `service` of a `Bearer` challenge (`WWW-Authenticate` value), if it is
+/// one and names a realm.
+fn bearer_challenge(value: &str) -> Option<(String, Option<String>)> {
+    let (scheme, mut rest) = value.trim_start().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let (mut realm, mut service) = (None, None);
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let (val, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut val = String::new();
+            let mut end = quoted.len();
+            let mut chars = quoted.char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            val.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => val.push(c),
+                }
+            }
+            (val, &quoted[end..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "realm" => realm = Some(val),
+            "service" => service = Some(val),
+            _ => {}
+        }
+        rest = next;
+    }
+    Some((realm?, service))
+}
+
 fn header_value(text: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(text).ok()?;
     v.set_sensitive(true);
@@ -1185,6 +1434,30 @@ mod tests {
         );
         assert_eq!(ArtifactTypes::from("sig").single(), Some("sig"));
         assert_eq!(ArtifactTypes::Any.single(), None);
+    }
+
+    #[test]
+    fn bearer_challenges_are_parsed() {
+        assert_eq!(
+            bearer_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a:pull""#
+            ),
+            Some((
+                "https://auth.docker.io/token".into(),
+                Some("registry.docker.io".into())
+            ))
+        );
+        assert_eq!(
+            bearer_challenge(r#"bearer realm="http://h/t?x=\"y\"", service="s, with comma""#),
+            Some((r#"http://h/t?x="y""#.into(), Some("s, with comma".into())))
+        );
+        assert_eq!(
+            bearer_challenge("Bearer realm=http://h/token"),
+            Some(("http://h/token".into(), None))
+        );
+        assert_eq!(bearer_challenge(r#"Basic realm="x""#), None);
+        assert_eq!(bearer_challenge(r#"Bearer service="x""#), None);
+        assert_eq!(bearer_challenge("Bearer"), None);
     }
 
     #[test]

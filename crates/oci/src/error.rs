@@ -24,6 +24,9 @@ pub enum ErrorKind {
     TooLarge,
     /// Content does not match its digest or declared size.
     DigestMismatch,
+    /// vouch's budget for registry response bodies held at once
+    /// ([`MemoryBudget`](crate::MemoryBudget)) had no room for this one.
+    Overloaded,
     /// A manifest or index could not be parsed, or has the wrong type.
     InvalidManifest,
     /// More referrers of the requested artifact type than `max_referrers`.
@@ -63,6 +66,9 @@ impl ErrorKind {
             }
             ErrorKind::DigestMismatch => {
                 "the registry, a cache or a proxy is serving corrupted or tampered content"
+            }
+            ErrorKind::Overloaded => {
+                "many large or endless registry responses are being read at once (a hostile or broken registry?); retry, and check which registries serve oversized content"
             }
             ErrorKind::InvalidManifest => "re-push the artifact with a conforming OCI manifest",
             ErrorKind::TooManyReferrers => {

@@ -45,6 +45,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod auth;
+mod budget;
 mod client;
 mod digest;
 mod error;
@@ -54,6 +55,7 @@ mod options;
 mod reference;
 
 pub use crate::{
+    budget::{DEFAULT_MEMORY_BUDGET_BYTES, MemoryBudget},
     client::{ArtifactTypes, NO_REFERRERS_API_TTL, RegistryClient, SESSION_TTL},
     digest::{DigestError, referrers_tag, sha256_digest, validate_digest},
     error::{ErrorKind, RegistryError},
@@ -66,8 +68,9 @@ pub use crate::{
         REF_NAME_ANNOTATION, push_layout_to_registry,
     },
     options::{
-        AuthProvider, ClientOptions, DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_MANIFEST_BYTES,
-        DEFAULT_MAX_REFERRERS, RequestObserver, StatusClass,
+        AuthProvider, ClientOptions, DEFAULT_MAX_ARTIFACT_MANIFEST_BYTES, DEFAULT_MAX_BLOB_BYTES,
+        DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_REFERRERS, DEFAULT_MAX_REFERRERS_INDEX_BYTES,
+        REFERRERS_INDEX_BYTES_PER_REFERRER, RequestObserver, StatusClass,
     },
     reference::{Reference, ReferenceError, strip_runtime_prefix},
 };

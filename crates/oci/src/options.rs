@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::MemoryBudget;
+
 /// Where registry credentials come from.
 #[derive(Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -67,10 +69,25 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Deadline for establishing a TCP/TLS connection. Default 5 s.
     pub connect_timeout: Duration,
-    /// Largest manifest or referrers index (per page) accepted. Default 4 MiB.
+    /// Largest manifest accepted when resolving a reference (an image manifest or index).
+    /// Also the ceiling of the two smaller limits below. Default 4 MiB (as Notation's).
     pub max_manifest_bytes: u64,
+    /// Largest referrers index accepted: a Referrers API page, or the `sha256-<hex>` tag
+    /// schema's index. Default 256 KiB; never less than 2 KiB per
+    /// [`max_referrers`](Self::max_referrers), at most `max_manifest_bytes`
+    /// ([`referrers_index_limit`](Self::referrers_index_limit)).
+    ///
+    /// An entry is one descriptor: ~450 bytes for a Notation signature with its
+    /// thumbprint annotation (a 3-certificate chain), so 256 KiB holds ~500 entries of all
+    /// artifact types, five times the default `max_referrers`.
+    pub max_referrers_index_bytes: u64,
+    /// Largest manifest accepted by [`fetch_manifest`](crate::RegistryClient::fetch_manifest)
+    /// (a signature manifest: config, one layer, subject, a few annotations; ~800 bytes as
+    /// Notation writes it). Default 64 KiB, at most `max_manifest_bytes`.
+    pub max_artifact_manifest_bytes: u64,
     /// Largest blob accepted by [`fetch_blob`](crate::RegistryClient::fetch_blob).
-    /// Default 32 MiB.
+    /// Default 16 MiB (Notation's own limit is 32 MiB; its envelopes are a few KiB): at
+    /// most the [`memory_budget`](Self::memory_budget), which must hold a blob whole.
     pub max_blob_bytes: u64,
     /// Most referrers of the requested artifact type accepted. More is an error
     /// ([`ErrorKind::TooManyReferrers`](crate::ErrorKind::TooManyReferrers)), as in the
@@ -78,6 +95,11 @@ pub struct ClientOptions {
     pub max_referrers: usize,
     /// Extra trusted root certificates, each PEM (one or more certificates) or DER.
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Bounds the bytes of response bodies (manifests, indexes, blobs) held at once by
+    /// all fetches sharing it. Default: [`MemoryBudget::process`] (16 MiB for the whole
+    /// process). A fetch whose body does not fit fails with
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded), never passes.
+    pub memory_budget: MemoryBudget,
     /// Told about every registry request (metrics); `None`: nobody is told.
     pub request_observer: Option<Arc<dyn RequestObserver>>,
 }
@@ -146,10 +168,17 @@ pub trait RequestObserver: Send + Sync + fmt::Debug + 'static {
 
 /// 4 MiB.
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
-/// 32 MiB.
-pub const DEFAULT_MAX_BLOB_BYTES: u64 = 32 * 1024 * 1024;
+/// 16 MiB.
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 16 * 1024 * 1024;
+/// 256 KiB.
+pub const DEFAULT_MAX_REFERRERS_INDEX_BYTES: u64 = 256 * 1024;
+/// 64 KiB.
+pub const DEFAULT_MAX_ARTIFACT_MANIFEST_BYTES: u64 = 64 * 1024;
 /// 100.
 pub const DEFAULT_MAX_REFERRERS: usize = 100;
+/// Room a referrers index gets per accepted referrer, at least (see
+/// [`ClientOptions::referrers_index_limit`]).
+pub const REFERRERS_INDEX_BYTES_PER_REFERRER: u64 = 2 * 1024;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -161,15 +190,36 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+            max_referrers_index_bytes: DEFAULT_MAX_REFERRERS_INDEX_BYTES,
+            max_artifact_manifest_bytes: DEFAULT_MAX_ARTIFACT_MANIFEST_BYTES,
             max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
             max_referrers: DEFAULT_MAX_REFERRERS,
             extra_root_certificates: Vec::new(),
+            memory_budget: MemoryBudget::process(),
             request_observer: None,
         }
     }
 }
 
 impl ClientOptions {
+    /// The limit applied to a referrers index: `max_referrers_index_bytes`, raised to
+    /// [`REFERRERS_INDEX_BYTES_PER_REFERRER`] per `max_referrers` (so raising the number of
+    /// signatures accepted raises it too), capped by `max_manifest_bytes`.
+    pub fn referrers_index_limit(&self) -> u64 {
+        let per_referrer =
+            (self.max_referrers as u64).saturating_mul(REFERRERS_INDEX_BYTES_PER_REFERRER);
+        self.max_referrers_index_bytes
+            .max(per_referrer)
+            .min(self.max_manifest_bytes)
+    }
+
+    /// The limit applied by [`fetch_manifest`](crate::RegistryClient::fetch_manifest):
+    /// `max_artifact_manifest_bytes`, capped by `max_manifest_bytes`.
+    pub fn artifact_manifest_limit(&self) -> u64 {
+        self.max_artifact_manifest_bytes
+            .min(self.max_manifest_bytes)
+    }
+
     /// Whether `registry` is reached over plain HTTP.
     pub fn uses_plain_http(&self, registry: &str) -> bool {
         self.plain_http
@@ -235,6 +285,24 @@ mod tests {
         assert_eq!(StatusClass::of_status(503).as_str(), "5xx");
         assert_eq!(StatusClass::of_status(999).as_str(), "error");
         assert_eq!(StatusClass::of_status(0), StatusClass::Error);
+    }
+
+    #[test]
+    fn manifest_kinds_have_their_own_limits() {
+        let o = ClientOptions::default();
+        assert_eq!(o.referrers_index_limit(), 256 * 1024);
+        assert_eq!(o.artifact_manifest_limit(), 64 * 1024);
+        let o = ClientOptions {
+            max_referrers: 1000,
+            ..ClientOptions::default()
+        };
+        assert_eq!(o.referrers_index_limit(), 2000 * 1024);
+        let o = ClientOptions {
+            max_manifest_bytes: 4096,
+            ..ClientOptions::default()
+        };
+        assert_eq!(o.referrers_index_limit(), 4096);
+        assert_eq!(o.artifact_manifest_limit(), 4096);
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
         RegistryKind::DigestMismatch => {
             "the registry served content that does not match its digest; the registry or a proxy is corrupting or tampering with content"
         }
+        RegistryKind::Overloaded => {
+            "vouch was reading too many large registry responses at once (its memory budget was full); retry, and check which registries serve oversized or endless content"
+        }
         _ => "check the registry and the image's signature artifacts",
     }
 }

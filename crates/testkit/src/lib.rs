@@ -9,6 +9,9 @@
 //!   forms), keeping the subject's `sha256-<hex>` referrers index up to date.
 //! * [`revocation::ocsp_response`] makes OCSP responses for a local responder
 //!   ([`pki::TestPki::leaf_ocsp_response`] for a PKI's leaf); [`pki::TestPki::leaf_crl`] CRLs.
+//! * [`faults::FaultProxy`] sits in front of a registry and injects faults per rule:
+//!   delays, 5xx, 429, resets, truncated, endless or mis-sized bodies, redirect loops,
+//!   swapped or altered content.
 //! * [`gatekeeper::GatekeeperCa`] is Gatekeeper's CA and the client certificate it presents.
 //! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root
 //!   (its parts: [`certificate_store_yaml`], [`STORE_YAML`], [`verifier_yaml`]).
@@ -31,6 +34,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod faults;
 pub mod gatekeeper;
 pub mod image;
 pub mod pki;

@@ -35,6 +35,8 @@ pub(crate) struct Faults {
     pub(crate) delay: Option<Duration>,
     /// Require `Authorization: Bearer <token>`, handed out anonymously by `GET /token`.
     pub(crate) bearer_token: Option<String>,
+    /// `GET /token` answers an endless chunked body.
+    pub(crate) endless_token: bool,
 }
 
 #[derive(Default)]
@@ -143,10 +145,21 @@ async fn ping(State(fake): State<Fake>, headers: HeaderMap) -> Response {
 }
 
 async fn token(State(fake): State<Fake>, RawQuery(query): RawQuery) -> Response {
-    let token = fake.with(|s| {
+    let (token, endless) = fake.with(|s| {
         s.log.push(format!("/token?{}", query.unwrap_or_default()));
-        s.faults.bearer_token.clone().unwrap_or_default()
+        (
+            s.faults.bearer_token.clone().unwrap_or_default(),
+            s.faults.endless_token,
+        )
     });
+    if endless {
+        let chunk = bytes::Bytes::from(vec![b' '; 16 * 1024]);
+        let stream = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap_or_default();
+    }
     (
         [(header::CONTENT_TYPE, "application/json")],
         json!({"token": token}).to_string(),

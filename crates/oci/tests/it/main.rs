@@ -8,6 +8,7 @@
 mod auth;
 mod distribution;
 mod fake;
+mod hostile;
 mod layouts;
 mod native;
 mod network;

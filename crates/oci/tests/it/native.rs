@@ -343,13 +343,37 @@ async fn anonymous_bearer_token_flow_is_followed_and_reused() {
             .all(|t| t.contains("scope=repository%3Avouch-test%2Fnative%3Apull")),
         "{tokens:?}"
     );
-    // One token for the whole sequence: vouch's own requests reuse it (resolve, referrers,
-    // fetch_manifest), and oci-client's blob stream finds it in oci-client's token cache.
+    // One token and one ping for the whole sequence: vouch's requests reuse the session
+    // (resolve, referrers, fetch_manifest, fetch_blob), and vouch runs the token flow
+    // itself (bounded), without oci-client's second ping.
     assert_eq!(tokens.len(), 1, "{log:?}");
+    assert!(tokens[0].contains("service=fake"), "{tokens:?}");
     assert_eq!(
         log.iter().filter(|l| *l == "/v2/").count(),
-        2,
-        "vouch's ping and oci-client's: {log:?}"
+        1,
+        "vouch's ping only: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_endless_token_response_is_cut_off() {
+    let s = setup(1).await;
+    s.fake.with(|f| {
+        f.faults.bearer_token = Some("t0ken".into());
+        f.faults.endless_token = true;
+    });
+    let started = Instant::now();
+    let e = client()
+        .resolve(&s.repo.with_tag("v1"))
+        .await
+        .expect_err("no token");
+    eprintln!("{e}");
+    assert_eq!(e.kind(), ErrorKind::TooLarge, "{e}");
+    assert!(e.message().contains("token response"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
     );
 }
 

@@ -4,6 +4,7 @@
 
 mod artifact_types;
 mod common;
+mod faults;
 mod layouts;
 mod revocation;
 mod signatures;

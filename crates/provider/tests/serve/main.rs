@@ -8,6 +8,7 @@
 mod abuse;
 mod common;
 mod deadline;
+mod hostile;
 mod overload;
 mod protocol;
 mod registry;
