@@ -1,7 +1,7 @@
 # vouch: the two commands a newcomer runs are `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test build lint deps conformance templates-test chart-test
+.PHONY: demo test build lint deny deps conformance templates-test chart-test
 
 ## Run the demo: a local registry, a signed and an unsigned image, vouch's verdicts.
 demo:
@@ -24,6 +24,11 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Dependency policy (deny.toml): licenses, bans, sources; advisories with VOUCH_DENY_ADVISORIES=1.
+deny:
+	@scripts/ensure-deps.sh --test
+	$(CARGO) deny --log-level error check bans licenses sources $(if $(VOUCH_DENY_ADVISORIES),advisories,)
 
 deps:
 	@scripts/ensure-deps.sh --test

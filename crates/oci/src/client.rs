@@ -795,15 +795,7 @@ impl RegistryClient {
             .map_err(|e| RegistryError::from_reqwest(reference.registry(), OPERATION, &e))?;
         let status = response.status();
         if !status.is_success() {
-            let body = read_limited(&mut response, MAX_ERROR_BODY)
-                .await
-                .unwrap_or_default();
-            return Err(RegistryError::from_status(
-                reference.registry(),
-                OPERATION,
-                status,
-                &body,
-            ));
+            return Err(status_error(reference, OPERATION, &mut response).await);
         }
         let too_large = || {
             self.error(
@@ -880,15 +872,7 @@ impl RegistryClient {
                 continue;
             }
             if !status.is_success() {
-                let body = read_limited(&mut response, MAX_ERROR_BODY)
-                    .await
-                    .unwrap_or_default();
-                return Err(RegistryError::from_status(
-                    reference.registry(),
-                    operation,
-                    status,
-                    &body,
-                ));
+                return Err(status_error(reference, operation, &mut response).await);
             }
             if status != StatusCode::OK {
                 return Err(self.error(
@@ -1312,6 +1296,20 @@ fn header_value(text: &str) -> Option<HeaderValue> {
     let mut v = HeaderValue::from_str(text).ok()?;
     v.set_sensitive(true);
     Some(v)
+}
+
+/// The error for a response whose status is not a success, with what its body (read up to
+/// `MAX_ERROR_BODY`) says.
+async fn status_error(
+    reference: &Reference,
+    operation: &str,
+    response: &mut reqwest::Response,
+) -> RegistryError {
+    let status = response.status();
+    let body = read_limited(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    RegistryError::from_status(reference.registry(), operation, status, &body)
 }
 
 async fn read_limited(response: &mut reqwest::Response, limit: u64) -> Option<Vec<u8>> {

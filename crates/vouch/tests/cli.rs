@@ -33,6 +33,11 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|pki| vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"))
+}
+
+/// [`fixture`] with the configuration `config` writes for the PKI that signed `demo/app:signed`.
+fn fixture_with(config: impl FnOnce(&TestPki) -> String) -> Fixture {
     let registry = Registry::start().expect("docker-registry (apt-get install -y docker-registry)");
     let pki = TestPki::new(KeyKind::EcP256).expect("pki");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -43,15 +48,11 @@ fn fixture() -> Fixture {
             .expect("push demo/app:signed and :unsigned");
     });
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("verify-config.yaml");
-    std::fs::write(
-        &config,
-        vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict"),
-    )
-    .expect("write config");
+    let config_path = dir.path().join("verify-config.yaml");
+    std::fs::write(&config_path, config(&pki)).expect("write config");
     Fixture {
         registry,
-        config: config.to_string_lossy().into_owned(),
+        config: config_path.to_string_lossy().into_owned(),
         _dir: dir,
     }
 }
@@ -276,42 +277,25 @@ fn namespace_picks_the_namespaced_verifier() {
 /// trusted only by a Verifier for SBOMs, does not make a Notation signature pass.
 #[test]
 fn a_verifier_for_sboms_does_not_pass_a_notation_signature() {
-    let registry = Registry::start().expect("docker-registry (apt-get install -y docker-registry)");
-    let signer = TestPki::new(KeyKind::EcP256).expect("pki");
     let stranger = TestPki::new(KeyKind::EcP256).expect("pki");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        Pusher::anonymous(&registry.addr())
-            .push_signed_and_unsigned("demo/app", &signer)
-            .await
-            .expect("push demo/app:signed and :unsigned");
+    let f = fixture_with(|signer| {
+        [
+            vouch_testkit::certificate_store_yaml("signer-ca", &signer.root().pem),
+            vouch_testkit::certificate_store_yaml("production-ca", &stranger.root().pem),
+            vouch_testkit::STORE_YAML.to_owned(),
+            vouch_testkit::verifier_yaml_for_types(
+                "verifier-sbom",
+                None,
+                "signer-ca",
+                "strict",
+                "application/spdx+json",
+            ),
+            vouch_testkit::verifier_yaml("verifier-notation", None, "production-ca", "strict"),
+        ]
+        .join("---\n")
     });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("verify-config.yaml");
-    let yaml = [
-        vouch_testkit::certificate_store_yaml("signer-ca", &signer.root().pem),
-        vouch_testkit::certificate_store_yaml("production-ca", &stranger.root().pem),
-        vouch_testkit::STORE_YAML.to_owned(),
-        vouch_testkit::verifier_yaml_for_types(
-            "verifier-sbom",
-            None,
-            "signer-ca",
-            "strict",
-            "application/spdx+json",
-        ),
-        vouch_testkit::verifier_yaml("verifier-notation", None, "production-ca", "strict"),
-    ]
-    .join("---\n");
-    std::fs::write(&config, yaml).expect("write config");
-    let signed = format!("{}/demo/app:signed", registry.addr());
-    let out = vouch(&[
-        "verify",
-        "--config",
-        &config.to_string_lossy(),
-        "--output",
-        "json",
-        &signed,
-    ]);
+    let signed = format!("{}/demo/app:signed", f.registry.addr());
+    let out = vouch(&["verify", "--config", &f.config, "--output", "json", &signed]);
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -6,6 +6,7 @@
 //! `other` (trusted only by a Verifier whose artifactTypes do not include Notation
 //! signatures, or by one that loses to another by name).
 
+use vouch_notation::Descriptor;
 use vouch_notation::sign::EnvelopeFormat;
 use vouch_provider::{Engine, EngineOptions, VerificationResponse};
 use vouch_testkit::image::ManifestForm;
@@ -48,6 +49,19 @@ fn engine_with(pkis: &Pkis, verifiers: &[(&str, &str, &str)], extra: &str) -> En
     Engine::new(config, EngineOptions::default()).expect("engine")
 }
 
+/// Pushes `REPO:tag` and a signature of it by `pki`.
+async fn signed_image(
+    env: &Env,
+    tag: &str,
+    pki: &TestPki,
+    format: EnvelopeFormat,
+    form: ManifestForm,
+) -> Descriptor {
+    let subject = env.image(tag).await;
+    env.sign(&subject, pki, format, form).await;
+    subject
+}
+
 fn policy_yaml(rules: &str) -> String {
     format!(
         "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Policy\nmetadata:\n  name: ratify-policy\nspec:\n  type: config-policy\n  parameters:\n    artifactVerificationPolicies:\n{rules}"
@@ -67,17 +81,17 @@ fn verifier_names(v: &VerificationResponse) -> Vec<&str> {
 async fn a_verifier_for_another_artifact_type_does_not_verify_notation_signatures() {
     let env = Env::start();
     let pkis = pkis();
-    let by_other = env.image("by-other").await;
-    env.sign(
-        &by_other,
+    signed_image(
+        &env,
+        "by-other",
         &pkis.other,
         EnvelopeFormat::Jws,
         ManifestForm::Legacy,
     )
     .await;
-    let by_prod = env.image("by-prod").await;
-    env.sign(
-        &by_prod,
+    signed_image(
+        &env,
+        "by-prod",
         &pkis.prod,
         EnvelopeFormat::Jws,
         ManifestForm::Legacy,
@@ -109,9 +123,9 @@ async fn a_verifier_for_another_artifact_type_does_not_verify_notation_signature
 async fn a_notation_signed_image_fails_when_no_verifier_takes_notation_signatures() {
     let env = Env::start();
     let pkis = pkis();
-    let subject = env.image("signed").await;
-    env.sign(
-        &subject,
+    let subject = signed_image(
+        &env,
+        "signed",
         &pkis.prod,
         EnvelopeFormat::Jws,
         ManifestForm::ArtifactType,
@@ -159,17 +173,17 @@ async fn a_notation_signed_image_fails_when_no_verifier_takes_notation_signature
 async fn with_several_applicable_verifiers_only_the_first_by_name_verifies() {
     let env = Env::start();
     let pkis = pkis();
-    let by_prod = env.image("by-prod").await;
-    env.sign(
-        &by_prod,
+    signed_image(
+        &env,
+        "by-prod",
         &pkis.prod,
         EnvelopeFormat::Jws,
         ManifestForm::Legacy,
     )
     .await;
-    let by_other = env.image("by-other").await;
-    env.sign(
-        &by_other,
+    signed_image(
+        &env,
+        "by-other",
         &pkis.other,
         EnvelopeFormat::Cose,
         ManifestForm::Legacy,
@@ -197,9 +211,9 @@ async fn with_several_applicable_verifiers_only_the_first_by_name_verifies() {
 async fn referrers_of_types_no_verifier_lists_are_ignored_and_star_takes_everything() {
     let env = Env::start();
     let pkis = pkis();
-    let subject = env.image("with-sbom").await;
-    env.sign(
-        &subject,
+    let subject = signed_image(
+        &env,
+        "with-sbom",
         &pkis.prod,
         EnvelopeFormat::Jws,
         ManifestForm::Legacy,
@@ -263,9 +277,9 @@ async fn referrers_of_types_no_verifier_lists_are_ignored_and_star_takes_everyth
 async fn policy_rules_apply_per_type_with_per_type_verifiers() {
     let env = Env::start();
     let pkis = pkis();
-    let subject = env.image("two-sigs").await;
-    env.sign(
-        &subject,
+    let subject = signed_image(
+        &env,
+        "two-sigs",
         &pkis.prod,
         EnvelopeFormat::Jws,
         ManifestForm::Legacy,
