@@ -279,6 +279,8 @@ fn quoted_end(line: &[u8], from: usize, quote: u8) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn depth_ok(text: &str, limit: usize) -> bool {
