@@ -65,8 +65,10 @@ struct Scanner {
     document_has_content: bool,
     /// The current document was opened by a `---` marker.
     document_started: bool,
-    /// Columns of the open block levels, increasing.
-    indents: Vec<usize>,
+    /// The open block levels: their columns (non-decreasing) and whether each is a
+    /// sequence. A sequence may sit at its parent mapping's column (`key:` then `- item`
+    /// below it), so a column can hold two levels.
+    indents: Vec<(usize, bool)>,
     /// Open flow collections.
     flow: usize,
     /// Inside a quoted scalar that continues on the next line: its quote character.
@@ -151,11 +153,22 @@ impl Scanner {
             return self.tokens(line, 3, 0);
         }
         self.document_has_content = true;
-        while self.indents.last().is_some_and(|&top| top >= indent) {
-            self.indents.pop();
+        let sequence_item =
+            line[indent] == b'-' && line.get(indent + 1).is_none_or(|&b| is_blank(b));
+        while let Some(&(column, sequence)) = self.indents.last() {
+            if column > indent || (column == indent && sequence && !sequence_item) {
+                self.indents.pop();
+            } else {
+                break;
+            }
         }
-        self.indents.push(indent);
-        self.check()?;
+        match self.indents.last() {
+            Some(&(column, sequence)) if column == indent && sequence == sequence_item => {}
+            _ => {
+                self.indents.push((indent, sequence_item));
+                self.check()?;
+            }
+        }
         self.tokens(line, indent, indent)
     }
 
@@ -207,7 +220,9 @@ impl Scanner {
                         }
                         if content < line.len() && line[content] != b'#' {
                             node = content;
-                            self.indents.push(content);
+                            let sequence = line[content] == b'-'
+                                && line.get(content + 1).is_none_or(|&b| is_blank(b));
+                            self.indents.push((content, sequence));
                             self.check()?;
                         }
                     }
@@ -313,6 +328,14 @@ mod tests {
             nested.push_str("a:\n");
         }
         assert!(!depth_ok(&nested, 64));
+        // A sequence at its parent mapping's column is a level of its own.
+        let mut zigzag = String::new();
+        for i in 0..40 {
+            zigzag.push_str(&" ".repeat(2 * i));
+            zigzag.push_str("- k:\n");
+        }
+        assert!(!depth_ok(&zigzag, 64), "40 sequences in 40 mappings");
+        assert!(depth_ok("a:\n- b\n- c\nd:\n- e\n", 3));
         // Dedenting pops levels: many siblings are shallow.
         assert!(depth_ok(&"a:\n  b: 1\n".repeat(1000), 3));
     }
