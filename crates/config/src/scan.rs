@@ -42,9 +42,8 @@ pub(crate) fn too_deep(text: &str, limit: usize) -> Option<TooDeep> {
         block_scalar: None,
         plain: None,
     };
-    for line in text.split('\n') {
+    for line in lines(text.as_bytes()) {
         scanner.line += 1;
-        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
         if scanner.scan_line(line).is_err() {
             return Some(TooDeep {
                 document: scanner.document,
@@ -53,6 +52,38 @@ pub(crate) fn too_deep(text: &str, limit: usize) -> Option<TooDeep> {
         }
     }
     None
+}
+
+/// The lines of `text`, split at every line break libyaml knows: `\n`, `\r\n`, a lone
+/// `\r`, and U+0085, U+2028, U+2029 (a comment ended by any of them is followed by
+/// structure).
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut i = 0;
+        while i < text.len() {
+            let width = match text[i] {
+                b'\n' => 1,
+                b'\r' if text.get(i + 1) == Some(&b'\n') => 2,
+                b'\r' => 1,
+                0xC2 if text.get(i + 1) == Some(&0x85) => 2,
+                0xE2 if text.get(i + 1) == Some(&0x80)
+                    && matches!(text.get(i + 2), Some(&0xA8 | &0xA9)) =>
+                {
+                    3
+                }
+                _ => 0,
+            };
+            if width > 0 {
+                rest = Some(&text[i + width..]);
+                return Some(&text[..i]);
+            }
+            i += 1;
+        }
+        rest = None;
+        Some(text)
+    })
 }
 
 /// The limit was exceeded on the current line.
@@ -361,6 +392,25 @@ mod tests {
         assert!(depth_ok(&format!("a: x\n  'y {brackets}\n"), 3));
         // An apostrophe inside a plain scalar does not open a quote.
         assert!(!depth_ok(&format!("a: it's\nb: {brackets}\n"), 64));
+    }
+
+    #[test]
+    fn every_yaml_line_break_ends_a_comment() {
+        // Found by the ratify_config fuzz target: a comment ended by a lone CR hid the
+        // nesting after it.
+        let deep = "{".repeat(100);
+        for newline in ["\n", "\r\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let found = too_deep(&format!("# comment{newline}{deep}"), 64);
+            assert_eq!(
+                found,
+                Some(TooDeep {
+                    document: 1,
+                    line: 2
+                }),
+                "{newline:?}"
+            );
+        }
+        assert!(depth_ok("a: 1\r\nb: 2\r\n", 1));
     }
 
     #[test]
