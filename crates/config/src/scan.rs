@@ -41,6 +41,7 @@ pub(crate) fn too_deep(text: &str, limit: usize) -> Option<TooDeep> {
         quote: None,
         block_scalar: None,
         plain: None,
+        flow_plain: false,
     };
     for line in lines(text.as_bytes()) {
         scanner.line += 1;
@@ -109,6 +110,9 @@ struct Scanner {
     /// The previous line ended in a plain scalar (block context): lines more indented than
     /// this column continue it.
     plain: Option<usize>,
+    /// The previous line ended in a plain scalar inside a flow collection: the next line
+    /// starts with its continuation.
+    flow_plain: bool,
 }
 
 fn is_blank(b: u8) -> bool {
@@ -146,6 +150,16 @@ impl Scanner {
             };
         }
         if self.flow > 0 {
+            if std::mem::take(&mut self.flow_plain) {
+                // A plain scalar continued from the line before: text first.
+                let start = line.iter().take_while(|&&b| is_blank(b)).count();
+                if start < line.len() && line[start] != b'#' {
+                    return match self.plain_scalar(line, start, indent) {
+                        Some(next) => self.tokens(line, next, indent),
+                        None => Ok(()),
+                    };
+                }
+            }
             return self.tokens(line, indent, indent);
         }
         if let Some(parent) = self.block_scalar {
@@ -154,14 +168,22 @@ impl Scanner {
             }
             self.block_scalar = None;
         }
-        if blank || line[indent] == b'#' {
+        if blank {
+            return Ok(());
+        }
+        if line[indent] == b'#' {
+            self.plain = None; // a comment ends a plain scalar
             return Ok(());
         }
         if let Some(parent) = self.plain.take()
             && indent > parent
         {
-            // A continuation of a multi-line plain scalar: text up to a comment.
-            self.plain = Some(parent);
+            // A continuation of a multi-line plain scalar: text up to a comment, which ends
+            // the scalar.
+            let commented = line.windows(2).any(|w| is_blank(w[0]) && w[1] == b'#');
+            if !commented {
+                self.plain = Some(parent);
+            }
             return Ok(());
         }
         if indent == 0 && line[0] == b'%' {
@@ -269,34 +291,42 @@ impl Scanner {
                         i += 1;
                     }
                 }
-                _ => {
-                    // A plain scalar, up to a comment, a `: ` (it was a key), the end of the
-                    // line, or (in a flow collection) a flow indicator.
-                    i += 1;
-                    loop {
-                        let Some(&b) = line.get(i) else {
-                            if self.flow == 0 {
-                                self.plain = Some(node);
-                            }
-                            return Ok(());
-                        };
-                        if b == b'#' && is_blank(line[i - 1]) {
-                            if self.flow == 0 {
-                                self.plain = Some(node);
-                            }
-                            return Ok(());
-                        }
-                        if b == b':' && ends_indicator(line.get(i + 1).copied(), self.flow) {
-                            i += 1;
-                            break;
-                        }
-                        if self.flow > 0 && is_flow_indicator(b) {
-                            break;
-                        }
-                        i += 1;
-                    }
-                }
+                _ => match self.plain_scalar(line, i + 1, node) {
+                    Some(next) => i = next,
+                    None => return Ok(()),
+                },
             }
+        }
+    }
+
+    /// Scans a plain scalar from `i` up to a comment, a `: ` (it was a key), the end of the
+    /// line or (in a flow collection) a flow indicator: `Some(index)` where tokens resume,
+    /// `None` when the scalar ends the line. A scalar that reaches the end of the line may
+    /// continue on the next one (below `node` in block context, anywhere in a flow
+    /// collection); one ended by a comment does not.
+    fn plain_scalar(&mut self, line: &[u8], mut i: usize, node: usize) -> Option<usize> {
+        loop {
+            let Some(&b) = line.get(i) else {
+                if self.flow == 0 {
+                    self.plain = Some(node);
+                } else {
+                    self.flow_plain = true;
+                }
+                return None;
+            };
+            if b == b'#' && i > 0 && is_blank(line[i - 1]) {
+                return None;
+            }
+            let next = line.get(i + 1).copied();
+            if b == b':'
+                && next.is_none_or(|n| is_blank(n) || (self.flow > 0 && is_flow_indicator(n)))
+            {
+                return Some(i + 1);
+            }
+            if self.flow > 0 && is_flow_indicator(b) {
+                return Some(i);
+            }
+            i += 1;
         }
     }
 }
@@ -411,6 +441,20 @@ mod tests {
             );
         }
         assert!(depth_ok("a: 1\r\nb: 2\r\n", 1));
+    }
+
+    #[test]
+    fn plain_scalars_continue_across_lines() {
+        let deep = "[".repeat(100);
+        // Found by the ratify_config fuzz target: in a flow collection, a quote starting a
+        // line continues a plain scalar; it opens no quoted scalar hiding what follows.
+        assert!(!depth_ok(&format!("[a\n\" b, {deep}\n"), 64));
+        // A comment ends a plain scalar: what follows on deeper lines is structure again.
+        assert!(!depth_ok(&format!("a: b # c\n  {deep}\n"), 64));
+        assert!(!depth_ok(&format!("a: b\n  c # d\n  {deep}\n"), 64));
+        assert!(!depth_ok(&format!("a: b\n  # d\n  {deep}\n"), 64));
+        // Without a comment the deeper line is text.
+        assert!(depth_ok(&format!("a: b\n  {deep}\n"), 64));
     }
 
     #[test]
