@@ -150,12 +150,56 @@ pub enum ErrorKind {
         source: std::io::Error,
     },
     /// A file is larger than vouch accepts for configuration.
-    #[error("file is {size} bytes, larger than the {limit}-byte limit for configuration files")]
+    #[error(
+        "file is {size} bytes, larger than the {limit}-byte limit for configuration files; \
+         Ratify resources take a few kilobytes: check that --config names the configuration"
+    )]
     FileTooLarge {
         /// The file's size in bytes.
         size: u64,
         /// The limit in bytes.
         limit: u64,
+    },
+    /// The files of a configuration directory are together larger than vouch accepts.
+    #[error(
+        "the *.yaml and *.yml files of {} are {size} bytes together, more than the {limit}-byte \
+         limit for a configuration; Ratify resources take a few kilobytes: keep only the \
+         configuration in that directory",
+        path.display()
+    )]
+    ConfigTooLarge {
+        /// The directory.
+        path: PathBuf,
+        /// The size of its YAML files, in bytes (counted up to just past the limit).
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// `--config`, or a `*.yaml`/`*.yml` entry of its directory, is neither a regular file
+    /// nor a directory (a FIFO, socket or device, which could block a read forever).
+    #[error(
+        "{} is a {file_type}, not a regular file or directory; the configuration must be \
+         YAML files (or a directory of them): point --config at a file or directory",
+        path.display()
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is: "FIFO", "socket", "character device", …
+        file_type: &'static str,
+    },
+    /// The YAML nests deeper than vouch parses (checked before parsing: deeply nested YAML
+    /// takes the parser time quadratic in its depth).
+    #[error(
+        "YAML nests more than {limit} levels deep at line {line} (flow collections `[`/`{{` \
+         plus block indentation); Ratify resources nest fewer than 20 levels: look for \
+         unclosed `[` or `{{` or runaway indentation there, and write the resource flatter"
+    )]
+    TooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+        /// The 1-based line where the limit is passed.
+        line: usize,
     },
     /// A configuration directory holds no `*.yaml` or `*.yml` file.
     #[error(

@@ -90,6 +90,7 @@ mod error;
 mod load;
 mod policy;
 mod raw;
+mod scan;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,14 +154,21 @@ impl Config {
 impl Config {
     /// Loads a file, or every `*.yaml`/`*.yml` file of a directory (sorted by name, not
     /// recursive, dot-files ignored, symlinks followed), as one configuration.
+    ///
+    /// Bounded: a file larger than 4 MiB, a directory whose YAML files are together larger
+    /// than 4 MiB, and YAML nesting deeper than 64 levels are errors, found before parsing;
+    /// anything but regular files and directories (a FIFO, a socket, a device) is refused
+    /// before it is opened, so a load never blocks on one.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let sources = load::read_path(path)?;
         build::build(&path.display().to_string(), &sources)
     }
 
     /// Parses one YAML text holding one or more documents. `source` names it in errors
-    /// (a file name, "ConfigMap ratify/config", …).
+    /// (a file name, "ConfigMap ratify/config", …). The size and nesting bounds of
+    /// [`Config::load`] apply.
     pub fn from_yaml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        load::check_size(source, text.len())?;
         let sources = [load::Source {
             name: source.to_owned(),
             text: text.to_owned(),

@@ -10,9 +10,13 @@ use serde::de::DeserializeOwned;
 use yaml_serde::Value;
 
 use crate::error::{ConfigError, DocumentRef, ErrorKind};
+use crate::scan;
 
 /// Largest configuration file vouch reads (Ratify resources are a few kilobytes).
-pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Largest configuration vouch reads from a directory, all its YAML files together.
+pub(crate) const MAX_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The API group of Ratify v1's configuration resources.
 pub(crate) const GROUP: &str = "config.ratify.deislabs.io";
@@ -25,11 +29,13 @@ pub(crate) struct Source {
 }
 
 /// Reads `path`: a file, or every `*.yaml`/`*.yml` file of a directory (sorted by name,
-/// not recursive, dot-files ignored, symlinks followed).
+/// not recursive, dot-files ignored, symlinks followed). Anything but regular files and
+/// directories is refused before it is opened: reading a FIFO blocks until a writer comes.
 pub(crate) fn read_path(path: &Path) -> Result<Vec<Source>, ConfigError> {
     let metadata = fs::metadata(path).map_err(|e| io_error(path, e))?;
     if !metadata.is_dir() {
-        return Ok(vec![read_file(path)?]);
+        regular_file(path, &metadata)?;
+        return Ok(vec![read_file(path, MAX_FILE_BYTES)?]);
     }
     let entries = fs::read_dir(path).map_err(|e| io_error(path, e))?;
     let mut files: Vec<(String, PathBuf)> = Vec::new();
@@ -48,8 +54,11 @@ pub(crate) fn read_path(path: &Path) -> Result<Vec<Source>, ConfigError> {
         let file_path = entry.path();
         // `fs::metadata` follows symlinks: ConfigMap keys are symlinks into `..data`.
         match fs::metadata(&file_path) {
-            Ok(m) if m.is_file() => files.push((file_name, file_path)),
-            Ok(_) => {}
+            Ok(m) if m.is_dir() => {} // not recursive
+            Ok(m) => {
+                regular_file(&file_path, &m)?;
+                files.push((file_name, file_path));
+            }
             Err(e) => return Err(io_error(&file_path, e)),
         }
     }
@@ -64,28 +73,124 @@ pub(crate) fn read_path(path: &Path) -> Result<Vec<Source>, ConfigError> {
         ));
     }
     files.sort();
-    files
-        .iter()
-        .map(|(_, file_path)| read_file(file_path))
-        .collect()
+    let mut total: u64 = 0;
+    let mut sources = Vec::with_capacity(files.len());
+    for (_, file_path) in &files {
+        // Each file may use what the ones before it left of the total.
+        let budget = MAX_TOTAL_BYTES.saturating_sub(total).min(MAX_FILE_BYTES);
+        let source = read_file(file_path, budget).map_err(|error| {
+            let size = match error.kind() {
+                ErrorKind::FileTooLarge { size, .. } if budget < MAX_FILE_BYTES => *size,
+                _ => return error,
+            };
+            ConfigError::new(
+                path.display().to_string(),
+                None,
+                None,
+                ErrorKind::ConfigTooLarge {
+                    path: path.to_owned(),
+                    size: total + size,
+                    limit: MAX_TOTAL_BYTES,
+                },
+            )
+        })?;
+        total += source.text.len() as u64;
+        sources.push(source);
+    }
+    Ok(sources)
 }
 
-fn read_file(path: &Path) -> Result<Source, ConfigError> {
-    let name = path.display().to_string();
-    let file = fs::File::open(path).map_err(|e| io_error(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(path, e))?;
-    let size = bytes.len() as u64;
+/// Refuses `path` (whose `metadata` follows symlinks) unless it is a regular file.
+fn regular_file(path: &Path, metadata: &fs::Metadata) -> Result<(), ConfigError> {
+    if metadata.is_file() {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        path.display().to_string(),
+        None,
+        None,
+        ErrorKind::NotAFile {
+            path: path.to_owned(),
+            file_type: file_type_name(&metadata.file_type()),
+        },
+    ))
+}
+
+fn file_type_name(file_type: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "FIFO (named pipe)";
+        }
+        if file_type.is_socket() {
+            return "socket";
+        }
+        if file_type.is_char_device() {
+            return "character device";
+        }
+        if file_type.is_block_device() {
+            return "block device";
+        }
+    }
+    if file_type.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
+/// The size bound of [`Config::from_yaml`](crate::Config::from_yaml): a text is held to the
+/// limit of a file.
+pub(crate) fn check_size(source: &str, len: usize) -> Result<(), ConfigError> {
+    let size = len as u64;
     if size > MAX_FILE_BYTES {
         return Err(ConfigError::new(
-            name,
+            source,
             None,
             None,
             ErrorKind::FileTooLarge {
                 size,
                 limit: MAX_FILE_BYTES,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading without blocking: a FIFO swapped in after the metadata check
+/// would otherwise block `open` until a writer appears.
+fn open_nonblocking(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+/// Reads the regular file `path`, at most `limit` bytes (more is [`ErrorKind::FileTooLarge`]).
+fn read_file(path: &Path, limit: u64) -> Result<Source, ConfigError> {
+    let name = path.display().to_string();
+    let file = open_nonblocking(path).map_err(|e| io_error(path, e))?;
+    // What was opened is checked again: the path may have changed since the metadata check.
+    let metadata = file.metadata().map_err(|e| io_error(path, e))?;
+    regular_file(path, &metadata)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, e))?;
+    let size = bytes.len() as u64;
+    if size > limit {
+        return Err(ConfigError::new(
+            name,
+            None,
+            None,
+            ErrorKind::FileTooLarge {
+                size: metadata.len().max(size),
+                limit,
             },
         ));
     }
@@ -213,9 +318,26 @@ pub(crate) struct Document {
 }
 
 /// Splits `text` into documents and reads their headers, in input order. Empty documents
-/// are skipped; a syntax error ends the list.
+/// are skipped; a syntax error ends the list. Text nesting deeper than
+/// [`scan::MAX_NESTING`] is one error, found before the parser runs.
 pub(crate) fn parse_documents(source: &str, text: &str) -> Vec<Result<Document, ConfigError>> {
     let mut documents = Vec::new();
+    if let Some(deep) = scan::too_deep(text, scan::MAX_NESTING) {
+        documents.push(Err(ConfigError::new(
+            source,
+            Some(DocumentRef {
+                index: deep.document,
+                kind: None,
+                name: None,
+            }),
+            None,
+            ErrorKind::TooDeep {
+                limit: scan::MAX_NESTING,
+                line: deep.line,
+            },
+        )));
+        return documents;
+    }
     let mut index = 0;
     for deserializer in yaml_serde::Deserializer::from_str(text) {
         index += 1;

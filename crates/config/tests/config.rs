@@ -1361,7 +1361,7 @@ mod errors {
         let error = load_err(&yaml);
         assert!(matches!(error.kind(), ErrorKind::Yaml { .. }), "{error}");
         let error = load_err(&"[".repeat(10_000));
-        assert!(matches!(error.kind(), ErrorKind::Yaml { .. }), "{error}");
+        assert!(matches!(error.kind(), ErrorKind::TooDeep { .. }), "{error}");
     }
     #[test]
     fn verification_certs_as_a_string_is_still_unsupported() {
@@ -1430,6 +1430,238 @@ mod errors {
             "Verifier",
             "v",
             "spec.parameters.verificationCertStores[\"my certs\"]",
+        );
+    }
+}
+
+/// Bounds on the input, checked before the YAML parser runs: nesting depth, sizes, and what
+/// kind of file is read.
+mod bounds {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Generous: the pre-scan takes milliseconds; before it, the parser took 5 s for the
+    /// 40,000-level documents below (and more than 60 s at 100,000 levels).
+    const PROMPTLY: Duration = Duration::from_secs(3);
+
+    fn assert_too_deep(yaml: &str, document: usize, line: usize) {
+        let started = Instant::now();
+        let error = load_err(yaml);
+        let elapsed = started.elapsed();
+        match error.kind() {
+            ErrorKind::TooDeep { limit, line: at } => {
+                assert_eq!(*limit, 64, "{error}");
+                assert_eq!(*at, line, "{error}");
+            }
+            other => panic!("expected TooDeep, got {other:?}: {error}"),
+        }
+        assert_eq!(error.document().map(|d| d.index), Some(document), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("document #{document}")),
+            "{message}"
+        );
+        assert!(message.contains(&format!("at line {line}")), "{message}");
+        assert!(
+            message.contains("nest fewer than 20 levels")
+                && message.contains("write the resource flatter"),
+            "the message says what to fix: {message}"
+        );
+        assert!(elapsed < PROMPTLY, "refused after {elapsed:?}");
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        assert_too_deep(&"[".repeat(40_000), 1, 1);
+        assert_too_deep(
+            &format!("{}{}", "[".repeat(40_000), "]".repeat(40_000)),
+            1,
+            1,
+        );
+        assert_too_deep(
+            &format!("{}x{}", "{a: ".repeat(40_000), "}".repeat(40_000)),
+            1,
+            1,
+        );
+        // In the second document, after a valid one, on its third line.
+        let yaml = format!(
+            "{}---\napiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nspec: {}\n",
+            certificate_store("c", 1),
+            "[".repeat(40_000)
+        );
+        assert_too_deep(&yaml, 2, 2 + certificate_store("c", 1).lines().count() + 2);
+    }
+
+    #[test]
+    fn deep_block_nesting_is_refused_before_parsing() {
+        // Compact sequences nest one level per two bytes.
+        assert_too_deep(&format!("{}a\n", "- ".repeat(40_000)), 1, 1);
+        assert_too_deep(&format!("{}a\n", "? ".repeat(40_000)), 1, 1);
+        let mut indented = String::new();
+        for i in 0..100 {
+            indented.push_str(&" ".repeat(i));
+            indented.push_str("a:\n");
+        }
+        assert_too_deep(&indented, 1, 65);
+    }
+
+    #[test]
+    fn brackets_in_text_are_not_nesting() {
+        // A real configuration with bracket-heavy text in quoted, plain and block scalars
+        // and comments still loads.
+        let brackets = "[{".repeat(100);
+        let yaml = docs(&[
+            certificate_store("certstore-inline", 1),
+            legacy_verifier()
+                .replace(
+                    "kind: Verifier\n",
+                    &format!("kind: Verifier # {brackets}\n"),
+                )
+                .replace(
+                    "metadata:\n",
+                    &format!(
+                        "metadata:\n  annotations:\n    a: '{brackets}'\n    b: \"{brackets}\"\n    c: x{brackets}\n    d: |\n      {brackets}\n"
+                    ),
+                ),
+        ]);
+        let config = Config::from_yaml(&yaml, "brackets.yaml").expect("loads");
+        assert_eq!(config.verifiers.len(), 1);
+    }
+
+    #[test]
+    fn a_text_over_the_size_limit_is_refused() {
+        let yaml = format!("# {}\n", "x".repeat(4 * 1024 * 1024));
+        let error = Config::from_yaml(&yaml, "big.yaml").expect_err("too large");
+        assert!(
+            matches!(error.kind(), ErrorKind::FileTooLarge { limit, .. } if *limit == 4 * 1024 * 1024),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.yaml");
+        std::fs::write(&path, format!("# {}\n", "x".repeat(4 * 1024 * 1024))).expect("write");
+        let error = Config::load(&path).expect_err("too large");
+        assert!(
+            matches!(error.kind(), ErrorKind::FileTooLarge { size, limit } if *size > *limit && *limit == 4 * 1024 * 1024),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("big.yaml")
+                && message.contains("check that --config names the configuration"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_directory_over_the_total_size_limit_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let padding = format!("# {}\n", "x".repeat(3 * 1024 * 1024));
+        std::fs::write(
+            dir.path().join("1-certs.yaml"),
+            format!("{padding}{}", certificate_store("certstore-inline", 1)),
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("2-verifier.yaml"),
+            format!("{padding}{}", legacy_verifier()),
+        )
+        .expect("write");
+        let error = Config::load(dir.path()).expect_err("too large together");
+        assert!(
+            matches!(error.kind(), ErrorKind::ConfigTooLarge { limit, .. } if *limit == 4 * 1024 * 1024),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("keep only the configuration in that directory"),
+            "{error}"
+        );
+        // Each file alone is within the limits.
+        std::fs::remove_file(dir.path().join("2-verifier.yaml")).expect("rm");
+        std::fs::write(dir.path().join("2-verifier.yaml"), legacy_verifier()).expect("write");
+        Config::load(dir.path()).expect("within the total");
+    }
+
+    /// Runs `Config::load(path)` on a thread and waits at most `PROMPTLY`: a load that
+    /// blocks fails the test instead of hanging it.
+    #[cfg(unix)]
+    fn load_promptly(path: &Path) -> Result<Config, ConfigError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = path.to_owned();
+        std::thread::spawn(move || {
+            let _ = tx.send(Config::load(&path));
+        });
+        rx.recv_timeout(PROMPTLY)
+            .expect("Config::load blocked on a FIFO instead of refusing it")
+    }
+
+    #[cfg(unix)]
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("run mkfifo");
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("config.yaml");
+        mkfifo(&fifo);
+        let error = load_promptly(&fifo).expect_err("a FIFO is not configuration");
+        match error.kind() {
+            ErrorKind::NotAFile { path, file_type } => {
+                assert_eq!(path, &fifo);
+                assert!(file_type.contains("FIFO"), "{error}");
+            }
+            other => panic!("expected NotAFile, got {other:?}: {error}"),
+        }
+        let message = error.to_string();
+        assert!(message.contains(&fifo.display().to_string()), "{message}");
+        assert!(
+            message.contains("point --config at a file or directory"),
+            "{message}"
+        );
+
+        // The same FIFO inside a configuration directory, beside a good file.
+        std::fs::write(
+            dir.path().join("0-certs.yaml"),
+            certificate_store("certstore-inline", 1),
+        )
+        .expect("write");
+        let error = load_promptly(dir.path()).expect_err("a FIFO entry is refused");
+        assert!(
+            matches!(error.kind(), ErrorKind::NotAFile { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("config.yaml"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_to_a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join(".fifo");
+        mkfifo(&fifo);
+        let link = dir.path().join("config.yaml");
+        std::os::unix::fs::symlink(&fifo, &link).expect("symlink");
+        let error = load_promptly(&link).expect_err("a FIFO behind a symlink");
+        assert!(
+            matches!(error.kind(), ErrorKind::NotAFile { .. }),
+            "{error}"
+        );
+        let error = load_promptly(dir.path()).expect_err("in a directory too");
+        assert!(
+            matches!(error.kind(), ErrorKind::NotAFile { .. }),
+            "{error}"
         );
     }
 }

@@ -11,13 +11,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use vouch_oci::{Reference, RequestObserver};
 
 use crate::engine::KeyError;
 use crate::metrics::{Metrics, ReloadResult};
 use crate::report::VerificationResponse;
-use crate::watch::fingerprint;
+use crate::watch::{CHECK_BUDGET, display_paths, fingerprint};
 
 /// Which resources verify a key: the cluster-scoped ones ([`Scope::CLUSTER`]) or those of
 /// one namespace with Namespaced* resources of its own (Ratify's multi-tenancy). Verdicts
@@ -150,11 +151,26 @@ pub(crate) struct Generation {
 }
 
 /// The generation being served, and how to make the next one.
+///
+/// Reloads may overlap (the watcher starts a check for newer files while an older load is
+/// still parsing): every load is numbered when it starts, and only the newest one started
+/// may swap its result in, so a slow load of stale files never replaces the configuration
+/// of newer ones. A load that takes longer than the budget is discarded too: the last good
+/// configuration keeps serving.
 pub(crate) struct Generations {
     loader: Arc<dyn BackendLoader>,
     current: RwLock<Arc<Generation>>,
-    last_attempt: Mutex<u64>,
+    attempts: Mutex<Attempts>,
     metrics: Arc<Metrics>,
+    budget: Duration,
+}
+
+/// The reloads started so far.
+struct Attempts {
+    /// The fingerprint of the files the newest load read (or the first generation's).
+    print: u64,
+    /// The number of the newest load started (0: none since the first generation).
+    newest: u64,
 }
 
 impl Generations {
@@ -163,14 +179,24 @@ impl Generations {
         loader: Arc<dyn BackendLoader>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, LoadError> {
+        Self::load_with_budget(loader, metrics, CHECK_BUDGET)
+    }
+
+    /// [`Generations::load`], with reloads that take longer than `budget` discarded.
+    pub(crate) fn load_with_budget(
+        loader: Arc<dyn BackendLoader>,
+        metrics: Arc<Metrics>,
+        budget: Duration,
+    ) -> Result<Self, LoadError> {
         let print = fingerprint(&loader.watch_paths());
         let backend = loader.load_observed(Arc::clone(&metrics) as Arc<dyn RequestObserver>)?;
         metrics.config_generation(1);
         Ok(Self {
             loader,
             current: RwLock::new(Arc::new(Generation { id: 1, backend })),
-            last_attempt: Mutex::new(print),
+            attempts: Mutex::new(Attempts { print, newest: 0 }),
             metrics,
+            budget,
         })
     }
 
@@ -187,24 +213,46 @@ impl Generations {
     }
 
     /// Reloads when the watched files changed: `Ok(Some(id))` after a swap, `Ok(None)` when
-    /// nothing changed, the error when the new configuration is unusable (the current
-    /// generation keeps serving).
+    /// nothing changed or a newer load superseded this one (its result is discarded), the
+    /// error when the new configuration is unusable or took longer than the budget to load
+    /// (the current generation keeps serving). Safe to call concurrently.
     pub(crate) fn reload_if_changed(&self) -> Result<Option<u64>, LoadError> {
-        let print = fingerprint(&self.loader.watch_paths());
-        {
-            let mut last = self
-                .last_attempt
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *last == print {
+        let paths = self.loader.watch_paths();
+        let print = fingerprint(&paths);
+        let attempt = {
+            let mut attempts = self.attempts();
+            if attempts.print == print {
                 return Ok(None);
             }
-            *last = print;
-        }
-        match self
+            attempts.print = print;
+            attempts.newest += 1;
+            attempts.newest
+        };
+        let started = Instant::now();
+        let loaded = self
             .loader
-            .load_observed(Arc::clone(&self.metrics) as Arc<dyn RequestObserver>)
-        {
+            .load_observed(Arc::clone(&self.metrics) as Arc<dyn RequestObserver>);
+        let elapsed = started.elapsed();
+        // Held until the swap: a newer load that finishes meanwhile waits, then swaps after.
+        let attempts = self.attempts();
+        let files = display_paths(&paths);
+        if attempts.newest != attempt {
+            tracing::info!(files = %files, elapsed = ?elapsed, "configuration load superseded by a newer change of the files; its result is discarded");
+            return Ok(None);
+        }
+        if elapsed > self.budget {
+            self.metrics.config_reload(ReloadResult::Failure);
+            let error = LoadError::new(
+                format!("configuration {files}"),
+                format!(
+                    "loading took {elapsed:?}, longer than the {:?} budget; its result is discarded and the last good configuration keeps serving: check the files for runaway nesting or size",
+                    self.budget
+                ),
+            );
+            tracing::error!(error = %error, "new configuration rejected");
+            return Err(error);
+        }
+        match loaded {
             Ok(backend) => {
                 let mut current = self
                     .current
@@ -212,16 +260,140 @@ impl Generations {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let id = current.id + 1;
                 *current = Arc::new(Generation { id, backend });
+                drop(attempts);
                 self.metrics.config_reload(ReloadResult::Success);
                 self.metrics.config_generation(id);
-                tracing::info!(generation = id, "configuration reloaded");
+                tracing::info!(generation = id, files = %files, "configuration reloaded");
                 Ok(Some(id))
             }
             Err(e) => {
                 self.metrics.config_reload(ReloadResult::Failure);
-                tracing::error!(error = %e, "new configuration rejected; the last good configuration keeps serving");
+                tracing::error!(error = %e, files = %files, "new configuration rejected; the last good configuration keeps serving");
                 Err(e)
             }
         }
+    }
+
+    fn attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A backend that is never asked anything.
+    struct Idle;
+
+    impl Backend for Idle {
+        fn verify<'a>(
+            &'a self,
+            _image: &'a str,
+        ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
+            Box::pin(std::future::ready(Err(KeyError {
+                code: "UNUSED",
+                message: String::new(),
+            })))
+        }
+
+        fn resolve<'a>(
+            &'a self,
+            _reference: &'a Reference,
+        ) -> BoxFuture<'a, Result<String, KeyError>> {
+            Box::pin(std::future::ready(Err(KeyError {
+                code: "UNUSED",
+                message: String::new(),
+            })))
+        }
+    }
+
+    /// Loads take as many milliseconds as the file says.
+    struct Sleepy(PathBuf);
+
+    impl BackendLoader for Sleepy {
+        fn load(&self) -> Result<Arc<dyn Backend>, LoadError> {
+            let millis: u64 = std::fs::read_to_string(&self.0)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(millis));
+            Ok(Arc::new(Idle))
+        }
+
+        fn watch_paths(&self) -> Vec<PathBuf> {
+            vec![self.0.clone()]
+        }
+    }
+
+    #[test]
+    fn a_load_over_the_budget_is_discarded_and_names_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "0").unwrap();
+        let generations = Generations::load_with_budget(
+            Arc::new(Sleepy(path.clone())),
+            Arc::new(Metrics::new()),
+            Duration::from_millis(200),
+        )
+        .unwrap();
+
+        std::fs::write(&path, "600").unwrap();
+        let error = generations.reload_if_changed().unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("budget"), "{error}");
+        assert!(
+            error.contains("last good configuration keeps serving"),
+            "{error}"
+        );
+        assert_eq!(generations.current().id, 1, "the late result is not served");
+        assert_eq!(
+            generations.reload_if_changed().unwrap(),
+            None,
+            "not retried unchanged"
+        );
+
+        std::fs::write(&path, "1").unwrap();
+        assert_eq!(generations.reload_if_changed().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn only_the_newest_load_started_is_swapped_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "0").unwrap();
+        let generations = Arc::new(
+            Generations::load_with_budget(
+                Arc::new(Sleepy(path.clone())),
+                Arc::new(Metrics::new()),
+                Duration::from_secs(60),
+            )
+            .unwrap(),
+        );
+        std::fs::write(&path, "800").unwrap();
+        let slow = {
+            let generations = Arc::clone(&generations);
+            std::thread::spawn(move || generations.reload_if_changed())
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::write(&path, "1").unwrap();
+        assert_eq!(
+            generations.reload_if_changed().unwrap(),
+            Some(2),
+            "the newer files"
+        );
+        assert_eq!(
+            slow.join().unwrap().unwrap(),
+            None,
+            "the older load ends after the newer one and is discarded"
+        );
+        assert_eq!(generations.current().id, 2);
     }
 }

@@ -310,3 +310,50 @@ fn a_verifier_for_sboms_does_not_pass_a_notation_signature() {
         "the SBOM Verifier must not run: {text}"
     );
 }
+
+/// `vouch verify --config <FIFO>` used to block forever in `read`; now it exits 2 at once
+/// with a message naming the path and the fix.
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_config_exits_2_without_blocking() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("config.yaml");
+    let status = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args([
+            "verify",
+            "--config",
+            fifo.to_str().expect("utf8"),
+            "127.0.0.1:1/app:v1",
+        ])
+        .env_remove("VOUCH_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vouch");
+    // Generous for a loaded machine; before the fix the process never ended.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vouch verify blocked on a FIFO given as --config");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&fifo.display().to_string()), "{err}");
+    assert!(err.contains("FIFO"), "{err}");
+    assert!(
+        err.contains("point --config at a file or directory"),
+        "{err}"
+    );
+}
