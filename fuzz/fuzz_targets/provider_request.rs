@@ -1,5 +1,5 @@
-//! Gatekeeper `ProviderRequest` bodies, parsed as `vouch serve` parses them
-//! (`routes::read_request`: `serde_json::from_slice::<ProviderRequest>`, then the accepted
+//! Gatekeeper `ProviderRequest` bodies, parsed by `vouch serve`'s own parser
+//! (`vouch_provider::internals::parse_provider_request`: JSON, then the accepted
 //! `apiVersion`s and the key limit). Invariants besides "no panic": an accepted body is JSON
 //! text (but for the contents of strings in ignored members, see below); its keys are exactly the strings of `request.keys` in the JSON, in order (none when
 //! `request` or `keys` is absent); its `apiVersion` is absent or accepted; there are
@@ -12,8 +12,16 @@ use vouch_provider::{ACCEPTED_API_VERSIONS, Limits, ProviderRequest};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
-    let typed = serde_json::from_slice::<ProviderRequest>(data);
-    let Ok(request) = typed else {
+    let parsed = vouch_provider::internals::parse_provider_request(data, &limits);
+    // The server's parser accepts exactly what the typed parse and its checks accept.
+    let typed = serde_json::from_slice::<ProviderRequest>(data).ok().filter(|r| {
+        r.api_version
+            .as_deref()
+            .is_none_or(|v| ACCEPTED_API_VERSIONS.contains(&v))
+            && r.request.keys.len() <= limits.max_keys
+    });
+    assert_eq!(parsed.is_ok(), typed.is_some(), "{parsed:?}");
+    let Ok(request) = parsed else {
         return;
     };
     // serde_json skips ignored members without validating their strings (invalid UTF-8,
@@ -33,15 +41,13 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    // The server's checks after parsing.
-    if let Some(version) = &request.api_version
-        && !ACCEPTED_API_VERSIONS.contains(&version.as_str())
-    {
-        return;
-    }
-    if request.request.keys.len() > limits.max_keys {
-        return;
-    }
+    // What the server accepted passed its checks.
+    assert!(
+        request
+            .api_version
+            .as_deref()
+            .is_none_or(|v| ACCEPTED_API_VERSIONS.contains(&v))
+    );
     assert!(request.request.keys.len() <= limits.max_keys);
 
     // The keys are the JSON's `request.keys` strings (serde rejects duplicate members of

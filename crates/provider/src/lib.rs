@@ -45,6 +45,21 @@ mod tls;
 mod verdict;
 mod watch;
 
+/// Private parsers reached by the fuzz targets (`fuzz/`); not part of the API.
+#[doc(hidden)]
+pub mod internals {
+    use crate::{Limits, ProviderRequest};
+
+    /// How `vouch serve` reads a complete request body (JSON, `apiVersion`, key limit);
+    /// the error is the message the answer would carry.
+    pub fn parse_provider_request(
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<ProviderRequest, String> {
+        crate::routes::parse_request(bytes, limits).map_err(|e| e.to_string())
+    }
+}
+
 pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError, Scope};
 pub use crate::cache::{CacheOptions, ConcurrencyOptions};
 pub use crate::engine::{Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE};

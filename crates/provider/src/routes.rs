@@ -136,7 +136,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 
 /// A request that cannot be answered key by key.
 #[derive(Debug, thiserror::Error)]
-enum RequestError {
+pub(crate) enum RequestError {
     #[error("request body is larger than {limit} bytes; send fewer keys per request")]
     BodyTooLarge { limit: usize },
     #[error("cannot read the request body: {0}")]
@@ -212,8 +212,17 @@ async fn read_request(
     let bytes = tokio::time::timeout_at(deadline, read)
         .await
         .map_err(|_| RequestError::BodyTimeout(timeout))??;
+    parse_request(&bytes, limits)
+}
+
+/// A complete request body to a [`ProviderRequest`]: JSON, an accepted `apiVersion` (or
+/// none), at most [`Limits::max_keys`] keys. Pure: the fuzz target `provider_request` runs it.
+pub(crate) fn parse_request(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<ProviderRequest, RequestError> {
     let request: ProviderRequest =
-        serde_json::from_slice(&bytes).map_err(RequestError::Malformed)?;
+        serde_json::from_slice(bytes).map_err(RequestError::Malformed)?;
     if let Some(version) = &request.api_version
         && !ACCEPTED_API_VERSIONS.contains(&version.as_str())
     {

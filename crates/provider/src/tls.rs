@@ -288,6 +288,11 @@ pub(crate) struct TlsState {
     /// Fingerprint of the files of the last load attempt (good or bad), to reload only on
     /// a change and to log a broken set once.
     last_attempt: Mutex<u64>,
+    /// Reload checks may overlap (the watcher does not wait for a slow one): each is
+    /// numbered when it starts, and a check older than the one last applied never swaps its
+    /// (older) files in.
+    started: std::sync::atomic::AtomicU64,
+    applied: Mutex<u64>,
     metrics: Arc<Metrics>,
 }
 
@@ -310,6 +315,8 @@ impl TlsState {
             provider,
             current: RwLock::new(Arc::new(config)),
             last_attempt: Mutex::new(print),
+            started: std::sync::atomic::AtomicU64::new(0),
+            applied: Mutex::new(0),
             metrics,
         })
     }
@@ -332,6 +339,10 @@ impl TlsState {
     /// Returns `Ok(true)` after a swap, `Ok(false)` when nothing changed, and the error of
     /// a changed but unusable set (the previous configuration stays in place).
     pub(crate) fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        let generation = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
         let print = fingerprint(&self.options.files());
         {
             let mut last = self
@@ -345,6 +356,17 @@ impl TlsState {
         }
         match build_server_config(&self.options, &self.provider) {
             Ok(config) => {
+                let mut applied = self
+                    .applied
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *applied > generation {
+                    tracing::info!(
+                        "TLS files read by an older reload check; a newer one was applied already"
+                    );
+                    return Ok(false);
+                }
+                *applied = generation;
                 let mut current = self
                     .current
                     .write()

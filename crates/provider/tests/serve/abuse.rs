@@ -24,7 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use vouch_provider::{MUTATE_PATH, VERIFY_PATH};
 
-use crate::common::{Fake, TestServer, items, metric, post, request};
+use crate::common::{Fake, TestCa, TestServer, client, items, metric, post, request};
 
 fn attacker(n: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, n])
@@ -39,13 +39,26 @@ async fn connect_from(from: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStre
 
 /// A TLS client trusting the server's generated CA, offering `alpn`.
 fn tls_connector(server: &TestServer, alpn: &[&[u8]]) -> TlsConnector {
+    tls_connector_as(server, alpn, None)
+}
+
+/// [`tls_connector`] presenting `identity` (a PEM certificate and key) when given.
+fn tls_connector_as(server: &TestServer, alpn: &[&[u8]], identity: Option<&[u8]>) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&server.ca_pem()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+                .map(|c| c.unwrap())
+                .collect();
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(pem).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     TlsConnector::from(Arc::new(config))
 }
@@ -440,10 +453,14 @@ fn stalled_body() -> BoxBody<Bytes, Infallible> {
 }
 
 /// Runs attacks until `stop`: each is a loop that reconnects whenever the server closes.
-fn attack(server: &TestServer, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+fn attack(
+    server: &TestServer,
+    stop: &Arc<AtomicBool>,
+    identity: Option<&[u8]>,
+) -> Vec<JoinHandle<()>> {
     let addr = server.addr;
-    let h1 = tls_connector(server, &[b"http/1.1"]);
-    let h2 = tls_connector(server, &[b"h2"]);
+    let h1 = tls_connector_as(server, &[b"http/1.1"], identity);
+    let h2 = tls_connector_as(server, &[b"h2"], identity);
     let mut tasks = Vec::new();
     let pause = || tokio::time::sleep(Duration::from_millis(100));
     // Idle TCP connections that never send a ClientHello (127.0.0.2 and 127.0.0.6), more
@@ -557,8 +574,26 @@ fn attack(server: &TestServer, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
 
 #[tokio::test]
 async fn a_healthy_client_is_answered_while_attackers_hold_connections() {
+    healthy_client_under_attack(false).await;
+}
+
+/// The same with mTLS, as Gatekeeper connects: the healthy client presents Gatekeeper's
+/// certificate. mTLS does not stop peers that idle before or during the handshake.
+#[tokio::test]
+async fn a_healthy_mtls_client_is_answered_while_attackers_hold_connections() {
+    healthy_client_under_attack(true).await;
+}
+
+async fn healthy_client_under_attack(mtls: bool) {
     let verify_timeout = Duration::from_secs(2);
-    let server = TestServer::start(Fake::new(), |o, _| {
+    let gatekeeper_ca = TestCa::new("gatekeeper-ca");
+    let ca_pem = gatekeeper_ca.pem.clone();
+    let server = TestServer::start(Fake::new(), move |o, dir| {
+        if mtls {
+            let path = dir.join("client-ca.crt");
+            std::fs::write(&path, &ca_pem).unwrap();
+            o.tls.client_ca_file = Some(path);
+        }
         o.max_connections = 64;
         o.handshake_timeout = Duration::from_secs(1);
         o.first_request_timeout = Duration::from_secs(1);
@@ -568,14 +603,21 @@ async fn a_healthy_client_is_answered_while_attackers_hold_connections() {
     })
     .await;
     let stop = Arc::new(AtomicBool::new(false));
-    let attacks = attack(&server, &stop);
+    // Under mTLS the attackers that get past the handshake hold a valid client certificate
+    // (a compromised workload); those that idle before it need none.
+    let identity = mtls.then(|| gatekeeper_ca.gatekeeper_client());
+    let attacks = attack(&server, &stop, identity.as_deref());
     // Let the attackers take their places.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // Gatekeeper's deadline: the Provider's timeout, 3 s, for the request as the client sees
     // it (a new TCP and TLS connection each time).
     let provider_timeout = Duration::from_secs(3);
-    let client = server.client();
+    let client = if mtls {
+        client(&server.ca_pem(), identity.as_deref(), server.addr)
+    } else {
+        server.client()
+    };
     let url = server.url(VERIFY_PATH);
     let total = 100;
     let mut answered = 0;
