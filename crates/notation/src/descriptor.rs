@@ -1,4 +1,5 @@
-//! The OCI content descriptor, as carried in a Notation payload's `targetArtifact`.
+//! The OCI content descriptor, as carried in a Notation payload's `targetArtifact` and as
+//! registries list manifests, layers and referrers (`vouch-oci` uses this type).
 
 use std::collections::BTreeMap;
 
@@ -33,5 +34,10 @@ impl Descriptor {
             annotations: None,
             artifact_type: None,
         }
+    }
+
+    /// The value of annotation `key`, if present.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
     }
 }

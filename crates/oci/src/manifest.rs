@@ -27,41 +27,9 @@ pub(crate) const MANIFEST_ACCEPT: &[&str] = &[
     OCI_ARTIFACT_MANIFEST,
 ];
 
-/// An OCI content descriptor (unknown fields such as `data` or `urls` are ignored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// Media type of the referenced content.
-    pub media_type: String,
-    /// Digest of the referenced content, `<algorithm>:<hex>`.
-    pub digest: String,
-    /// Size of the referenced content in bytes.
-    pub size: u64,
-    /// The artifact type, on referrer entries and artifact manifests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
-
-impl Descriptor {
-    /// A descriptor without artifact type or annotations.
-    pub fn new(media_type: impl Into<String>, digest: impl Into<String>, size: u64) -> Self {
-        Self {
-            media_type: media_type.into(),
-            digest: digest.into(),
-            size,
-            artifact_type: None,
-            annotations: None,
-        }
-    }
-
-    /// The value of annotation `key`, if present.
-    pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.as_ref()?.get(key).map(String::as_str)
-    }
-}
+/// An OCI content descriptor: the one type `vouch-notation` defines (a Notation payload's
+/// `targetArtifact` is one too), so registry and verification speak of the same value.
+pub use vouch_notation::Descriptor;
 
 /// Why bytes are not a usable manifest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -25,8 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use vouch_config::{Config, Rule};
 use vouch_notation::{
-    ArtifactReference, Descriptor as NotationDescriptor, PreparedEnvelope, RevocationChains,
-    Verifier, VerifyOptions,
+    ArtifactReference, Descriptor, PreparedEnvelope, RevocationChains, Verifier, VerifyOptions,
 };
 use vouch_oci::{
     ArtifactTypes, ClientOptions, Reference, RegistryClient, RegistryError, RequestObserver,
@@ -356,7 +355,7 @@ impl Engine {
         //    no Verifier takes gets no report (Ratify). Under an `any` rule, the first
         //    success of a type is enough for that type (Notation's rule); other types are
         //    still verified.
-        let notation_target = NotationDescriptor::new(
+        let notation_target = Descriptor::new(
             target.media_type.clone(),
             target.digest.clone(),
             target.size,
@@ -439,7 +438,7 @@ impl Engine {
         &self,
         v: &NotationVerifier,
         subject: &str,
-        referrer: &vouch_oci::Descriptor,
+        referrer: &Descriptor,
     ) -> VerifierReport {
         let artifact_type = referrer.artifact_type.as_deref().unwrap_or("(none)");
         let listed = if v.artifact_types.iter().any(|t| t == "*") {
@@ -468,8 +467,8 @@ impl Engine {
         subject: &str,
         reference: &Reference,
         artifact: &ArtifactReference,
-        target: &NotationDescriptor,
-        referrer: &vouch_oci::Descriptor,
+        target: &Descriptor,
+        referrer: &Descriptor,
     ) -> VerifierReport {
         let digest = Some(referrer.digest.as_str());
         let manifest = match self.registry.fetch_manifest(reference, referrer).await {
