@@ -490,7 +490,7 @@ impl Verifier {
 
     /// Step 3: some chain certificate is byte-identical to a trusted certificate of the type the
     /// scheme needs, from the stores the statement names.
-    fn check_trust_store(
+    pub(crate) fn check_trust_store(
         &self,
         statement: &TrustPolicyStatement,
         env: &VerifiedEnvelope,

@@ -24,8 +24,10 @@ use crate::x509::Certificate;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RevocationChains {
-    /// The envelope's code-signing chain (step 7), as carried (unverified). `None` when the
-    /// statement skips revocation or the envelope cannot be parsed.
+    /// The envelope's code-signing chain (step 7), once it passes integrity (step 1: the
+    /// signature and the chain rules) and contains a certificate of the statement's trust
+    /// stores (step 3). `None` when the statement skips revocation, or the envelope fails
+    /// either check (no URL named by an untrusted certificate is fetched).
     pub code_signing: Option<Vec<Certificate>>,
     /// The TSA chain of the timestamp countersignature (§11 step 8), exactly as step 6 builds
     /// and verifies it against the statement's `tsa` stores. `None` when step 6 does not verify
@@ -105,8 +107,16 @@ impl Verifier {
                 .ok()
                 .and_then(|t| t.verify_signed_data(&roots).ok());
         }
-        if statement.action(ValidationType::Revocation) != Action::Skip {
-            chains.code_signing = Some(env.chain.clone());
+        // The code-signing chain only when it would pass integrity (signature, chain rules)
+        // and the trust store (step 3): URLs named by certificates nobody trusts are never
+        // fetched (no requests on an attacker's behalf, no memory spent on their answers).
+        // Verification then fails at step 1 or 3, or, where the level only logs
+        // authenticity, reports revocation unknown without having asked.
+        if statement.action(ValidationType::Revocation) != Action::Skip
+            && let Ok(verified) = envelope::check_integrity(env.clone())
+            && self.check_trust_store(statement, &verified).is_ok()
+        {
+            chains.code_signing = Some(verified.chain);
         }
         chains
     }
@@ -171,6 +181,9 @@ mod tests {
         }]}))
         .unwrap();
         let mut trust = TrustStores::new();
+        // `ca:trusted` anchors the envelope's own chain; `ca:unused` names no store.
+        let root = envelope_chain().pop().unwrap();
+        trust.insert(StoreType::Ca, "trusted", vec![root]).unwrap();
         trust
             .insert(StoreType::Tsa, "globalsign", vector_certs(TSA_R6))
             .unwrap();
@@ -238,7 +251,7 @@ mod tests {
 
     #[test]
     fn revocation_chains_follow_the_policy() {
-        let tsa = json!(["ca:unused", "tsa:globalsign"]);
+        let tsa = json!(["ca:trusted", "tsa:globalsign"]);
         let expected_tsa = timestamp_certificate_chain(&envelope(), JWS).unwrap();
         let code_signing = envelope_chain();
 
@@ -260,10 +273,30 @@ mod tests {
 
         // No tsa store: no timestamp verification, no TSA chain.
         let c = chains(
-            &verifier("strict", json!(["ca:unused"]), "always", "enforce"),
+            &verifier("strict", json!(["ca:trusted"]), "always", "enforce"),
             now(),
         );
         assert!(c.code_signing.is_some() && c.timestamping.is_none());
+
+        // A code-signing chain no trust store of the statement anchors: nothing it names is
+        // fetched, at any level (verification fails, or logs, at step 3).
+        for level in ["strict", "permissive", "audit"] {
+            let c = chains(
+                &verifier(
+                    level,
+                    json!(["ca:unused", "tsa:globalsign"]),
+                    "always",
+                    "enforce",
+                ),
+                now(),
+            );
+            assert_eq!(c.code_signing, None, "{level}");
+            assert_eq!(
+                c.timestamping.as_deref(),
+                Some(expected_tsa.as_slice()),
+                "{level}"
+            );
+        }
 
         // afterCertExpiry: only once a code-signing certificate has expired.
         let v = verifier("strict", tsa.clone(), "afterCertExpiry", "skip");

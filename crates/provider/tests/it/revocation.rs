@@ -146,6 +146,29 @@ async fn good_crl_passes_and_is_cached() {
     assert_eq!(fetcher.network_fetches(), 3);
 }
 
+/// A signature whose chain no trust store anchors never makes vouch fetch what its
+/// certificates name (an attacker's URLs: requests on their behalf, answers in memory), at a
+/// level that enforces authenticity or only logs it.
+#[tokio::test]
+async fn urls_named_by_an_untrusted_chain_are_never_fetched() {
+    let env = Env::start();
+    let server = CrlServer::start().await;
+    let attacker = revocable_pki(server.url()).await;
+    server.set_crl(attacker.leaf_crl(false, in_an_hour()).expect("crl"));
+    let trusted = pki(KeyKind::EcP256);
+    let reference = signed_image(&env, &attacker, "v1").await;
+    for level in ["strict", "audit"] {
+        let engine = engine_with_yaml(&config_yaml(&trusted, level, None));
+        let v = verify(&engine, &reference).await;
+        if level == "strict" {
+            assert!(!v.is_success, "{v:#?}");
+        }
+        let fetcher = engine.revocation_fetcher().expect("fetcher");
+        assert_eq!(fetcher.network_fetches(), 0, "{level}");
+    }
+    assert_eq!(server.hits(), 0);
+}
+
 #[tokio::test]
 async fn revoked_leaf_fails_under_strict_and_is_logged_under_permissive() {
     let env = Env::start();
