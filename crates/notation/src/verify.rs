@@ -202,6 +202,9 @@ impl fmt::Debug for Verifier {
 #[derive(Debug, Clone)]
 pub struct PreparedEnvelope {
     parsed: Result<envelope::Envelope, envelope::EnvelopeError>,
+    /// Step 1 (integrity) on `parsed`, computed once by whichever of
+    /// [`Verifier::revocation_chains_of`] and [`Verifier::verify_prepared`] needs it first.
+    integrity: std::sync::OnceLock<Result<VerifiedEnvelope, envelope::EnvelopeError>>,
 }
 
 impl PreparedEnvelope {
@@ -210,12 +213,26 @@ impl PreparedEnvelope {
     pub fn parse(bytes: &[u8], media_type: &str) -> Self {
         Self {
             parsed: envelope::parse(bytes, media_type),
+            integrity: std::sync::OnceLock::new(),
         }
     }
 
     /// The parsed envelope, when it could be parsed.
     pub(crate) fn envelope(&self) -> Option<&envelope::Envelope> {
         self.parsed.as_ref().ok()
+    }
+
+    /// The integrity step's result (the signature, the signed attributes, the chain rules).
+    pub(crate) fn integrity(&self) -> &Result<VerifiedEnvelope, envelope::EnvelopeError> {
+        self.integrity
+            .get_or_init(|| self.parsed.clone().and_then(envelope::check_integrity))
+    }
+
+    fn into_integrity(self) -> Result<VerifiedEnvelope, envelope::EnvelopeError> {
+        match self.integrity.into_inner() {
+            Some(result) => result,
+            None => self.parsed.and_then(envelope::check_integrity),
+        }
     }
 }
 
@@ -388,15 +405,12 @@ impl Verifier {
         };
 
         // Step 1: integrity (always enforced).
-        let env = envelope
-            .parsed
-            .and_then(envelope::check_integrity)
-            .map_err(|e| {
-                VerificationFailure::from_check(
-                    CheckFailure::new(ValidationType::Integrity, e.kind(), e.to_string()),
-                    Vec::new(),
-                )
-            })?;
+        let env = envelope.into_integrity().map_err(|e| {
+            VerificationFailure::from_check(
+                CheckFailure::new(ValidationType::Integrity, e.kind(), e.to_string()),
+                Vec::new(),
+            )
+        })?;
         // Step 2 (plugins) cannot be reached: plugin signatures fail in step 1.
 
         // Steps 3 and 4: authenticity (trust store, then trusted identity).

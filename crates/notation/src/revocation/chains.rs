@@ -113,10 +113,10 @@ impl Verifier {
         // Verification then fails at step 1 or 3, or, where the level only logs
         // authenticity, reports revocation unknown without having asked.
         if statement.action(ValidationType::Revocation) != Action::Skip
-            && let Ok(verified) = envelope::check_integrity(env.clone())
-            && self.check_trust_store(statement, &verified).is_ok()
+            && let Ok(verified) = envelope.integrity()
+            && self.check_trust_store(statement, verified).is_ok()
         {
-            chains.code_signing = Some(verified.chain);
+            chains.code_signing = Some(verified.chain.clone());
         }
         chains
     }
