@@ -58,9 +58,30 @@ struct VerifierDraft {
     trust_store_refs: Vec<(String, String)>,
 }
 
+/// How references between resources resolve.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resolution {
+    /// The namespace a certificate source named without one (`name`, not `namespace/name`)
+    /// is looked up in, as Ratify resolves it in `$RATIFY_NAMESPACE` in a cluster; `None`:
+    /// a source of that name in any namespace (files).
+    pub(crate) default_namespace: Option<String>,
+}
+
 /// Builds the configuration from all inputs. `origin` names the whole input for errors that
 /// concern no single document (no verifier).
 pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigError> {
+    let documents = sources
+        .iter()
+        .flat_map(|source| parse_documents(&source.name, &source.text));
+    build_documents(origin, documents, &Resolution::default())
+}
+
+/// [`build`] from documents already split and read.
+pub(crate) fn build_documents(
+    origin: &str,
+    documents: impl IntoIterator<Item = Result<Document, ConfigError>>,
+    resolution: &Resolution,
+) -> Result<Config, ConfigError> {
     let mut errors = Vec::new();
     let mut cert_sources: Vec<CertSource> = Vec::new();
     // Cluster-scoped Stores, Verifiers and Policy; then those of each namespace with
@@ -68,54 +89,52 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
     let mut cluster = ScopeDraft::default();
     let mut namespaces: Vec<(String, ScopeDraft)> = Vec::new();
 
-    for source in sources {
-        for document in parse_documents(&source.name, &source.text) {
-            let document = match document {
-                Ok(document) => document,
-                Err(error) => {
-                    errors.push(error);
-                    continue;
-                }
-            };
-            let kind = document.kind.clone();
-            let result = match kind.as_str() {
-                "CertificateStore" => certificate_store(document).map(|s| cert_sources.push(s)),
-                "KeyManagementProvider" | "NamespacedKeyManagementProvider" => {
-                    key_management_provider(document).map(|s| cert_sources.push(s))
-                }
-                kind @ ("Store" | "Verifier" | "Policy" | "NamespacedStore"
-                | "NamespacedVerifier" | "NamespacedPolicy") => {
-                    let namespaced = kind.starts_with("Namespaced");
-                    match scope_of(&document, namespaced) {
-                        Err(error) => Err(error),
-                        Ok(namespace) => {
-                            let scope = match namespace {
-                                None => &mut cluster,
-                                Some(ns) => {
-                                    let i = match namespaces.iter().position(|(n, _)| *n == ns) {
-                                        Some(i) => i,
-                                        None => {
-                                            namespaces.push((ns, ScopeDraft::default()));
-                                            namespaces.len() - 1
-                                        }
-                                    };
-                                    &mut namespaces[i].1
-                                }
-                            };
-                            scope.add(kind.trim_start_matches("Namespaced"), document)
-                        }
+    for document in documents {
+        let document = match document {
+            Ok(document) => document,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let kind = document.kind.clone();
+        let result = match kind.as_str() {
+            "CertificateStore" => certificate_store(document).map(|s| cert_sources.push(s)),
+            "KeyManagementProvider" | "NamespacedKeyManagementProvider" => {
+                key_management_provider(document).map(|s| cert_sources.push(s))
+            }
+            kind @ ("Store" | "Verifier" | "Policy" | "NamespacedStore" | "NamespacedVerifier"
+            | "NamespacedPolicy") => {
+                let namespaced = kind.starts_with("Namespaced");
+                match scope_of(&document, namespaced) {
+                    Err(error) => Err(error),
+                    Ok(namespace) => {
+                        let scope = match namespace {
+                            None => &mut cluster,
+                            Some(ns) => {
+                                let i = match namespaces.iter().position(|(n, _)| *n == ns) {
+                                    Some(i) => i,
+                                    None => {
+                                        namespaces.push((ns, ScopeDraft::default()));
+                                        namespaces.len() - 1
+                                    }
+                                };
+                                &mut namespaces[i].1
+                            }
+                        };
+                        scope.add(kind.trim_start_matches("Namespaced"), document)
                     }
                 }
-                other => Err(document.ctx.err(
-                    "kind",
-                    ErrorKind::UnsupportedKind {
-                        found: other.to_owned(),
-                    },
-                )),
-            };
-            if let Err(error) = result {
-                errors.push(error);
             }
+            other => Err(document.ctx.err(
+                "kind",
+                ErrorKind::UnsupportedKind {
+                    found: other.to_owned(),
+                },
+            )),
+        };
+        if let Err(error) = result {
+            errors.push(error);
         }
     }
 
@@ -144,10 +163,13 @@ pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigEr
         return Err(ConfigError::new(origin, None, None, ErrorKind::NoVerifier));
     }
     let mut errors = Vec::new();
-    let cluster = cluster.finish(&cert_sources, &mut errors);
+    let cluster = cluster.finish(&cert_sources, resolution, &mut errors);
     let namespaces = namespaces
         .into_iter()
-        .map(|(namespace, draft)| (namespace, draft.finish(&cert_sources, &mut errors)))
+        .map(|(namespace, draft)| {
+            let finished = draft.finish(&cert_sources, resolution, &mut errors);
+            (namespace, finished)
+        })
         .collect();
     if let Some(error) = ConfigError::from_many(errors) {
         return Err(error);
@@ -202,12 +224,17 @@ impl ScopeDraft {
 
     /// The scope's resources with each Verifier's certificate sources resolved; a Verifier
     /// that cannot be finished adds its error to `errors` instead.
-    fn finish(self, cert_sources: &[CertSource], errors: &mut Vec<ConfigError>) -> NamespaceConfig {
+    fn finish(
+        self,
+        cert_sources: &[CertSource],
+        resolution: &Resolution,
+        errors: &mut Vec<ConfigError>,
+    ) -> NamespaceConfig {
         let verifiers = self
             .verifiers
             .into_iter()
             .filter_map(|v| {
-                finish_verifier(v, cert_sources)
+                finish_verifier(v, cert_sources, resolution)
                     .map_err(|e| errors.push(e))
                     .ok()
             })
@@ -601,6 +628,7 @@ fn references(ctx: &Ctx, field: &str, list: Value) -> Result<Vec<String>, Config
 fn finish_verifier(
     draft: VerifierDraft,
     sources: &[CertSource],
+    resolution: &Resolution,
 ) -> Result<NotationVerifierConfig, ConfigError> {
     let ctx = &draft.ctx;
     let mut trust_stores = TrustStores::new();
@@ -609,7 +637,7 @@ fn finish_verifier(
         let mut certificates = Vec::new();
         let mut used = BTreeSet::new();
         for (i, reference) in def.references.iter().enumerate() {
-            let Some(source) = resolve(reference, sources) else {
+            let Some(source) = resolve(reference, sources, resolution) else {
                 return Err(ctx.err(
                     format!("{}[{i}]", def.field),
                     ErrorKind::UnknownCertificateSource {
@@ -648,11 +676,17 @@ fn finish_verifier(
 }
 
 /// Finds the certificate source a reference names: `name`, or `namespace/name` (the
-/// namespace must then match the resource's `metadata.namespace` when it has one).
-fn resolve<'a>(reference: &str, sources: &'a [CertSource]) -> Option<&'a CertSource> {
+/// namespace must then match the resource's `metadata.namespace` when it has one). A plain
+/// `name` is looked up in [`Resolution::default_namespace`] when there is one (cluster-scoped
+/// sources, which have no namespace, always match).
+fn resolve<'a>(
+    reference: &str,
+    sources: &'a [CertSource],
+    resolution: &Resolution,
+) -> Option<&'a CertSource> {
     let (namespace, name) = match reference.rsplit_once('/') {
         Some((namespace, name)) => (Some(namespace), name),
-        None => (None, reference),
+        None => (resolution.default_namespace.as_deref(), reference),
     };
     sources.iter().find(|source| {
         source.name == name

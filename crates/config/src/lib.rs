@@ -90,6 +90,7 @@ mod error;
 mod load;
 mod policy;
 mod raw;
+mod resources;
 mod scan;
 
 use std::collections::BTreeMap;
@@ -97,6 +98,9 @@ use std::path::{Path, PathBuf};
 
 pub use crate::error::{ConfigError, DocumentRef, ErrorKind};
 pub use crate::policy::{NOTATION_SIGNATURE_ARTIFACT_TYPE, PolicyConfig, Rule};
+pub use crate::resources::{
+    Evaluation, MAX_RESOURCE_BYTES, ResourceKey, ResourceSet, ResourceStatus,
+};
 
 /// The whole vouch configuration, built from Ratify resources.
 #[derive(Debug, Clone)]

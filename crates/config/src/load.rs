@@ -392,7 +392,11 @@ fn strip_location(message: &str) -> String {
     message.to_owned()
 }
 
-fn read_header(source: &str, index: usize, value: Value) -> Result<Option<Document>, ConfigError> {
+pub(crate) fn read_header(
+    source: &str,
+    index: usize,
+    value: Value,
+) -> Result<Option<Document>, ConfigError> {
     let mut ctx = Ctx {
         source: source.to_owned(),
         doc: DocumentRef {
