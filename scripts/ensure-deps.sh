@@ -6,6 +6,8 @@
 #   cargo-nextest    the test runner (`make test`)
 #   cargo-deny       the dependency policy check (`make deny`, deny.toml)
 #   helm             Helm 3 and Helm 4 (`--test`), for the chart's tests (crates/vouch/tests/helm_chart.rs)
+#   kubectl          Debian's kubectl 1.20 (`--test`), unpacked beside any other kubectl, for the
+#                    Kubernetes API double's tests (crates/testkit/tests/kube_api.rs)
 set -euo pipefail
 
 missing=()
@@ -99,4 +101,48 @@ if [ "${1:-}" = "--test" ]; then
     # shellcheck disable=SC2086
     install_helm $release
   done
+fi
+
+# kubectl, for the Kubernetes API double's tests (crates/testkit/tests/kube_api.rs): Debian's
+# kubernetes-client package (kubectl 1.20). Installing the package would replace a kubectl
+# already at /usr/bin/kubectl (e.g. Google Cloud SDK's), so it is fetched with `apt-get
+# download` (apt checks the archive's signatures and hashes) and unpacked with `dpkg -x` into
+# $VOUCH_TOOLS_DIR/kubectl/debian-<package version>/kubectl, where the tests look for it.
+install_kubectl() {
+  local dest_root="$tools_dir/kubectl"
+  local existing
+  for existing in "$dest_root"/debian-*/kubectl; do
+    if [ -x "$existing" ]; then return 0; fi
+  done
+  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then
+    echo "vouch: the Kubernetes API double's tests need kubectl; this machine has no apt-get/dpkg to fetch Debian's kubernetes-client. Install kubectl and set VOUCH_TEST_KUBECTL=/path/to/kubectl." >&2
+    exit 1
+  fi
+  local work
+  work=$(mktemp -d)
+  chmod 0755 "$work"
+  if ! (cd "$work" && apt-get download -qq kubernetes-client >/dev/null 2>&1); then
+    # The package lists may be missing or stale: refresh them once and retry.
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+    $sudo apt-get update -qq || true
+    if ! (cd "$work" && apt-get download -qq kubernetes-client >/dev/null); then
+      rm -rf "$work"
+      echo "vouch: apt-get download kubernetes-client failed; the Kubernetes API double's tests need kubectl (or set VOUCH_TEST_KUBECTL=/path/to/kubectl)." >&2
+      exit 1
+    fi
+  fi
+  local deb version
+  deb=$(ls "$work"/kubernetes-client_*.deb)
+  version=$(dpkg-deb -f "$deb" Version)
+  echo "vouch: installing Debian's kubectl ($version) into $dest_root/debian-$version" >&2
+  dpkg -x "$deb" "$work/root"
+  mkdir -p "$dest_root/debian-$version"
+  install -m 0755 "$work/root/usr/bin/kubectl" "$dest_root/debian-$version/kubectl.tmp"
+  mv "$dest_root/debian-$version/kubectl.tmp" "$dest_root/debian-$version/kubectl"
+  rm -rf "$work"
+}
+
+if [ "${1:-}" = "--test" ]; then
+  install_kubectl
 fi

@@ -12,6 +12,10 @@
 //! * [`faults::FaultProxy`] sits in front of a registry and injects faults per rule:
 //!   delays, 5xx, 429, resets, truncated, endless or mis-sized bodies, redirect loops,
 //!   swapped or altered content.
+//! * [`kube_api::KubeApi`] is a Kubernetes API server double (discovery, built-in kinds, CRDs
+//!   and their custom resources, list/watch with bookmarks and 410s, status subresources,
+//!   tables for kubectl, http or https with a token or client certificate) for kube-rs and
+//!   kubectl; its module documentation lists what it reproduces and what it does not.
 //! * [`gatekeeper::GatekeeperCa`] is Gatekeeper's CA and the client certificate it presents.
 //! * [`ratify_config_yaml`] writes a Ratify configuration that trusts a generated root
 //!   (its parts: [`certificate_store_yaml`], [`STORE_YAML`], [`verifier_yaml`]).
@@ -37,6 +41,7 @@
 pub mod faults;
 pub mod gatekeeper;
 pub mod image;
+pub mod kube_api;
 pub mod pki;
 mod ratify;
 pub mod registry;
