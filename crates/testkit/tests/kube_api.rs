@@ -325,6 +325,12 @@ fn kubectl_applies_crds_and_custom_resources() {
             out.contains("customresourcedefinition.apiextensions.k8s.io/verifiers.config.ratify.deislabs.io created"),
             "{v}: {out}"
         );
+        k.ok(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=20s",
+            "crd/verifiers.config.ratify.deislabs.io",
+        ]);
         let out = k.ok(&["get", "crds"]);
         assert!(
             out.contains("certificatestores.config.ratify.deislabs.io"),
@@ -404,6 +410,13 @@ fn kubectl_applies_crds_and_custom_resources() {
             k.ok(&["apply", "-f", &verifier])
                 .contains("verifier-notation unchanged"),
             "{v}"
+        );
+
+        // Server-side apply (approximated as a merge) of the other kind.
+        let out = k.ok(&["apply", "--server-side", "-f", &store]);
+        assert!(
+            out.contains("certstore-inline serverside-applied"),
+            "{v}: {out}"
         );
 
         let yaml = k.ok(&["get", "verifier", "verifier-notation", "-o", "yaml"]);
@@ -1052,6 +1065,23 @@ async fn status_subresource_and_generation() {
         .expect("apply patch of status");
     assert_eq!(applied.data["status"]["issuccess"], true);
     assert_eq!(applied.metadata.generation, Some(1));
+    // A PUT of the status subresource (Ratify's Status().Update) ignores everything else.
+    let mut current = verifiers.get_status("v").await.expect("get status");
+    current.data["spec"]["name"] = json!("ignored");
+    current.data["status"]["brieferror"] = json!("put");
+    let replaced = verifiers
+        .replace_status("v", &PostParams::default(), &current)
+        .await
+        .expect("replace status");
+    assert_eq!(replaced.data["status"]["brieferror"], "put");
+    assert_eq!(replaced.data["spec"]["name"], "notation");
+    let (code, reason) = api_error(
+        verifiers
+            .replace_status("v", &PostParams::default(), &current)
+            .await
+            .expect_err("stale status"),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
     let fetched = verifiers.get_status("v").await.expect("get status");
     assert_eq!(fetched.data["status"]["issuccess"], true);
 
@@ -1271,5 +1301,119 @@ async fn raw_watch_protocol() {
             .expect("get")
             .status(),
         200
+    );
+}
+
+/// Reads watch event lines from a streaming response until `n` have come (10 s at most).
+async fn events(response: &mut reqwest::Response, buffer: &mut String, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while buffer.matches('\n').count() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("waiting for {n} events, got {buffer:?} then {other:?}"),
+        }
+    }
+    let mut lines: Vec<&str> = buffer.split_inclusive('\n').collect();
+    let rest = lines.split_off(n).concat();
+    let out = lines
+        .iter()
+        .map(|l| serde_json::from_str(l.trim()).expect("JSON event"))
+        .collect();
+    *buffer = rest;
+    out
+}
+
+fn configmap(name: &str, app: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+           "metadata": {"name": name, "namespace": "default", "labels": {"app": app}}})
+}
+
+#[tokio::test]
+async fn watch_follows_label_selectors() {
+    let api = KubeApi::start(KubeApiOptions::http()).expect("start");
+    api.put(configmap("a", "x")).expect("a");
+    api.put(configmap("other", "y")).expect("other");
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps?watch=true&labelSelector=app%3Dx",
+        api.url()
+    );
+    let mut response = reqwest::get(url).await.expect("watch");
+    let mut buffer = String::new();
+    let kinds = |events: &[Value]| -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap_or("").to_owned(),
+                    e["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |t: &str, n: &str| (t.to_owned(), n.to_owned());
+    assert_eq!(
+        kinds(&events(&mut response, &mut buffer, 1).await),
+        [pair("ADDED", "a")]
+    );
+    api.put(configmap("a", "y")).expect("relabel");
+    api.put(configmap("a", "x")).expect("relabel back");
+    api.put(configmap("other", "y2")).expect("not selected");
+    api.put(configmap("b", "x")).expect("b");
+    api.delete("v1", "ConfigMap", Some("default"), "b")
+        .expect("delete b");
+    assert_eq!(
+        kinds(&events(&mut response, &mut buffer, 4).await),
+        [
+            pair("DELETED", "a"),
+            pair("ADDED", "a"),
+            pair("ADDED", "b"),
+            pair("DELETED", "b")
+        ],
+        "an object leaving the selection is DELETED, one entering it ADDED"
+    );
+}
+
+#[tokio::test]
+async fn hanging_requests_and_delete_collection() {
+    let api = KubeApi::start(KubeApiOptions::http()).expect("start");
+    for name in ["a", "b", "c"] {
+        api.put(configmap(name, if name == "c" { "keep" } else { "drop" }))
+            .expect("configmap");
+    }
+    api.inject(Fault::hang().resource("configmaps").verb("list"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("client");
+    let url = format!("{}/api/v1/namespaces/default/configmaps", api.url());
+    assert!(http.get(&url).send().await.expect_err("hangs").is_timeout());
+    assert_eq!(http.get(&url).send().await.expect("answers").status(), 200);
+
+    let client = client(&api.kubeconfig()).await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=drop"),
+        )
+        .await
+        .expect("delete collection");
+    let names: Vec<String> = deleted
+        .left()
+        .expect("the deleted objects")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(api.list("v1", "ConfigMap", Some("default")).len(), 1);
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r.verb == "deletecollection" && r.resource == "configmaps")
     );
 }

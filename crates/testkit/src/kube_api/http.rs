@@ -80,7 +80,7 @@ fn error_response(e: &ApiError) -> Response<Body> {
 
 /// The parts of a request path naming a resource.
 #[derive(Debug, Clone, Default)]
-struct Target_ {
+struct ResourcePath {
     group: String,
     version: String,
     namespace: Option<String>,
@@ -220,8 +220,13 @@ async fn route(
         Some("status") if ty.status => {}
         Some(_) => return Err(ApiError::no_such_path()),
     }
+    if ty.namespaced && target.namespace.is_none() && *method != Method::GET {
+        // Only lists and watches span namespaces.
+        return Err(ApiError::no_such_path());
+    }
     let watching = is_true(query.get("watch"));
     let verb = match (method, target.name.is_some()) {
+        (&Method::GET | &Method::HEAD, true) if watching && target.subresource.is_none() => "watch",
         (&Method::GET | &Method::HEAD, true) => "get",
         (&Method::GET | &Method::HEAD, false) if watching => "watch",
         (&Method::GET | &Method::HEAD, false) => "list",
@@ -281,7 +286,16 @@ async fn route(
         }
         "watch" => {
             let as_ = table::negotiate(&accept).ok_or_else(|| ApiError::not_acceptable(&accept))?;
-            watch(shared, &ty, version, target.namespace.clone(), query, as_)
+            let mut query = query.clone();
+            if let Some(name) = &target.name {
+                // A watch of one object's path: the collection's watch, selected by name.
+                let fields = match query.get("fieldSelector") {
+                    Some(f) if !f.is_empty() => format!("{f},metadata.name={name}"),
+                    _ => format!("metadata.name={name}"),
+                };
+                query.insert("fieldSelector".into(), fields);
+            }
+            watch(shared, &ty, version, target.namespace.clone(), &query, as_)
         }
         "create" => {
             let obj = parse_body(&ty, &body, &content_type)?;
@@ -375,14 +389,14 @@ async fn route(
     }
 }
 
-fn subresource_target(target: &Target_) -> Target {
+fn subresource_target(target: &ResourcePath) -> Target {
     match target.subresource.as_deref() {
         Some("status") => Target::Status,
         _ => Target::Main,
     }
 }
 
-fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<Target_, ApiError> {
+fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<ResourcePath, ApiError> {
     let mut rest = rest;
     let mut namespace = None;
     // `/api/v1/namespaces/<name>/status` is the namespace's own subresource.
@@ -398,7 +412,7 @@ fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<Target_, Ap
         [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
         _ => return Err(ApiError::no_such_path()),
     };
-    Ok(Target_ {
+    Ok(ResourcePath {
         group: group.to_owned(),
         version: version.to_owned(),
         namespace,
@@ -504,7 +518,7 @@ fn deleted_answer(ty: &ResourceType, version: &str, deleted: Deleted) -> Value {
 fn patch(
     shared: &Shared,
     ty: &ResourceType,
-    target: &Target_,
+    target: &ResourcePath,
     query: &HashMap<String, String>,
     content_type: &str,
     body: &[u8],

@@ -94,7 +94,11 @@
 //!   test compare what a client did with the rules it is granted.
 //! * No schemas: objects are not validated or pruned against a CRD's `openAPIV3Schema`, no
 //!   defaulting, no conversion between versions (only `apiVersion` is rewritten), no CEL,
-//!   no admission webhooks, no `selectableFields`.
+//!   no admission webhooks, no `selectableFields`. Unknown fields of built-in kinds are kept
+//!   (the real server drops them, or refuses them under `fieldValidation=Strict`). Only
+//!   `metadata` is normalised as the typed `ObjectMeta` would be (empty fields dropped). A
+//!   CRD's `subresources.status` in any served version gives every version the status
+//!   subresource.
 //! * Server-side apply is approximated as a JSON merge patch: no field ownership, no
 //!   conflicts (`force` is ignored), fields dropped from the applied configuration are not
 //!   removed, no `managedFields`. Strategic merge patch knows the merge keys of the kinds
@@ -104,9 +108,13 @@
 //!   phase), a CRD is `Established` as soon as it is written, no `default` ServiceAccount or
 //!   token Secrets appear, leases expire nothing, garbage collection by owner references
 //!   does not happen.
-//! * No protobuf or CBOR encodings (JSON only; YAML accepted in request bodies), no HTTP/2,
-//!   no aggregated discovery documents, no OpenAPI definitions, no `/api/v1/watch/...`
-//!   legacy watch paths, no pods, exec, logs or proxy subresources, no priority and fairness.
+//! * Answers are JSON only (no protobuf, CBOR or YAML responses); request bodies may be JSON,
+//!   YAML, or protobuf for the four core kinds (what kubectl 1.3x's `create configmap|secret|
+//!   namespace|serviceaccount` send). No HTTP/2, no aggregated discovery documents (client-go
+//!   falls back to the legacy form: checked with kubectl 1.32), no OpenAPI definitions or
+//!   paths (so kubectl 1.20's `diff`, which looks for `dryRun` there, refuses, and `explain`
+//!   finds nothing), no `/api/v1/watch/...` legacy watch paths, no pods, exec, logs or proxy
+//!   subresources, no priority and fairness. `fieldValidation` is ignored.
 //! * A watch from a resource version newer than the server's waits for it rather than
 //!   answering "Too large resource version"; a list at such a version answers 504 at once.
 //!   A list at `resourceVersion=0` ignores `limit` (as when served from the watch cache).
@@ -578,13 +586,14 @@ impl KubeApi {
             store.end_watches();
             Ok::<_, ApiError>(())
         })?;
+        // The port is free again once the old listener is closed; retry briefly in case
+        // the kernel is slow to release it.
         let mut tries = 0;
         let listener = loop {
             match std::net::TcpListener::bind(self.shared.addr) {
                 Ok(l) => break l,
-                Err(e) if tries < 50 => {
+                Err(_) if tries < 50 => {
                     tries += 1;
-                    let _ = e;
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e) => {

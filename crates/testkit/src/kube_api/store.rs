@@ -315,6 +315,7 @@ impl Store {
         obj["apiVersion"] = Value::from(ty.api_version(version));
         obj["kind"] = Value::from(ty.kind.as_str());
         self.defaults(ty, &mut obj, None)?;
+        normalize_metadata(&mut obj);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -458,6 +459,7 @@ impl Store {
         new["apiVersion"] = Value::from(ty.api_version(version));
         new["kind"] = Value::from(ty.kind.as_str());
         self.defaults(ty, &mut new, Some(&old))?;
+        normalize_metadata(&mut new);
         if ty.has_generation() && spec_changed(ty, &old, &new) {
             let generation = old
                 .pointer("/metadata/generation")
@@ -902,6 +904,20 @@ fn validate_name(ty: &ResourceType, name: &str) -> Result<(), ApiError> {
             format!("Invalid value: \"{name}\": {what}"),
         )],
     ))
+}
+
+/// Drops what the typed `ObjectMeta` would not keep: every field of it is `omitempty`, so an
+/// empty string, map or list (e.g. `annotations: {}` from a merge patch) is no field at all.
+fn normalize_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty(),
+            Value::Object(m) => !m.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        });
+    }
 }
 
 /// Whether anything but metadata (and status, for kinds with a status subresource) changed.
