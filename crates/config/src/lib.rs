@@ -102,6 +102,39 @@ pub use crate::resources::{
     Evaluation, MAX_RESOURCE_BYTES, ResourceKey, ResourceSet, ResourceStatus,
 };
 
+/// A configuration as a component that reads it from elsewhere (the Kubernetes API watcher
+/// of `vouch-cluster`) publishes it to the server (`vouch-provider`'s
+/// `PushedConfigLoader`), over a `tokio::sync::watch` channel.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Increases with every change of what is in force; equal revisions, same configuration.
+    pub revision: u64,
+    /// The configuration, or why there is none.
+    pub state: PublishedState,
+}
+
+/// The configuration, or why there is none.
+#[derive(Debug, Clone)]
+pub enum PublishedState {
+    /// Not read in full yet (e.g. the first list of every resource kind has not arrived):
+    /// every key is an error, and the server is not ready. The text says what is awaited.
+    Pending(String),
+    /// Read, but unusable as a whole (e.g. no Verifier in force): every key gets this error.
+    Unusable(String),
+    /// A usable configuration.
+    Ready(std::sync::Arc<Config>),
+}
+
+impl Published {
+    /// The state before anything was read; `what` says what is awaited.
+    pub fn pending(what: impl Into<String>) -> Self {
+        Published {
+            revision: 0,
+            state: PublishedState::Pending(what.into()),
+        }
+    }
+}
+
 /// The whole vouch configuration, built from Ratify resources.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -79,6 +79,13 @@ pub trait Backend: Send + Sync + 'static {
         let _ = scope;
         self.resolve(reference)
     }
+
+    /// Whether this backend verifies with a configuration that has been read in full; a
+    /// backend standing in until then (the Kubernetes API not listed yet) answers every key
+    /// with an error and makes `/readyz` fail. The default: ready.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// Why a backend could not be loaded (the previous one keeps serving on a reload).
@@ -119,8 +126,22 @@ pub trait BackendLoader: Send + Sync + 'static {
         self.load()
     }
 
-    /// Files or directories whose change triggers a reload; empty: never reloaded.
+    /// Files or directories whose change triggers a reload; empty: no file is watched.
     fn watch_paths(&self) -> Vec<PathBuf>;
+
+    /// Changes when the configuration may have changed: by default a fingerprint of the
+    /// [`watch_paths`](Self::watch_paths)' contents; a loader fed by another component (the
+    /// Kubernetes API) returns its revision.
+    fn fingerprint(&self) -> u64 {
+        fingerprint(&self.watch_paths())
+    }
+
+    /// For a loader fed by another component: a channel that changes when the configuration
+    /// does, so the server reloads at once instead of polling files. `None` (the default):
+    /// the [`watch_paths`](Self::watch_paths) are watched.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<vouch_config::Published>> {
+        None
+    }
 }
 
 /// A loader that always returns the same backend (tests, embedding).
@@ -188,7 +209,7 @@ impl Generations {
         metrics: Arc<Metrics>,
         budget: Duration,
     ) -> Result<Self, LoadError> {
-        let print = fingerprint(&loader.watch_paths());
+        let print = loader.fingerprint();
         let backend = loader.load_observed(Arc::clone(&metrics) as Arc<dyn RequestObserver>)?;
         metrics.config_generation(1);
         Ok(Self {
@@ -212,13 +233,17 @@ impl Generations {
         self.loader.watch_paths()
     }
 
+    pub(crate) fn changes(&self) -> Option<tokio::sync::watch::Receiver<vouch_config::Published>> {
+        self.loader.changes()
+    }
+
     /// Reloads when the watched files changed: `Ok(Some(id))` after a swap, `Ok(None)` when
     /// nothing changed or a newer load superseded this one (its result is discarded), the
     /// error when the new configuration is unusable or took longer than the budget to load
     /// (the current generation keeps serving). Safe to call concurrently.
     pub(crate) fn reload_if_changed(&self) -> Result<Option<u64>, LoadError> {
         let paths = self.loader.watch_paths();
-        let print = fingerprint(&paths);
+        let print = self.loader.fingerprint();
         let attempt = {
             let mut attempts = self.attempts();
             if attempts.print == print {
@@ -235,7 +260,11 @@ impl Generations {
         let elapsed = started.elapsed();
         // Held until the swap: a newer load that finishes meanwhile waits, then swaps after.
         let attempts = self.attempts();
-        let files = display_paths(&paths);
+        let files = if paths.is_empty() {
+            "(pushed, not read from files)".to_owned()
+        } else {
+            display_paths(&paths)
+        };
         if attempts.newest != attempt {
             tracing::info!(files = %files, elapsed = ?elapsed, "configuration load superseded by a newer change of the files; its result is discarded");
             return Ok(None);

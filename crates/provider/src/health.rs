@@ -2,10 +2,11 @@
 //!
 //! `/healthz` answers 200 `ok` while the process serves. `/readyz` answers 503 until the
 //! certificates and the configuration are loaded and the HTTPS listener accepts, and again
-//! from the start of a graceful shutdown, so Kubernetes stops routing to a pod going away.
+//! from the start of a graceful shutdown, so Kubernetes stops routing to a pod going away;
+//! with `--kubernetes` also while the configuration has not been read in full.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -15,17 +16,36 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 
-/// Whether the server takes traffic.
-#[derive(Debug, Default)]
-pub(crate) struct Readiness(AtomicBool);
+/// A check of the served configuration: whether it has been read in full.
+pub(crate) type ConfigReady = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// Whether the server takes traffic: it listens, and its configuration is ready.
+#[derive(Default)]
+pub(crate) struct Readiness {
+    listening: AtomicBool,
+    config: OnceLock<ConfigReady>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("listening", &self.listening)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Readiness {
     pub(crate) fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.listening.store(ready, Ordering::SeqCst);
+    }
+
+    /// Also requires `check` to hold (set once).
+    pub(crate) fn require(&self, check: ConfigReady) {
+        let _ = self.config.set(check);
     }
 
     pub(crate) fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.listening.load(Ordering::SeqCst) && self.config.get().is_none_or(|check| check())
     }
 }
 

@@ -36,6 +36,7 @@ mod health;
 mod keys;
 mod metrics;
 mod protocol;
+mod pushed;
 mod remediation;
 mod report;
 mod revocation;
@@ -68,6 +69,7 @@ pub use crate::protocol::{
     ACCEPTED_API_VERSIONS, API_VERSION, Item, ProviderRequest, ProviderResponse, RequestBody,
     ResponseBody,
 };
+pub use crate::pushed::PushedConfigLoader;
 pub use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
 pub use crate::revocation::RevocationFetcher;
 pub use crate::routes::{Limits, MUTATE_PATH, VERIFY_PATH};

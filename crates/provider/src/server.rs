@@ -318,6 +318,28 @@ impl Server {
             ));
         }
 
+        // A configuration pushed by another component (the Kubernetes API): reload at every
+        // change, and be ready only while the served one has been read in full.
+        if let Some(mut changes) = generations.changes() {
+            let gens = Arc::clone(&generations);
+            background.push(tokio::spawn(async move {
+                loop {
+                    changes.borrow_and_update();
+                    let gens = Arc::clone(&gens);
+                    if let Err(e) =
+                        tokio::task::spawn_blocking(move || gens.reload_if_changed()).await
+                    {
+                        tracing::error!(error = %e, "configuration reload stopped unexpectedly");
+                    }
+                    if changes.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        let gens = Arc::clone(&generations);
+        readiness.require(Arc::new(move || gens.current().backend.ready()));
+
         // Side listeners.
         if let Some(listener) = health {
             background.push(spawn_plain(

@@ -43,6 +43,9 @@ enum Command {
     Demo,
     /// Serve Gatekeeper's external-data API over HTTPS (Ratify v1's /verify and /mutate).
     Serve(Box<serve::ServeArgs>),
+    /// Print the CustomResourceDefinitions of Ratify's resources, as vouch reads them
+    /// (what the Helm chart installs), for `kubectl apply -f -`.
+    Crds,
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,6 +122,10 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify(args).await,
             Command::Demo => demo::run().await,
             Command::Serve(args) => serve::run(*args).await,
+            Command::Crds => {
+                print!("{}", vouch_cluster::crds_yaml());
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {

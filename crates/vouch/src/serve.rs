@@ -11,15 +11,37 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use vouch_provider::{ConfigLoader, EngineOptions, ServeOptions, Server, TlsOptions};
+use vouch_provider::{
+    BackendLoader, ConfigLoader, EngineOptions, PushedConfigLoader, ServeOptions, Server,
+    TlsOptions,
+};
 
 /// Flags of `vouch serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// Ratify configuration: a YAML file or a directory of YAML files; reloaded on change
     /// (a broken new configuration is rejected and the last good one keeps serving).
-    #[arg(long, short = 'c', env = "VOUCH_CONFIG")]
-    config: PathBuf,
+    #[arg(
+        long,
+        short = 'c',
+        env = "VOUCH_CONFIG",
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    config: Option<PathBuf>,
+    /// Read the configuration from the Kubernetes API instead: Ratify's
+    /// config.ratify.deislabs.io resources, watched, each one's status written back. Uses the
+    /// in-cluster service account, else KUBECONFIG or ~/.kube/config (or --kubeconfig).
+    #[arg(long, env = "VOUCH_KUBERNETES")]
+    kubernetes: bool,
+    /// With --kubernetes: the kubeconfig file to use.
+    #[arg(long, requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: vouch's namespace, where a CertificateStore named without a
+    /// namespace is looked up (Ratify's RATIFY_NAMESPACE). Default: the service account's
+    /// namespace, or the kubeconfig context's.
+    #[arg(long, env = "RATIFY_NAMESPACE")]
+    namespace: Option<String>,
     /// HTTPS listener for Gatekeeper.
     #[arg(long, default_value = "0.0.0.0:6001")]
     listen: SocketAddr,
@@ -158,7 +180,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let mut engine_options = EngineOptions::default();
     engine_options.registry_timeout = args.registry_timeout;
-    let loader = Arc::new(ConfigLoader::new(&args.config, engine_options));
+    let loader: Arc<dyn BackendLoader> = match &args.config {
+        Some(config) => Arc::new(ConfigLoader::new(config, engine_options)),
+        None => {
+            kubernetes_loader(
+                args.kubeconfig.as_deref(),
+                args.namespace.clone(),
+                engine_options,
+            )
+            .await?
+        }
+    };
     let server = Server::bind(options, loader)
         .await
         .context("cannot start the server")?;
@@ -167,6 +199,26 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("server failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configuration from the Kubernetes API: a watcher publishing into the server's loader.
+async fn kubernetes_loader(
+    kubeconfig: Option<&std::path::Path>,
+    namespace: Option<String>,
+    engine_options: EngineOptions,
+) -> anyhow::Result<Arc<dyn BackendLoader>> {
+    let (client, default_namespace) = vouch_cluster::connect(kubeconfig).await?;
+    let namespace = namespace.unwrap_or(default_namespace);
+    tracing::info!(namespace = %namespace, "reading the config.ratify.deislabs.io resources from the Kubernetes API");
+    let (sender, receiver) = tokio::sync::watch::channel(vouch_config::Published::pending(
+        "the config.ratify.deislabs.io resources have not been listed yet",
+    ));
+    let options = vouch_cluster::Options {
+        namespace,
+        write_status: true,
+    };
+    vouch_cluster::spawn(client, options, sender);
+    Ok(Arc::new(PushedConfigLoader::new(receiver, engine_options)))
 }
 
 /// Refuses limits of zero, which would refuse every connection or request.

@@ -9,6 +9,7 @@ mod abuse;
 mod common;
 mod deadline;
 mod hostile;
+mod kubernetes;
 mod overload;
 mod protocol;
 mod registry;
