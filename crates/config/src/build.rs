@@ -406,6 +406,15 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
     };
     let auth = match parameters.auth_provider {
         None => AuthConfig::DockerConfig { config_path: None },
+        Some(provider)
+            if provider.name == "dockerConfig" && ctx.strict && !provider.other.is_empty() =>
+        {
+            let field = provider.other.keys().next().cloned().unwrap_or_default();
+            return Err(ctx.err(
+                key_path("spec.parameters.authProvider", &field),
+                ErrorKind::UnknownField { field },
+            ));
+        }
         Some(provider) if provider.name == "dockerConfig" => AuthConfig::DockerConfig {
             config_path: provider
                 .config_path

@@ -253,6 +253,16 @@ pub enum ErrorKind {
         /// The apiVersion found.
         found: String,
     },
+    /// A field vouch does not know, in a resource from the Kubernetes API (files ignore
+    /// unknown fields, as Ratify does).
+    #[error(
+        "unknown field {field:?}: vouch does not know it, so it would have no effect; check its \
+         spelling and place against Ratify's documentation for this kind, or remove it"
+    )]
+    UnknownField {
+        /// The field's name.
+        field: String,
+    },
     /// `kind` is not a supported Ratify resource.
     #[error("unsupported kind {found:?}; supported kinds: {SUPPORTED_KINDS}")]
     UnsupportedKind {

@@ -236,6 +236,9 @@ impl ApiVersion {
 pub(crate) struct Ctx {
     pub(crate) source: String,
     pub(crate) doc: DocumentRef,
+    /// Refuse fields vouch does not know (resources from the Kubernetes API, where an
+    /// ignored field would go unnoticed) instead of ignoring them as Ratify does (files).
+    pub(crate) strict: bool,
 }
 
 impl Ctx {
@@ -257,7 +260,23 @@ impl Ctx {
         value: Value,
         prefix: &str,
     ) -> Result<T, ConfigError> {
-        serde_path_to_error::deserialize::<_, T>(value).map_err(|error| {
+        let mut unknown: Vec<String> = Vec::new();
+        let decoded = if self.strict {
+            let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+            let deserializer = serde_ignored::Deserializer::new(value, &mut note);
+            serde_path_to_error::deserialize::<_, T>(deserializer)
+        } else {
+            serde_path_to_error::deserialize::<_, T>(value)
+        };
+        if let (Ok(_), Some(first)) = (&decoded, unknown.first()) {
+            return Err(self.err(
+                join_path(prefix, first),
+                ErrorKind::UnknownField {
+                    field: first.rsplit('.').next().unwrap_or(first).to_owned(),
+                },
+            ));
+        }
+        decoded.map_err(|error| {
             let inner_path = error.path().to_string();
             let mut field = prefix.to_owned();
             if inner_path != "." && !inner_path.is_empty() {
@@ -398,6 +417,7 @@ pub(crate) fn read_header(
     value: Value,
 ) -> Result<Option<Document>, ConfigError> {
     let mut ctx = Ctx {
+        strict: false,
         source: source.to_owned(),
         doc: DocumentRef {
             index,

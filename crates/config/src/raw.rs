@@ -36,6 +36,9 @@ pub(crate) struct KeyManagementProviderSpec {
     /// `inline` or `azurekeyvault`.
     #[serde(rename = "type")]
     pub(crate) kmp_type: String,
+    /// Ratify's refresh interval for Azure Key Vault (accepted, not used).
+    #[serde(default, rename = "refreshInterval")]
+    pub(crate) _refresh_interval: Option<Value>,
     /// Provider-specific; [`InlineKeyManagementProviderParameters`] for `inline`.
     #[serde(default)]
     pub(crate) parameters: Option<Value>,
@@ -58,6 +61,15 @@ pub(crate) struct InlineKeyManagementProviderParameters {
 pub(crate) struct StoreSpec {
     /// The store type: `oras`.
     pub(crate) name: String,
+    /// Plugin fields, meaningless for the built-in ORAS store (accepted, not used).
+    #[serde(default, rename = "type")]
+    pub(crate) _type: Option<Value>,
+    #[serde(default, rename = "version")]
+    pub(crate) _version: Option<Value>,
+    #[serde(default, rename = "address")]
+    pub(crate) _address: Option<Value>,
+    #[serde(default, rename = "source")]
+    pub(crate) _source: Option<Value>,
     /// [`OrasParameters`].
     #[serde(default)]
     pub(crate) parameters: Option<Value>,
@@ -76,6 +88,15 @@ pub(crate) struct OrasParameters {
     /// Registry credentials.
     #[serde(default)]
     pub(crate) auth_provider: Option<AuthProvider>,
+    /// Accepted and not used (see above).
+    #[serde(default, rename = "cosignEnabled")]
+    pub(crate) _cosign_enabled: Option<Value>,
+    #[serde(default, rename = "cacheEnabled")]
+    pub(crate) _cache_enabled: Option<Value>,
+    #[serde(default, rename = "ttl")]
+    pub(crate) _ttl: Option<Value>,
+    #[serde(default, rename = "localCachePath")]
+    pub(crate) _local_cache_path: Option<Value>,
 }
 
 /// `spec.parameters.authProvider` of the ORAS store.
@@ -87,6 +108,10 @@ pub(crate) struct AuthProvider {
     /// `dockerConfig` only: path of the Docker `config.json`.
     #[serde(default)]
     pub(crate) config_path: Option<String>,
+    /// The other providers' parameters (`clientID`, `secrets`, …): those providers are
+    /// refused by name, and `dockerConfig` takes none of them.
+    #[serde(flatten)]
+    pub(crate) other: BTreeMap<String, Value>,
 }
 
 /// `spec` of a Verifier (ignored: `version`, `address`, `source`).
@@ -102,6 +127,13 @@ pub(crate) struct VerifierSpec {
     /// Comma-separated artifact types; `*` matches any.
     #[serde(default)]
     pub(crate) artifact_types: Option<String>,
+    /// Plugin fields, meaningless for the built-in notation verifier (accepted, not used).
+    #[serde(default, rename = "version")]
+    pub(crate) _version: Option<Value>,
+    #[serde(default, rename = "address")]
+    pub(crate) _address: Option<Value>,
+    #[serde(default, rename = "source")]
+    pub(crate) _source: Option<Value>,
     /// [`NotationParameters`].
     #[serde(default)]
     pub(crate) parameters: Option<Value>,

@@ -291,7 +291,12 @@ impl ResourceSet {
                             )));
                         }
                     };
-                    read_header(source, 1, value).transpose()
+                    read_header(source, 1, value).transpose().map(|document| {
+                        document.map(|mut document| {
+                            document.ctx.strict = true;
+                            document
+                        })
+                    })
                 })
                 .collect();
             let error = match build_documents("the Kubernetes API", documents, &self.resolution) {

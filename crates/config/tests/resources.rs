@@ -253,3 +253,63 @@ fn an_oversized_resource_is_refused_with_its_size() {
     assert!(!status.is_success);
     assert!(status.error.contains("bytes"), "{}", status.error);
 }
+
+#[test]
+fn an_unknown_field_or_a_wrong_type_is_refused_with_its_path_but_ratifys_own_fields_are_not() {
+    let (store, oras, verifier) = guide_objects("gatekeeper-system");
+    let oras_key = key("Store", None, "store-oras");
+    let mut set = ResourceSet::new(Some("gatekeeper-system".to_owned()));
+    for object in [&store, &verifier] {
+        set.upsert(object).expect("readable");
+    }
+
+    // Ratify's fields that vouch does not use are accepted.
+    let mut ratify = oras.clone();
+    ratify["spec"]["version"] = json!("1.0.0");
+    ratify["spec"]["parameters"] =
+        json!({"cosignEnabled": true, "useHttp": true, "authProvider": {"name": "dockerConfig"}});
+    set.upsert(&ratify).expect("readable");
+    let evaluation = set.evaluate();
+    assert!(
+        evaluation.statuses[&oras_key].is_success,
+        "{:?}",
+        evaluation.statuses[&oras_key]
+    );
+    assert!(evaluation.config.expect("builds").stores[0].use_http);
+
+    for (parameters, field) in [
+        (json!({"useHtttp": true}), "spec.parameters.useHtttp"),
+        (json!({"useHttp": "yes"}), "spec.parameters.useHttp"),
+        (
+            json!({"authProvider": {"name": "dockerConfig", "configPth": "/x"}}),
+            "spec.parameters.authProvider.configPth",
+        ),
+    ] {
+        let mut typo = oras.clone();
+        typo["spec"]["parameters"] = parameters.clone();
+        set.upsert(&typo).expect("readable");
+        let evaluation = set.evaluate();
+        let status = &evaluation.statuses[&oras_key];
+        assert!(!status.is_success, "{parameters}: {status:?}");
+        assert!(
+            status.error.starts_with(field),
+            "{parameters}: {}",
+            status.error
+        );
+        assert!(
+            evaluation.config.expect("the previous Store stays").stores[0].use_http,
+            "{parameters}"
+        );
+    }
+
+    let mut verifier_typo = verifier.clone();
+    verifier_typo["spec"]["artifactType"] = json!("application/vnd.cncf.notary.signature");
+    set.upsert(&verifier_typo).expect("readable");
+    let status = &set.evaluate().statuses[&verifier_key()];
+    assert!(
+        status.error.starts_with("spec.artifactType"),
+        "{}",
+        status.error
+    );
+    assert!(status.error.contains("unknown field"), "{}", status.error);
+}
