@@ -23,8 +23,10 @@
 //!   so several replicas write the same thing and never flap.
 
 mod crd;
+mod secrets;
 
 pub use crate::crd::{crd, crds_yaml};
+pub use crate::secrets::{Keychain, PullSecrets};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

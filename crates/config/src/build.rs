@@ -15,7 +15,7 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::load::{ApiVersion, Ctx, Document, Source, key_path, parse_documents};
 use crate::policy::{PolicyConfig, Rule};
 use crate::raw;
-use crate::{AuthConfig, Config, NamespaceConfig, NotationVerifierConfig, StoreConfig};
+use crate::{AuthConfig, Config, NamespaceConfig, NotationVerifierConfig, SecretRef, StoreConfig};
 
 /// `metadata.name` Ratify requires of a v1beta1 Policy.
 const RATIFY_POLICY_NAME: &str = "ratify-policy";
@@ -406,10 +406,51 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
     };
     let auth = match parameters.auth_provider {
         None => AuthConfig::DockerConfig { config_path: None },
+        Some(provider) if provider.name == "k8Secrets" => {
+            if ctx.strict
+                && let Some(field) = provider.other.keys().next()
+            {
+                return Err(ctx.err(
+                    key_path("spec.parameters.authProvider", field),
+                    ErrorKind::UnknownField {
+                        field: field.clone(),
+                    },
+                ));
+            }
+            let mut secrets = Vec::new();
+            for (i, secret) in provider.secrets.unwrap_or_default().into_iter().enumerate() {
+                if secret.secret_name.trim().is_empty() {
+                    return Err(ctx.err(
+                        format!("spec.parameters.authProvider.secrets[{i}].secretName"),
+                        ErrorKind::EmptyValue {
+                            hint: "name a Secret of type kubernetes.io/dockerconfigjson",
+                        },
+                    ));
+                }
+                secrets.push(SecretRef {
+                    namespace: secret.namespace.filter(|ns| !ns.trim().is_empty()),
+                    name: secret.secret_name,
+                });
+            }
+            AuthConfig::K8sSecrets {
+                secrets,
+                service_account: provider
+                    .service_account_name
+                    .filter(|name| !name.trim().is_empty()),
+            }
+        }
         Some(provider)
-            if provider.name == "dockerConfig" && ctx.strict && !provider.other.is_empty() =>
+            if provider.name == "dockerConfig"
+                && ctx.strict
+                && (!provider.other.is_empty()
+                    || provider.secrets.is_some()
+                    || provider.service_account_name.is_some()) =>
         {
-            let field = provider.other.keys().next().cloned().unwrap_or_default();
+            let field = match (&provider.secrets, &provider.service_account_name) {
+                (Some(_), _) => "secrets".to_owned(),
+                (_, Some(_)) => "serviceAccountName".to_owned(),
+                _ => provider.other.keys().next().cloned().unwrap_or_default(),
+            };
             return Err(ctx.err(
                 key_path("spec.parameters.authProvider", &field),
                 ErrorKind::UnknownField { field },

@@ -322,10 +322,11 @@ pub enum ErrorKind {
         /// The store name found.
         name: String,
     },
-    /// An ORAS `authProvider` other than `dockerConfig`.
+    /// An ORAS `authProvider` other than `dockerConfig` and `k8Secrets`.
     #[error(
         "auth provider {name:?} is not supported by vouch yet; accepted: dockerConfig \
-         (optionally with configPath, a Docker config.json such as a mounted kubernetes.io/dockerconfigjson Secret)"
+         (optionally with configPath, a Docker config.json such as a mounted kubernetes.io/dockerconfigjson Secret) \
+         and k8Secrets (with vouch serve --kubernetes)"
     )]
     UnsupportedAuthProvider {
         /// The auth provider name found.

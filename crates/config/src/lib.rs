@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `CertificateStore` (v1beta1, v1alpha1) | `provider: inline`, `parameters.value`: PEM certificates |
 //! | `KeyManagementProvider`, `NamespacedKeyManagementProvider` (v1beta1) | `type: inline`, `parameters: {contentType: certificate, value: <PEM>}` |
-//! | `Store`, `NamespacedStore` (v1beta1, v1alpha1) | `name: oras`; `parameters.useHttp`, `parameters.authProvider: {name: dockerConfig, configPath?}` |
+//! | `Store`, `NamespacedStore` (v1beta1, v1alpha1) | `name: oras`; `parameters.useHttp`, `parameters.authProvider`: `{name: dockerConfig, configPath?}` or `{name: k8Secrets, secrets?: [{secretName, namespace?}], serviceAccountName?}` (the latter with `vouch serve --kubernetes`) |
 //! | `Verifier`, `NamespacedVerifier` (v1beta1, v1alpha1) | `name: notation` (or `type: notation`), `artifactTypes`, `parameters.verificationCertStores`, `parameters.trustPolicyDoc` |
 //! | `Policy`, `NamespacedPolicy` (v1beta1 named `ratify-policy`; v1alpha1 named after its type) | `type: config-policy`, `parameters.artifactVerificationPolicies` |
 //!
@@ -29,8 +29,8 @@
 //!
 //! * **Store**: `cosignEnabled`, `cacheEnabled`, `ttl` and `localCachePath` are accepted
 //!   and ignored (vouch verifies Notation signatures only and keeps its own bounded
-//!   in-memory caches). Only the `dockerConfig` auth provider is supported so far; the
-//!   others are rejected with an error naming `spec.parameters.authProvider.name`. When no
+//!   in-memory caches). The `dockerConfig` and `k8Secrets` auth providers are supported
+//!   so far; the others are rejected with an error naming `spec.parameters.authProvider.name`. When no
 //!   Store is given, vouch uses an `oras` store named `store-oras` with `dockerConfig`
 //!   auth (default Docker config location) and HTTPS.
 //! * **Verifier**: `verificationCertStores` accepts Ratify's legacy form
@@ -57,7 +57,9 @@
 //!   unique per kind within a namespace (Ratify keys them by name alone, so same-name
 //!   resources in two namespaces collide there, #1061; not in vouch). At least one Verifier,
 //!   cluster-scoped or namespaced, is required.
-//! * Unknown fields are ignored, as Ratify ignores them. Empty documents are skipped.
+//! * Unknown fields are ignored in files, as Ratify ignores them; resources read from the
+//!   Kubernetes API ([`ResourceSet`]) are read strictly: an unknown field is refused with its
+//!   path. Empty documents are skipped.
 //!
 //! # Example
 //!
@@ -235,6 +237,25 @@ pub enum AuthConfig {
         /// else `~/.docker/config.json`).
         config_path: Option<PathBuf>,
     },
+    /// `k8Secrets`: credentials from Kubernetes Secrets read through the API (only with
+    /// `vouch serve --kubernetes`): the listed ones, then the imagePullSecrets of a service
+    /// account; per registry host, the first Secret with an entry for it wins.
+    K8sSecrets {
+        /// `secrets`, in order.
+        secrets: Vec<SecretRef>,
+        /// `serviceAccountName`: the service account (in vouch's namespace) whose
+        /// imagePullSecrets are read after `secrets`; `None`: vouch's own.
+        service_account: Option<String>,
+    },
+}
+
+/// A Secret named by the `k8Secrets` auth provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretRef {
+    /// `namespace`; `None`: vouch's own namespace.
+    pub namespace: Option<String>,
+    /// `secretName`.
+    pub name: String,
 }
 
 /// A notation Verifier, ready to verify.

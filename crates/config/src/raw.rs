@@ -108,8 +108,16 @@ pub(crate) struct AuthProvider {
     /// `dockerConfig` only: path of the Docker `config.json`.
     #[serde(default)]
     pub(crate) config_path: Option<String>,
-    /// The other providers' parameters (`clientID`, `secrets`, …): those providers are
-    /// refused by name, and `dockerConfig` takes none of them.
+    /// `k8Secrets` only: Secrets of type `kubernetes.io/dockerconfigjson` or
+    /// `kubernetes.io/dockercfg`.
+    #[serde(default)]
+    pub(crate) secrets: Option<Vec<SecretRef>>,
+    /// `k8Secrets` only: the service account whose imagePullSecrets are read (in vouch's
+    /// namespace); default vouch's own.
+    #[serde(default)]
+    pub(crate) service_account_name: Option<String>,
+    /// The other providers' parameters (`clientID`, …): those providers are refused by
+    /// name, and `dockerConfig` and `k8Secrets` take none of them.
     #[serde(flatten)]
     pub(crate) other: BTreeMap<String, Value>,
 }
@@ -178,4 +186,15 @@ pub(crate) struct ConfigPolicyParameters {
     /// Rego-only in Ratify; kept for information.
     #[serde(default)]
     pub(crate) passthrough_enabled: Option<bool>,
+}
+
+/// One entry of `k8Secrets`' `secrets`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SecretRef {
+    /// The Secret's name.
+    pub(crate) secret_name: String,
+    /// Its namespace; default vouch's own.
+    #[serde(default)]
+    pub(crate) namespace: Option<String>,
 }

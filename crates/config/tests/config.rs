@@ -635,8 +635,8 @@ mod errors {
 
     #[test]
     fn unsupported_auth_providers() {
+        // k8Secrets is supported (with vouch serve --kubernetes): tests/resources.rs.
         for name in [
-            "k8Secrets",
             "azureWorkloadIdentity",
             "azureManagedIdentity",
             "awsEcrBasic",

@@ -313,3 +313,48 @@ fn an_unknown_field_or_a_wrong_type_is_refused_with_its_path_but_ratifys_own_fie
     );
     assert!(status.error.contains("unknown field"), "{}", status.error);
 }
+
+#[test]
+fn k8s_secrets_auth_provider_is_read_with_its_secrets() {
+    let (store, oras, verifier) = guide_objects("gatekeeper-system");
+    let mut set = ResourceSet::new(Some("gatekeeper-system".to_owned()));
+    set.upsert(&store).expect("readable");
+    set.upsert(&verifier).expect("readable");
+    let mut k8s = oras.clone();
+    k8s["spec"]["parameters"] = json!({"authProvider": {
+        "name": "k8Secrets",
+        "serviceAccountName": "puller",
+        "secrets": [{"secretName": "regcred"}, {"secretName": "other", "namespace": "team-a"}]
+    }});
+    set.upsert(&k8s).expect("readable");
+    let config = set.evaluate().config.expect("builds");
+    assert_eq!(
+        config.stores[0].auth,
+        vouch_config::AuthConfig::K8sSecrets {
+            secrets: vec![
+                vouch_config::SecretRef {
+                    namespace: None,
+                    name: "regcred".to_owned()
+                },
+                vouch_config::SecretRef {
+                    namespace: Some("team-a".to_owned()),
+                    name: "other".to_owned()
+                },
+            ],
+            service_account: Some("puller".to_owned()),
+        }
+    );
+
+    let mut empty = oras.clone();
+    empty["spec"]["parameters"] =
+        json!({"authProvider": {"name": "k8Secrets", "secrets": [{"secretName": ""}]}});
+    set.upsert(&empty).expect("readable");
+    let status = &set.evaluate().statuses[&key("Store", None, "store-oras")];
+    assert!(
+        status
+            .error
+            .starts_with("spec.parameters.authProvider.secrets[0].secretName"),
+        "{}",
+        status.error
+    );
+}

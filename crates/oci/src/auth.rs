@@ -28,6 +28,56 @@ pub(crate) fn credentials_for(
             };
             from_docker_config(&path, registry)
         }
+        AuthProvider::DockerConfigs(source) => {
+            let documents = source.documents().map_err(|e| {
+                RegistryError::new(
+                    ErrorKind::Configuration,
+                    registry,
+                    format!("cannot read the registry credentials: {e}"),
+                )
+            })?;
+            for document in documents {
+                let auth = from_auths_only(&document, registry)?;
+                if auth != RegistryAuth::Anonymous {
+                    return Ok(auth);
+                }
+            }
+            Ok(RegistryAuth::Anonymous)
+        }
+    }
+}
+
+/// The credentials for `registry` in the `auths` of one Docker config document (helpers
+/// and stores dropped: they would run programs).
+fn from_auths_only(document: &[u8], registry: &str) -> Result<RegistryAuth, RegistryError> {
+    let invalid = |what: String| {
+        RegistryError::new(ErrorKind::Configuration, registry, what).with_hint(
+            "fix the pull Secret: .dockerconfigjson must be a Docker config.json whose auths.<registry>.auth is base64 of user:password",
+        )
+    };
+    if document.len() as u64 > MAX_DOCKER_CONFIG_BYTES {
+        return Err(invalid(format!(
+            "a pull secret is larger than {MAX_DOCKER_CONFIG_BYTES} bytes"
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_slice(document)
+        .map_err(|e| invalid(format!("a pull secret is not JSON: {e}")))?;
+    let auths = value
+        .get("auths")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    let only_auths = serde_json::to_vec(&serde_json::json!({ "auths": auths }))
+        .map_err(|e| invalid(e.to_string()))?;
+    match docker_credential::get_credential_from_reader(only_auths.as_slice(), server_key(registry))
+    {
+        Ok(DockerCredential::UsernamePassword(user, password)) => {
+            Ok(RegistryAuth::Basic(user, password))
+        }
+        Ok(DockerCredential::IdentityToken(token)) => Ok(RegistryAuth::Bearer(token)),
+        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
+        Err(e) => Err(invalid(format!(
+            "cannot read the credentials for {registry} from a pull secret: {e}"
+        ))),
     }
 }
 
@@ -98,6 +148,56 @@ fn from_docker_config(path: &Path, registry: &str) -> Result<RegistryAuth, Regis
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Documents(Result<Vec<Vec<u8>>, String>);
+
+    impl crate::DockerConfigSource for Documents {
+        fn documents(&self) -> Result<Vec<Vec<u8>>, String> {
+            self.0.clone()
+        }
+    }
+
+    fn source(documents: Result<Vec<&str>, &str>) -> AuthProvider {
+        let documents = documents
+            .map(|d| d.into_iter().map(|t| t.as_bytes().to_vec()).collect())
+            .map_err(str::to_owned);
+        AuthProvider::DockerConfigs(std::sync::Arc::new(Documents(documents)))
+    }
+
+    #[test]
+    fn pull_secrets_first_entry_wins_and_helpers_in_them_are_never_run() {
+        // dXNlcjpwYXNz = user:pass, b3RoZXI6c2VjcmV0 = other:secret
+        let provider = source(Ok(vec![
+            r#"{"auths":{"a.example":{"auth":"dXNlcjpwYXNz"}},"credsStore":"definitely-not-installed"}"#,
+            r#"{"auths":{"a.example":{"auth":"b3RoZXI6c2VjcmV0"},"b.example":{"auth":"b3RoZXI6c2VjcmV0"}},"credHelpers":{"c.example":"evil"}}"#,
+        ]));
+        assert_eq!(
+            credentials_for(&provider, "a.example").unwrap(),
+            RegistryAuth::Basic("user".into(), "pass".into())
+        );
+        assert_eq!(
+            credentials_for(&provider, "b.example").unwrap(),
+            RegistryAuth::Basic("other".into(), "secret".into())
+        );
+        // A helper named by a Secret would be run for c.example (and fail): it is dropped.
+        assert_eq!(
+            credentials_for(&provider, "c.example").unwrap(),
+            RegistryAuth::Anonymous
+        );
+    }
+
+    #[test]
+    fn unreadable_pull_secrets_fail_the_lookup() {
+        let error = credentials_for(&source(Err("secret ns/regcred not found")), "a.example")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ns/regcred"), "{error}");
+        let error = credentials_for(&source(Ok(vec!["not json"])), "a.example")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not JSON"), "{error}");
+    }
 
     fn write(dir: &Path, text: &str) -> PathBuf {
         let p = dir.join("config.json");

@@ -33,7 +33,7 @@ use crate::budget::{Refused, Reservation};
 use crate::digest::{digest_like, referrers_tag, sha256_digest, validate_digest};
 use crate::error::{ErrorKind, RegistryError};
 use crate::manifest::{ArtifactManifest, Descriptor, ImageIndex, MANIFEST_ACCEPT, OCI_IMAGE_INDEX};
-use crate::options::{ClientOptions, StatusClass};
+use crate::options::{AuthProvider, ClientOptions, StatusClass};
 use crate::reference::Reference;
 
 /// How long an `Authorization` header obtained for a repository is reused. Registry tokens
@@ -663,7 +663,11 @@ impl RegistryClient {
                     format!("credential lookup failed: {e}"),
                 )
             })??;
-        lock(&self.inner.credentials).insert(registry, auth.clone());
+        // A source that changes (pull Secrets) is asked every time, so a rotated Secret is
+        // used at the next lookup; files are read once per client.
+        if !matches!(self.inner.options.auth, AuthProvider::DockerConfigs(_)) {
+            lock(&self.inner.credentials).insert(registry, auth.clone());
+        }
         Ok(auth)
     }
 

@@ -70,7 +70,7 @@ pub use crate::{
     options::{
         AuthProvider, ClientOptions, DEFAULT_MAX_ARTIFACT_MANIFEST_BYTES, DEFAULT_MAX_BLOB_BYTES,
         DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_REFERRERS, DEFAULT_MAX_REFERRERS_INDEX_BYTES,
-        REFERRERS_INDEX_BYTES_PER_REFERRER, RequestObserver, StatusClass,
+        DockerConfigSource, REFERRERS_INDEX_BYTES_PER_REFERRER, RequestObserver, StatusClass,
     },
     reference::{Reference, ReferenceError, strip_runtime_prefix},
 };

@@ -8,8 +8,19 @@ use std::time::Duration;
 
 use crate::budget::MemoryBudget;
 
+/// Docker config documents that change over time (Kubernetes pull Secrets read through the
+/// API): asked again for every credential lookup, so a rotated Secret is used at once.
+pub trait DockerConfigSource: Send + Sync + fmt::Debug {
+    /// The current documents (each a Docker `config.json`, JSON), in order of precedence: for
+    /// a registry, the first with an entry for it wins. Only their `auths` are read: a
+    /// `credsStore` or `credHelpers` in them is ignored (it would run a program a Secret's
+    /// author names). An error fails the lookup (and so the verification), never
+    /// anonymous access in its place.
+    fn documents(&self) -> Result<Vec<Vec<u8>>, String>;
+}
+
 /// Where registry credentials come from.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum AuthProvider {
     /// No credentials. Registries that use token auth still get the anonymous Bearer flow.
@@ -30,7 +41,36 @@ pub enum AuthProvider {
         /// Password.
         password: String,
     },
+    /// Docker config documents from a [`DockerConfigSource`] (Kubernetes pull Secrets),
+    /// asked at every lookup.
+    DockerConfigs(Arc<dyn DockerConfigSource>),
 }
+
+impl PartialEq for AuthProvider {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (AuthProvider::Anonymous, AuthProvider::Anonymous) => true,
+            (
+                AuthProvider::DockerConfig { config_path: a },
+                AuthProvider::DockerConfig { config_path: b },
+            ) => a == b,
+            (
+                AuthProvider::Basic {
+                    username: a,
+                    password: p,
+                },
+                AuthProvider::Basic {
+                    username: b,
+                    password: q,
+                },
+            ) => a == b && p == q,
+            (AuthProvider::DockerConfigs(a), AuthProvider::DockerConfigs(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for AuthProvider {}
 
 impl fmt::Debug for AuthProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -45,6 +85,9 @@ impl fmt::Debug for AuthProvider {
                 .field("username", username)
                 .field("password", &"<redacted>")
                 .finish(),
+            AuthProvider::DockerConfigs(source) => {
+                f.debug_tuple("DockerConfigs").field(source).finish()
+            }
         }
     }
 }

@@ -65,6 +65,22 @@ pub struct EngineOptions {
     pub fetch_revocation: bool,
     /// Told about every registry request (`vouch serve` counts them in its metrics).
     pub registry_observer: Option<Arc<dyn RequestObserver>>,
+    /// Reads Kubernetes pull Secrets for Stores with the `k8Secrets` auth provider (`vouch
+    /// serve --kubernetes`); `None`: such a Store is a configuration error.
+    pub pull_secrets: Option<Arc<dyn PullSecrets>>,
+}
+
+/// Kubernetes pull Secrets for the `k8Secrets` auth provider.
+pub trait PullSecrets: Send + Sync + std::fmt::Debug {
+    /// The Docker config documents of `secrets` (namespace `None`: vouch's own), then of the
+    /// imagePullSecrets of `service_account` (`None`: vouch's own) in vouch's namespace, read
+    /// through the Kubernetes API and kept current (a rotated Secret is used without a
+    /// restart).
+    fn source(
+        &self,
+        secrets: &[vouch_config::SecretRef],
+        service_account: Option<&str>,
+    ) -> Arc<dyn vouch_oci::DockerConfigSource>;
 }
 
 impl Default for EngineOptions {
@@ -77,6 +93,7 @@ impl Default for EngineOptions {
             max_signatures: 100,
             fetch_revocation: true,
             registry_observer: None,
+            pull_secrets: None,
         }
     }
 }
@@ -103,6 +120,9 @@ pub enum EngineError {
     /// The HTTP client for CRL and OCSP fetches could not be created.
     #[error("cannot create the revocation (CRL/OCSP) HTTP client: {0}")]
     RevocationClient(String),
+    /// A Store's auth provider cannot be used in this mode.
+    #[error("{0}")]
+    Auth(String),
     /// The configuration has no Verifier for this engine's scope.
     #[error(
         "the configuration has no cluster-scoped Verifier; NamespacedVerifiers verify only \
@@ -154,7 +174,7 @@ impl Engine {
         let mut client_options = ClientOptions::default();
         if let Some(store) = config.stores.first() {
             client_options.plain_http = store.use_http;
-            client_options.auth = crate::auth::auth_provider(&store.auth);
+            client_options.auth = crate::auth::auth_provider(&store.auth, options)?;
         }
         client_options.timeout = options.registry_timeout;
         client_options.extra_root_certificates = options.extra_root_certificates.clone();

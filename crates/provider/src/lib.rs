@@ -63,7 +63,9 @@ pub mod internals {
 
 pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError, Scope};
 pub use crate::cache::{CacheOptions, ConcurrencyOptions};
-pub use crate::engine::{Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE};
+pub use crate::engine::{
+    Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE, PullSecrets,
+};
 pub use crate::engine_backend::ConfigLoader;
 pub use crate::protocol::{
     ACCEPTED_API_VERSIONS, API_VERSION, Item, ProviderRequest, ProviderResponse, RequestBody,

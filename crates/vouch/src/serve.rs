@@ -42,6 +42,14 @@ pub(crate) struct ServeArgs {
     /// namespace, or the kubeconfig context's.
     #[arg(long, env = "RATIFY_NAMESPACE")]
     namespace: Option<String>,
+    /// With --kubernetes: vouch's service account, whose imagePullSecrets the k8Secrets auth
+    /// provider reads (the chart sets it from the pod's spec.serviceAccountName).
+    #[arg(long, env = "VOUCH_SERVICE_ACCOUNT", default_value = "default")]
+    service_account: String,
+    /// With --kubernetes: how often the k8Secrets auth provider reads its pull Secrets again
+    /// (a rotated Secret is used after at most this long, without a restart).
+    #[arg(long, default_value = "30s", value_parser = crate::parse_duration)]
+    pull_secret_refresh: Duration,
     /// HTTPS listener for Gatekeeper.
     #[arg(long, default_value = "0.0.0.0:6001")]
     listen: SocketAddr,
@@ -186,6 +194,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             kubernetes_loader(
                 args.kubeconfig.as_deref(),
                 args.namespace.clone(),
+                args.service_account.clone(),
+                args.pull_secret_refresh,
                 engine_options,
             )
             .await?
@@ -205,10 +215,21 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn kubernetes_loader(
     kubeconfig: Option<&std::path::Path>,
     namespace: Option<String>,
+    service_account: String,
+    pull_secret_refresh: Duration,
     engine_options: EngineOptions,
 ) -> anyhow::Result<Arc<dyn BackendLoader>> {
     let (client, default_namespace) = vouch_cluster::connect(kubeconfig).await?;
     let namespace = namespace.unwrap_or(default_namespace);
+    let mut engine_options = engine_options;
+    engine_options.pull_secrets = Some(Arc::new(ClusterPullSecrets(
+        vouch_cluster::PullSecrets::new(
+            client.clone(),
+            namespace.clone(),
+            service_account,
+            pull_secret_refresh,
+        ),
+    )));
     tracing::info!(namespace = %namespace, "reading the config.ratify.deislabs.io resources from the Kubernetes API");
     let (sender, receiver) = tokio::sync::watch::channel(vouch_config::Published::pending(
         "the config.ratify.deislabs.io resources have not been listed yet",
@@ -219,6 +240,20 @@ async fn kubernetes_loader(
     };
     vouch_cluster::spawn(client, options, sender);
     Ok(Arc::new(PushedConfigLoader::new(receiver, engine_options)))
+}
+
+/// The k8Secrets auth provider's pull Secrets, read through the API.
+#[derive(Debug)]
+struct ClusterPullSecrets(vouch_cluster::PullSecrets);
+
+impl vouch_provider::PullSecrets for ClusterPullSecrets {
+    fn source(
+        &self,
+        secrets: &[vouch_config::SecretRef],
+        service_account: Option<&str>,
+    ) -> Arc<dyn vouch_oci::DockerConfigSource> {
+        self.0.keychain(secrets, service_account)
+    }
 }
 
 /// Refuses limits of zero, which would refuse every connection or request.

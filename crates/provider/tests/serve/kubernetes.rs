@@ -46,6 +46,20 @@ fn guide_yaml(pem: &str) -> String {
     )
 }
 
+/// What `vouch serve --kubernetes` plugs in for the k8Secrets auth provider.
+#[derive(Debug)]
+struct TestPullSecrets(vouch_cluster::PullSecrets);
+
+impl vouch_provider::PullSecrets for TestPullSecrets {
+    fn source(
+        &self,
+        secrets: &[vouch_config::SecretRef],
+        service_account: Option<&str>,
+    ) -> Arc<dyn vouch_oci::DockerConfigSource> {
+        self.0.keychain(secrets, service_account)
+    }
+}
+
 struct Env {
     registry: Registry,
     api: KubeApi,
@@ -65,10 +79,26 @@ impl Env {
     /// and the `gatekeeper-system` namespace, and a server reading its configuration from
     /// the API. `before_start` runs on the API before the server starts.
     async fn start(before_start: impl FnOnce(&KubeApi, &TestPki)) -> Env {
-        let registry =
-            Registry::start().expect("docker-registry (apt-get install -y docker-registry)");
+        Self::start_with(None, before_start).await
+    }
+
+    /// [`Env::start`] with a registry that requires `user`/`password` (Basic), and the
+    /// k8Secrets auth provider's pull Secrets read from the API every 200 ms.
+    async fn start_with(
+        basic: Option<(&str, &str)>,
+        before_start: impl FnOnce(&KubeApi, &TestPki),
+    ) -> Env {
         let pki = TestPki::new(KeyKind::EcP256).expect("pki");
-        Pusher::anonymous(&registry.addr())
+        let registry = match basic {
+            None => Registry::start(),
+            Some((user, password)) => Registry::start_with_basic_auth(user, password),
+        }
+        .expect("docker-registry (apt-get install -y docker-registry)");
+        let pusher = match basic {
+            None => Pusher::anonymous(&registry.addr()),
+            Some((user, password)) => Pusher::basic(&registry.addr(), user, password),
+        };
+        pusher
             .push_signed_and_unsigned("demo/app", &pki)
             .await
             .expect("push demo/app:signed and :unsigned");
@@ -83,18 +113,27 @@ impl Env {
         let (client, _) = vouch_cluster::connect(Some(&api.kubeconfig()))
             .await
             .expect("a client for the double");
+        let watch_client = client.clone();
         let (sender, receiver) =
             tokio::sync::watch::channel(vouch_config::Published::pending("not listed yet"));
         let watcher = vouch_cluster::spawn(
-            client,
+            watch_client,
             vouch_cluster::Options {
                 namespace: NAMESPACE.to_owned(),
                 write_status: true,
             },
             sender,
         );
-        let loader = Arc::new(PushedConfigLoader::new(receiver, EngineOptions::default()));
-        let server = TestServer::start_with(loader, |_, _| {}).await;
+        let mut engine = EngineOptions::default();
+        engine.pull_secrets = Some(Arc::new(TestPullSecrets(vouch_cluster::PullSecrets::new(
+            client.clone(),
+            NAMESPACE.to_owned(),
+            "vouch".to_owned(),
+            Duration::from_millis(200),
+        ))));
+        let loader = Arc::new(PushedConfigLoader::new(receiver, engine));
+        // Failed verdicts are not cached: the tests watch them change.
+        let server = TestServer::start_with(loader, |o, _| o.cache.fail_ttl = Duration::ZERO).await;
         Env {
             registry,
             api,
@@ -421,5 +460,84 @@ async fn an_api_server_restart_and_a_410_gone_are_caught_up_with() {
             .iter()
             .any(|r| r.verb == "list" && r.resource == "certificatestores"),
         "a relist after 410 Gone"
+    );
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret for `registry` with `user:password`.
+fn pull_secret(name: &str, registry: &str, user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let config = json!({"auths": {registry: {"auth": b64(&format!("{user}:{password}"))}}});
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
+        b64(&config.to_string())
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn k8s_secrets_credentials_come_from_the_api_and_a_rotated_secret_is_used_without_restart() {
+    let env = Env::start_with(Some(("puller", "right-password")), |api, pki| {
+        let yaml = guide_yaml(&pki.root().pem).replacen(
+            "  parameters:\n    useHttp: true\n",
+            "  parameters:\n    useHttp: true\n    authProvider:\n      name: k8Secrets\n      secrets:\n        - secretName: regcred\n",
+            1,
+        );
+        let yaml = yaml.replacen(
+            "metadata:\n  name: certstore-inline\n",
+            &format!("metadata:\n  name: certstore-inline\n  namespace: {NAMESPACE}\n"),
+            1,
+        );
+        api.apply_yaml(&yaml).expect("the guide's resources with k8Secrets");
+    })
+    .await;
+    let registry = env.registry.addr();
+
+    // No Secret yet: the Store cannot authenticate, every key fails (never a pass).
+    let before = env.verdicts().await;
+    assert_ne!(before[0], json!(true), "{before:?}");
+
+    env.api
+        .apply_yaml(&pull_secret(
+            "regcred",
+            &registry,
+            "puller",
+            "wrong-password",
+        ))
+        .expect("secret");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_ne!(
+        env.verdicts().await[0],
+        json!(true),
+        "a wrong password does not pass"
+    );
+
+    // Rotated to the right password: used within the refresh interval, no restart.
+    env.api
+        .apply_yaml(&pull_secret(
+            "regcred",
+            &registry,
+            "puller",
+            "right-password",
+        ))
+        .expect("rotate the secret");
+    assert_eq!(
+        env.await_verdicts(json!([true, false])).await,
+        json!([true, false]),
+        "the rotated secret is used"
+    );
+    let secret_verbs: Vec<String> = env
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.resource == "secrets" || r.resource == "serviceaccounts")
+        .map(|r| format!("{} {}", r.verb, r.resource))
+        .collect();
+    assert!(
+        secret_verbs.iter().all(|v| v.starts_with("get ")),
+        "only get on secrets and serviceaccounts: {secret_verbs:?}"
+    );
+    assert!(
+        secret_verbs.iter().any(|v| v == "get secrets"),
+        "{secret_verbs:?}"
     );
 }
