@@ -27,6 +27,8 @@ mod secrets;
 
 pub use crate::crd::{crd, crds_yaml};
 pub use crate::secrets::{Keychain, PullSecrets};
+/// The Kubernetes client [`connect`] returns.
+pub use kube::Client;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -153,7 +155,7 @@ pub enum ConnectError {
 }
 
 /// A client for the API server, and the namespace the configuration names as the default.
-pub async fn connect(kubeconfig: Option<&Path>) -> Result<(kube::Client, String), ConnectError> {
+pub async fn connect(kubeconfig: Option<&Path>) -> Result<(Client, String), ConnectError> {
     let mut config = match kubeconfig {
         Some(path) => {
             let fail = |message: String| ConnectError::Kubeconfig {
@@ -174,7 +176,7 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<(kube::Client, String)
     config.read_timeout = Some(READ_TIMEOUT);
     config.reset_reader_on_write = true;
     let namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
+    let client = Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))?;
     Ok((client, namespace))
 }
 
@@ -193,11 +195,33 @@ pub struct Options {
 /// which the server's `PushedConfigLoader` reads. The task runs until aborted or until every
 /// receiver is gone.
 pub fn spawn(
-    client: kube::Client,
+    client: Client,
     options: Options,
     publish: watch::Sender<Published>,
 ) -> JoinHandle<()> {
     tokio::spawn(run(client, options, publish))
+}
+
+/// The resources as they are now, listed once (no watch, no status written): what `vouch
+/// verify --kubernetes` verifies with. Kinds whose CRD is not installed count as none; any
+/// other failure to list is an error naming the kind.
+pub async fn read_once(
+    client: &Client,
+    namespace: &str,
+) -> Result<vouch_config::Evaluation, kube::Error> {
+    let mut set = ResourceSet::new(Some(namespace.to_owned()));
+    for kind in KINDS {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
+        let list = match api.list(&kube::api::ListParams::default()).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+            Err(e) => return Err(e),
+        };
+        for object in &list.items {
+            apply(&mut set, &mut StatusBook::default(), *kind, object);
+        }
+    }
+    Ok(set.evaluate())
 }
 
 /// Per kind: listed yet, the keys of a relist in progress, and whether it is failing.
@@ -209,7 +233,7 @@ struct KindState {
     missing: bool,
 }
 
-async fn run(client: kube::Client, options: Options, publish: watch::Sender<Published>) {
+async fn run(client: Client, options: Options, publish: watch::Sender<Published>) {
     let streams = KINDS.iter().enumerate().map(|(i, kind)| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
         watcher(
@@ -528,7 +552,7 @@ fn text(status: &Value, field: &str) -> String {
 }
 
 /// Writes statuses one at a time, each within [`STATUS_WRITE_TIMEOUT`].
-fn spawn_status_writer(client: kube::Client) -> mpsc::UnboundedSender<StatusWrite> {
+fn spawn_status_writer(client: Client) -> mpsc::UnboundedSender<StatusWrite> {
     let (sender, mut receiver) = mpsc::unbounded_channel::<StatusWrite>();
     tokio::spawn(async move {
         while let Some(write) = receiver.recv().await {

@@ -52,8 +52,28 @@ enum Command {
 struct VerifyArgs {
     /// Ratify configuration: a YAML file or a directory of YAML files
     /// (CertificateStore, Store, Verifier, Policy resources).
-    #[arg(long, short = 'c', env = "VOUCH_CONFIG")]
-    config: PathBuf,
+    #[arg(
+        long,
+        short = 'c',
+        env = "VOUCH_CONFIG",
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    config: Option<PathBuf>,
+    /// Read the configuration from the Kubernetes API instead (the live
+    /// config.ratify.deislabs.io resources, as `vouch serve --kubernetes` sees them), with
+    /// KUBECONFIG or ~/.kube/config (or --kubeconfig). Resources not in force are listed on
+    /// stderr with why.
+    #[arg(long)]
+    kubernetes: bool,
+    /// With --kubernetes: the kubeconfig file to use.
+    #[arg(long, requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: the provider's namespace, where a CertificateStore named without a
+    /// namespace is looked up (Ratify's RATIFY_NAMESPACE, e.g. gatekeeper-system). Default:
+    /// the kubeconfig context's namespace.
+    #[arg(long, env = "RATIFY_NAMESPACE", requires = "kubernetes")]
+    provider_namespace: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -141,8 +161,30 @@ fn main() -> ExitCode {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let config = vouch_config::Config::load(&args.config)
-        .with_context(|| format!("invalid configuration {}", args.config.display()))?;
+    let mut options = EngineOptions::default();
+    options.registry_timeout = args.registry_timeout;
+    let config = match &args.config {
+        Some(path) => vouch_config::Config::load(path)
+            .with_context(|| format!("invalid configuration {}", path.display()))?,
+        None => {
+            let (client, default_namespace) =
+                vouch_cluster::connect(args.kubeconfig.as_deref()).await?;
+            let namespace = args.provider_namespace.clone().unwrap_or(default_namespace);
+            let evaluation = vouch_cluster::read_once(&client, &namespace)
+                .await
+                .context("cannot list the config.ratify.deislabs.io resources")?;
+            for (resource, status) in &evaluation.statuses {
+                if !status.is_success {
+                    eprintln!("vouch: not in force: {resource}: {}", status.error);
+                }
+            }
+            options.pull_secrets =
+                Some(Arc::new(serve::ClusterPullSecrets::new(client, namespace)));
+            evaluation
+                .config
+                .context("the resources in the cluster make no usable configuration")?
+        }
+    };
     let config = match &args.namespace {
         None => config.cluster(),
         Some(namespace) => {
@@ -157,9 +199,12 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             scoped
         }
     };
-    let mut options = EngineOptions::default();
-    options.registry_timeout = args.registry_timeout;
-    let engine = Arc::new(Engine::new(config, options).context("cannot start the engine")?);
+    // Off the async threads: a k8Secrets Store reads its Secrets while the engine is built.
+    let engine = tokio::task::spawn_blocking(move || Engine::new(config, options))
+        .await
+        .context("cannot start the engine")?
+        .context("cannot start the engine")?;
+    let engine = Arc::new(engine);
     let results = verify_all(&engine, &args.images).await;
     let all_passed = output::print(&results, args.output)?;
     Ok(if all_passed {

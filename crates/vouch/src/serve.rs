@@ -244,7 +244,19 @@ async fn kubernetes_loader(
 
 /// The k8Secrets auth provider's pull Secrets, read through the API.
 #[derive(Debug)]
-struct ClusterPullSecrets(vouch_cluster::PullSecrets);
+pub(crate) struct ClusterPullSecrets(vouch_cluster::PullSecrets);
+
+impl ClusterPullSecrets {
+    /// For one run (`vouch verify`): vouch's own service account is `default`, read once.
+    pub(crate) fn new(client: vouch_cluster::Client, namespace: String) -> Self {
+        ClusterPullSecrets(vouch_cluster::PullSecrets::new(
+            client,
+            namespace,
+            "default".to_owned(),
+            Duration::from_secs(30),
+        ))
+    }
+}
 
 impl vouch_provider::PullSecrets for ClusterPullSecrets {
     fn source(

@@ -357,3 +357,73 @@ fn a_fifo_as_config_exits_2_without_blocking() {
         "{err}"
     );
 }
+
+/// `vouch verify --kubernetes`: the live resources of a cluster (the API double, with the
+/// CRDs `vouch crds` prints), so an operator can ask why an image fails from a laptop; a
+/// resource not in force is named on stderr with why.
+#[test]
+fn verify_reads_the_resources_from_the_kubernetes_api() {
+    use vouch_testkit::kube_api::{KubeApi, KubeApiOptions};
+    let mut yaml = String::new();
+    let fixture = fixture_with(|pki| {
+        yaml = vouch_testkit::ratify_config_yaml(&pki.root().pem, "strict");
+        yaml.clone()
+    });
+    let api = KubeApi::start(KubeApiOptions::http()).expect("the API server double");
+    let crds = vouch(&["crds"]);
+    assert_eq!(crds.status.code(), Some(0), "{}", stderr(&crds));
+    api.apply_yaml(&stdout(&crds)).expect("vouch crds applies");
+    api.apply_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: gatekeeper-system\n")
+        .expect("namespace");
+    let yaml = yaml.replacen(
+        "metadata:\n  name: certstore-inline\n",
+        "metadata:\n  name: certstore-inline\n  namespace: gatekeeper-system\n",
+        1,
+    );
+    api.apply_yaml(&yaml).expect("resources");
+    let kubeconfig = api.kubeconfig();
+    let kubeconfig = kubeconfig.to_str().expect("utf8");
+    let signed = format!("{}/demo/app:signed", fixture.registry.addr());
+    let unsigned = format!("{}/demo/app:unsigned", fixture.registry.addr());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--kubernetes",
+            "--kubeconfig",
+            kubeconfig,
+            "--provider-namespace",
+            "gatekeeper-system",
+        ];
+        args.extend_from_slice(extra);
+        vouch(&args)
+    };
+
+    let out = run(&[&signed]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = run(&[&signed, &unsigned]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("FAIL"), "{}", stdout(&out));
+
+    // A Store with a typo is not in force: named on stderr with the field (the default
+    // Store takes its place).
+    api.apply_yaml(
+        "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nmetadata:\n  name: store-oras\nspec:\n  name: oras\n  parameters:\n    useHtttp: true\n",
+    )
+    .expect("a Store with a typo");
+    let out = run(&[&signed]);
+    let err = stderr(&out);
+    assert!(err.contains("not in force: Store store-oras"), "{err}");
+    assert!(err.contains("spec.parameters.useHtttp"), "{err}");
+}
