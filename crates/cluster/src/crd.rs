@@ -19,10 +19,7 @@ const V1ALPHA1_KINDS: &[&str] = &["Store", "Verifier", "Policy", "CertificateSto
 /// The CRD of one kind.
 pub fn crd(kind: &Kind) -> Value {
     let singular = kind.kind.to_ascii_lowercase();
-    let with_fetch_time = matches!(
-        kind.kind,
-        "CertificateStore" | "KeyManagementProvider" | "NamespacedKeyManagementProvider"
-    );
+    let with_fetch_time = kind.has_fetch_time();
     let mut columns = vec![
         json!({"name": "IsSuccess", "type": "boolean", "jsonPath": ".status.issuccess",
                "description": "Whether vouch uses this resource as written"}),

@@ -125,6 +125,14 @@ pub const KINDS: &[Kind] = &[
 ];
 
 impl Kind {
+    /// Whether the kind's status has `lastfetchedtime` and `properties` (certificate sources).
+    pub fn has_fetch_time(&self) -> bool {
+        matches!(
+            self.kind,
+            "CertificateStore" | "KeyManagementProvider" | "NamespacedKeyManagementProvider"
+        )
+    }
+
     fn api_resource(&self) -> ApiResource {
         ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk(GROUP, VERSION, self.kind),
@@ -482,12 +490,23 @@ struct StatusWrite {
     kind: Kind,
     key: ResourceKey,
     status: ResourceStatus,
+    /// `lastfetchedtime`, for the kinds that have one.
+    last_fetched: Option<String>,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// What each resource's status shows, and what was last written to it.
 #[derive(Debug, Default)]
 struct StatusBook {
-    observed: BTreeMap<ResourceKey, (Kind, Option<ResourceStatus>)>,
+    /// The kind, the status shown, and its `lastfetchedtime`.
+    observed: BTreeMap<ResourceKey, (Kind, Option<ResourceStatus>, Option<String>)>,
     written: BTreeMap<ResourceKey, (ResourceStatus, Instant)>,
 }
 
@@ -500,14 +519,19 @@ impl StatusBook {
                 .unwrap_or(false),
             error: text(status, "error"),
             brief_error: text(status, "brieferror"),
+            properties: status.get("properties").filter(|p| !p.is_null()).cloned(),
         });
+        let fetched = status
+            .and_then(|status| status.get("lastfetchedtime"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let (Some((written, _)), Some(shown)) = (self.written.get(key), &shown)
             && written != shown
         {
             // Someone else wrote it since: write ours again.
             self.written.remove(key);
         }
-        self.observed.insert(key.clone(), (kind, shown));
+        self.observed.insert(key.clone(), (kind, shown, fetched));
     }
 
     fn forget(&mut self, key: &ResourceKey) {
@@ -519,7 +543,7 @@ impl StatusBook {
     fn writes(&mut self, wanted: &BTreeMap<ResourceKey, ResourceStatus>) -> Vec<StatusWrite> {
         let mut writes = Vec::new();
         for (key, status) in wanted {
-            let Some((kind, shown)) = self.observed.get(key) else {
+            let Some((kind, shown, fetched)) = self.observed.get(key) else {
                 continue;
             };
             if shown.as_ref() == Some(status) {
@@ -533,10 +557,21 @@ impl StatusBook {
             }
             self.written
                 .insert(key.clone(), (status.clone(), Instant::now()));
+            // When the certificates shown are the ones loaded, their fetch time stays (so
+            // replicas adopt the first one written instead of each writing its own).
+            let last_fetched = kind.has_fetch_time().then(|| match (shown, fetched) {
+                (Some(shown), Some(fetched))
+                    if shown.properties == status.properties && status.properties.is_some() =>
+                {
+                    fetched.clone()
+                }
+                _ => now_rfc3339(),
+            });
             writes.push(StatusWrite {
                 kind: *kind,
                 key: key.clone(),
                 status: status.clone(),
+                last_fetched,
             });
         }
         writes
@@ -564,13 +599,18 @@ fn spawn_status_writer(client: Client) -> mpsc::UnboundedSender<StatusWrite> {
             let optional = |s: &str| {
                 if s.is_empty() { Value::Null } else { json!(s) }
             };
-            let patch = json!({
+            let mut patch = json!({
                 "status": {
                     "issuccess": write.status.is_success,
                     "error": optional(&write.status.error),
                     "brieferror": optional(&write.status.brief_error),
                 }
             });
+            if write.kind.has_fetch_time() {
+                patch["status"]["properties"] =
+                    write.status.properties.clone().unwrap_or(Value::Null);
+                patch["status"]["lastfetchedtime"] = json!(write.last_fetched);
+            }
             let params = PatchParams::default();
             let patch = Patch::Merge(&patch);
             let call = api.patch_status(&write.key.name, &params, &patch);

@@ -38,7 +38,10 @@ async fn replica(api: &KubeApi) -> (tokio::task::JoinHandle<()>, watch::Receiver
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -48,8 +51,10 @@ async fn two_replicas_agree_on_every_status_and_then_write_nothing() {
     let pki = TestPki::new(KeyKind::EcP256).expect("pki");
     let api = KubeApi::start(KubeApiOptions::http()).expect("API double");
     api.apply_yaml(&vouch_cluster::crds_yaml()).expect("CRDs");
-    api.apply_yaml(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"))
-        .expect("namespace");
+    api.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NAMESPACE}\n"
+    ))
+    .expect("namespace");
     let store = vouch_testkit::certificate_store_yaml("certstore-inline", &pki.root().pem)
         .replacen(
             "metadata:\n  name: certstore-inline\n",
@@ -102,6 +107,24 @@ async fn two_replicas_agree_on_every_status_and_then_write_nothing() {
             })
     })
     .await;
+    wait_for("the certificate store's status", || {
+        api.get(GV, "CertificateStore", Some(NAMESPACE), "certstore-inline")
+            .is_some_and(|o| o["status"]["lastfetchedtime"].is_string())
+    })
+    .await;
+    let store = api
+        .get(GV, "CertificateStore", Some(NAMESPACE), "certstore-inline")
+        .expect("store");
+    let certificates = &store["status"]["properties"]["certificates"];
+    assert_eq!(certificates.as_array().map(Vec::len), Some(1), "{store}");
+    assert!(
+        certificates[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("vouch test root CA")),
+        "{store}"
+    );
+    assert_eq!(store["status"]["issuccess"], json!(true));
+    let store_status = store["status"].clone();
     let broken_status = api
         .get(GV, "Verifier", None, "verifier-broken")
         .map(|o| o["status"].clone());
@@ -122,6 +145,12 @@ async fn two_replicas_agree_on_every_status_and_then_write_nothing() {
         api.get(GV, "Verifier", None, "verifier-broken")
             .map(|o| o["status"].clone()),
         broken_status
+    );
+    assert_eq!(
+        api.get(GV, "CertificateStore", Some(NAMESPACE), "certstore-inline")
+            .map(|o| o["status"].clone()),
+        Some(store_status),
+        "lastfetchedtime does not move while the certificates stay"
     );
     a.abort();
     b.abort();

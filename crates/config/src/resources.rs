@@ -61,6 +61,10 @@ pub struct ResourceStatus {
     pub error: String,
     /// `error`, cut to 30 characters as Ratify does; empty on success.
     pub brief_error: String,
+    /// What a certificate source in force loaded (Ratify's `properties` of CertificateStore
+    /// and KeyManagementProvider): `{"certificates": [{subject, issuer, serialNumber,
+    /// sha256, notAfter}]}`; `None` for other kinds and on failure.
+    pub properties: Option<serde_json::Value>,
 }
 
 impl ResourceStatus {
@@ -69,6 +73,7 @@ impl ResourceStatus {
             is_success: true,
             error: String::new(),
             brief_error: String::new(),
+            properties: None,
         }
     }
 
@@ -83,6 +88,7 @@ impl ResourceStatus {
             is_success: false,
             error,
             brief_error,
+            properties: None,
         }
     }
 }
@@ -251,7 +257,13 @@ impl ResourceSet {
                         why.clone()
                     }),
                     (None, Some(why)) => ResourceStatus::failure(why.clone()),
-                    (None, None) => ResourceStatus::success(),
+                    (None, None) => ResourceStatus {
+                        properties: self
+                            .applied
+                            .get(key)
+                            .and_then(|object| certificate_properties(key, object)),
+                        ..ResourceStatus::success()
+                    },
                 };
                 (key.clone(), status)
             })
@@ -365,4 +377,39 @@ fn essentials(object: &serde_json::Value) -> serde_json::Value {
         out.insert("spec".to_owned(), spec.clone());
     }
     serde_json::Value::Object(out)
+}
+
+/// The certificates a certificate source in force holds, for its status.
+fn certificate_properties(
+    key: &ResourceKey,
+    object: &serde_json::Value,
+) -> Option<serde_json::Value> {
+    if !matches!(
+        key.kind.as_str(),
+        "CertificateStore" | "KeyManagementProvider" | "NamespacedKeyManagementProvider"
+    ) {
+        return None;
+    }
+    let pem = object
+        .get("spec")?
+        .get("parameters")?
+        .get("value")?
+        .as_str()?;
+    let certificates = vouch_notation::certificates_from_pem_or_der(pem.as_bytes()).ok()?;
+    let certificates: Vec<serde_json::Value> = certificates
+        .iter()
+        .map(|certificate| {
+            let not_after = time::OffsetDateTime::from(certificate.not_after())
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            serde_json::json!({
+                "subject": certificate.subject_rfc4514(),
+                "issuer": certificate.issuer_rfc4514(),
+                "serialNumber": certificate.serial_hex(),
+                "sha256": certificate.sha256_thumbprint(),
+                "notAfter": not_after,
+            })
+        })
+        .collect();
+    Some(serde_json::json!({ "certificates": certificates }))
 }
