@@ -278,6 +278,39 @@ async fn a_changed_trust_policy_changes_verdicts_and_an_invalid_one_is_refused_w
         env.await_verdicts(json!([true, false])).await,
         json!([true, false])
     );
+
+    // The trust policy narrowed to another repository: no statement applies to demo/app,
+    // so the signed image fails too, within 2 s; widened again, it passes.
+    let original = env
+        .api
+        .get(GROUP_VERSION, "Verifier", None, "verifier-notary-inline")
+        .expect("the verifier");
+    let mut narrowed = original.clone();
+    narrowed["spec"]["parameters"]["trustPolicyDoc"]["trustPolicies"][0]["registryScopes"] =
+        json!(["other.example/app"]);
+    env.api.put(narrowed).expect("narrow the trust policy");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        env.await_verdicts(json!([false, false])).await,
+        json!([false, false]),
+        "no trust policy statement for demo/app"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let mut widened = env
+        .api
+        .get(GROUP_VERSION, "Verifier", None, "verifier-notary-inline")
+        .expect("the verifier");
+    widened["spec"] = original["spec"].clone();
+    env.api.put(widened).expect("widen the trust policy");
+    assert_eq!(
+        env.await_verdicts(json!([true, false])).await,
+        json!([true, false])
+    );
+
     let mut verifier = env
         .api
         .get(GROUP_VERSION, "Verifier", None, "verifier-notary-inline")
