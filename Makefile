@@ -6,24 +6,24 @@ CARGO ?= cargo
 ## Run the demo: a local registry, a signed and an unsigned image, vouch's verdicts.
 demo:
 	@scripts/ensure-deps.sh
-	$(CARGO) run --quiet -p vouch -- demo
+	$(CARGO) run --quiet -p vouch --features demo -- demo
 
 ## Run every test (unit, integration against a real registry, doc tests).
 test:
 	@scripts/ensure-deps.sh --test
-	$(CARGO) test --workspace --doc --quiet
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) test --workspace --features vouch/demo --doc --quiet
+	$(CARGO) nextest run --workspace --features vouch/demo --no-fail-fast
 
 ## Run the Notation conformance table (crates/notation/tests/conformance) and print every case.
 conformance:
 	$(CARGO) test -p vouch-notation --test conformance -- --nocapture
 
 build:
-	$(CARGO) build --workspace --all-targets
+	$(CARGO) build --workspace --all-targets --features vouch/demo
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 ## Dependency policy (deny.toml): licenses, bans, sources; advisories with VOUCH_DENY_ADVISORIES=1.
 deny:

@@ -6,6 +6,7 @@
 //!   image, and vouch's verdict on both;
 //! * `vouch serve --config <file|dir>` is the Gatekeeper external-data provider (HTTPS).
 
+#[cfg(feature = "demo")]
 mod demo;
 mod output;
 mod serve;
@@ -39,7 +40,8 @@ enum Command {
     /// Exits 0 only when every image passed, 1 when any failed, 2 on a usage or
     /// configuration error.
     Verify(VerifyArgs),
-    /// Run a self-contained demo: a local registry, a signed and an unsigned image, verdicts.
+    /// Run a self-contained demo: a local registry, a signed and an unsigned image, verdicts
+    /// (builds with the `demo` feature: `make demo`).
     Demo,
     /// Serve Gatekeeper's external-data API over HTTPS (Ratify v1's /verify and /mutate).
     Serve(Box<serve::ServeArgs>),
@@ -140,7 +142,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Verify(args) => verify(args).await,
+            #[cfg(feature = "demo")]
             Command::Demo => demo::run().await,
+            #[cfg(not(feature = "demo"))]
+            Command::Demo => {
+                anyhow::bail!(
+                    "this vouch is built without the demo (it needs test support the product leaves out): run `make demo`, or `cargo run -p vouch --features demo -- demo`"
+                )
+            }
             Command::Serve(args) => serve::run(*args).await,
             Command::Crds => {
                 print!("{}", vouch_cluster::crds_yaml());

@@ -207,6 +207,15 @@ fn the_aks_guide_configuration_works_unchanged() {
     );
 }
 
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_the_demo_says_how_to_run_it() {
+    let out = vouch(&["demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("make demo"), "{}", stderr(&out));
+}
+
+#[cfg(feature = "demo")]
 #[test]
 fn the_demo_serves_and_verifies() {
     // `make demo` runs this command: it must keep working on built-in defaults.
