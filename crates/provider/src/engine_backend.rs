@@ -67,6 +67,35 @@ impl ConfigLoader {
     }
 }
 
+/// The resources that verify keys of `namespace` (`None`: keys without a `[namespace]`
+/// prefix): the namespace's own Namespaced* resources, kind by kind, else the cluster-scoped
+/// ones — what `vouch serve` picks per key and `vouch verify --namespace` per run. An error
+/// (`CONFIG_INVALID`, saying what to add) when no Verifier applies.
+pub fn resources_for(
+    config: &vouch_config::Config,
+    namespace: Option<&str>,
+) -> Result<vouch_config::Config, KeyError> {
+    let scoped = namespace
+        .and_then(|ns| config.for_namespace(ns))
+        .unwrap_or_else(|| config.cluster());
+    check_verifiers(&scoped, namespace)?;
+    Ok(scoped)
+}
+
+/// An error when `scoped` (the resources of `namespace`) has no Verifier.
+fn check_verifiers(scoped: &vouch_config::Config, namespace: Option<&str>) -> Result<(), KeyError> {
+    if !scoped.verifiers.is_empty() {
+        return Ok(());
+    }
+    Err(KeyError {
+        code: "CONFIG_INVALID",
+        message: match namespace {
+            None => "no cluster-scoped Verifier: keys without a [namespace] prefix, and keys of namespaces without a NamespacedVerifier, are verified with cluster-scoped resources; add a Verifier".to_owned(),
+            Some(ns) => format!("no Verifier applies to namespace {ns:?}: add a NamespacedVerifier in {ns:?} or a cluster-scoped Verifier"),
+        },
+    })
+}
+
 /// One engine per scope: the cluster-scoped resources, and each namespace with Namespaced*
 /// resources of its own (its resources, kind by kind, else the cluster's). A scope without
 /// any Verifier has no engine: its keys get a `CONFIG_INVALID` error, but its tags still
@@ -123,14 +152,7 @@ impl Tenants {
                     registry
                 }
             };
-            if config.verifiers.is_empty() {
-                let error = KeyError {
-                    code: "CONFIG_INVALID",
-                    message: match whose {
-                        None => "no cluster-scoped Verifier: keys without a [namespace] prefix, and keys of namespaces without a NamespacedVerifier, are verified with cluster-scoped resources; add a Verifier".to_owned(),
-                        Some(ns) => format!("no Verifier applies to namespace {ns:?}: add a NamespacedVerifier in {ns:?} or a cluster-scoped Verifier"),
-                    },
-                };
+            if let Err(error) = check_verifiers(&config, whose) {
                 return Ok(Tenant::ResolveOnly { registry, error });
             }
             Engine::with_parts(config, options.clone(), registry, revocation.clone())

@@ -66,7 +66,7 @@ pub use crate::cache::{CacheOptions, ConcurrencyOptions};
 pub use crate::engine::{
     Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE, PullSecrets,
 };
-pub use crate::engine_backend::ConfigLoader;
+pub use crate::engine_backend::{ConfigLoader, resources_for};
 pub use crate::protocol::{
     ACCEPTED_API_VERSIONS, API_VERSION, Item, ProviderRequest, ProviderResponse, RequestBody,
     ResponseBody,

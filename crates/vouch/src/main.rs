@@ -194,20 +194,9 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 .context("the resources in the cluster make no usable configuration")?
         }
     };
-    let config = match &args.namespace {
-        None => config.cluster(),
-        Some(namespace) => {
-            let scoped = config
-                .for_namespace(namespace)
-                .unwrap_or_else(|| config.cluster());
-            if scoped.verifiers.is_empty() {
-                anyhow::bail!(
-                    "no Verifier applies to namespace {namespace:?}: add a NamespacedVerifier in {namespace:?} or a cluster-scoped Verifier"
-                );
-            }
-            scoped
-        }
-    };
+    // The resources `vouch serve` would pick for a key of this namespace.
+    let config = vouch_provider::resources_for(&config, args.namespace.as_deref())
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     // Off the async threads: a k8Secrets Store reads its Secrets while the engine is built.
     let engine = tokio::task::spawn_blocking(move || Engine::new(config, options))
         .await
