@@ -6,23 +6,32 @@
 //!   No Helm binary is a test failure, never a skip.
 //! * Every built-in object is read into the Kubernetes API types (k8s-openapi, Kubernetes
 //!   1.33) and may have no field those types do not know.
-//! * The ConfigMap's Ratify YAML loads with `vouch-config`; with the default values it is the
-//!   AKS Image Integrity guide's configuration.
+//! * `crds/crds.yaml` is exactly what `vouch crds` prints.
+//! * The Ratify resources (objects with `config.source=kubernetes`, the default; the
+//!   ConfigMap's YAML with `config.source=configMap`) load with `vouch-config`; with the
+//!   default values they are the AKS Image Integrity guide's configuration.
 //! * The rendered pod runs: its ConfigMap and Secret volumes are written to a temporary
 //!   directory as the kubelet projects them, this build's `vouch serve` starts with the
 //!   Deployment's arguments and environment (mount paths moved to that directory, listen
 //!   ports to free loopback ports), and a client configured like Gatekeeper's (trusting only
 //!   the Provider's caBundle, TLS 1.3, a client certificate from Gatekeeper's CA) calls the
 //!   Providers' URLs, their host resolved to 127.0.0.1, against a real registry holding a
-//!   signed and an unsigned image.
+//!   signed and an unsigned image. With `config.source=kubernetes` the chart's CRDs and
+//!   Ratify resources are applied with kubectl to testkit's Kubernetes API double, vouch
+//!   reads them from there (`--kubeconfig` added, standing in for the service account), and
+//!   the statuses it writes are checked, as `kubectl get` shows them.
+//! * The ClusterRole allows exactly the requests vouch makes (the double's request log):
+//!   nothing vouch does is refused, nothing granted goes unused.
 //! * The serving certificate is signed by the caBundle's CA and names the Service's DNS names.
 //! * The Gatekeeper policy objects are the files in `helm/vouch/files/gatekeeper` (which
 //!   `provider-templates/` links to), with the exclusions the values add.
 //!
 //! Not covered, for want of a cluster: `lookup` keeping the generated Secret across
-//! upgrades, and the API server's and Gatekeeper's admission of the objects.
+//! upgrades, Helm creating the CRDs before the resources on install, RBAC enforcement
+//! itself (the double authorizes everything; the rules are compared with the request log),
+//! and the API server's and Gatekeeper's admission of the objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -38,6 +47,7 @@ use rcgen::{
 };
 use serde_json::{Value, json};
 use vouch_testkit::image::Pusher;
+use vouch_testkit::kube_api::{KubeApi, KubeApiOptions};
 use vouch_testkit::pki::{KeyKind, TestPki};
 use vouch_testkit::registry::Registry;
 
@@ -232,6 +242,11 @@ fn base_values(trusted_pem: &str) -> Value {
     })
 }
 
+/// `values` with the ConfigMap source (`--config`) instead of the Kubernetes API.
+fn configmap_source(values: Value) -> Value {
+    merge(values, json!({"config": {"source": "configMap"}}))
+}
+
 fn some_certificate_pem() -> String {
     TestPki::new(KeyKind::EcP256)
         .expect("pki")
@@ -345,21 +360,43 @@ impl Render {
         u16::try_from(port).expect("port")
     }
 
+    /// The container's environment as the kubelet sets it (`valueFrom` the pod's namespace
+    /// resolved to the render's).
     fn env(&self) -> BTreeMap<String, String> {
         self.container()["env"]
             .as_array()
             .map(|env| {
                 env.iter()
                     .map(|e| {
-                        assert!(e.get("valueFrom").is_none(), "unexpected valueFrom: {e}");
-                        (
-                            str_of(&e["name"], "env name").to_owned(),
-                            str_of(&e["value"], "env value").to_owned(),
-                        )
+                        let name = str_of(&e["name"], "env name").to_owned();
+                        let value = match e.get("valueFrom") {
+                            None => str_of(&e["value"], "env value").to_owned(),
+                            Some(from) => {
+                                assert_eq!(
+                                    from,
+                                    &json!({"fieldRef": {"fieldPath": "metadata.namespace"}}),
+                                    "{name}: unexpected valueFrom"
+                                );
+                                self.namespace.clone()
+                            }
+                        };
+                        (name, value)
                     })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Whether the pod reads Ratify's resources from the Kubernetes API.
+    fn reads_kubernetes(&self) -> bool {
+        let kubernetes = self.args().iter().any(|a| a == "--kubernetes");
+        assert_ne!(
+            kubernetes,
+            !self.flag("--config").is_empty(),
+            "exactly one of --kubernetes and --config: {:?}",
+            self.args()
+        );
+        kubernetes
     }
 
     /// The PEM the Providers trust (both Providers carry the same caBundle).
@@ -395,7 +432,7 @@ impl Render {
             .unwrap_or_default()
     }
 
-    /// The Ratify YAML of the ConfigMap the `config` volume mounts.
+    /// The Ratify YAML of the ConfigMap the `config` volume mounts (`config.source=configMap`).
     fn ratify_yaml(&self) -> &str {
         let name = str_of(
             &self.volume("config")["configMap"]["name"],
@@ -407,9 +444,49 @@ impl Render {
         str_of(&data["ratify.yaml"], "ratify.yaml")
     }
 
+    /// The rendered `config.ratify.deislabs.io` objects (`config.source=kubernetes`).
+    fn ratify_objects(&self) -> Vec<&Value> {
+        self.docs
+            .iter()
+            .filter(|d| {
+                d["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("config.ratify.deislabs.io/"))
+            })
+            .collect()
+    }
+
+    /// The Ratify resources vouch reads, whichever the source: the ConfigMap's documents, or
+    /// the rendered objects without the chart's labels.
+    fn ratify_documents(&self) -> Vec<Value> {
+        if !self.reads_kubernetes() {
+            assert!(self.ratify_objects().is_empty(), "{:?}", self.names());
+            return parse_yaml_documents(self.ratify_yaml());
+        }
+        assert!(self.all("ConfigMap").is_empty(), "{:?}", self.names());
+        self.ratify_objects()
+            .into_iter()
+            .map(|object| {
+                let mut doc = object.clone();
+                let labels = doc["metadata"]
+                    .as_object_mut()
+                    .expect("metadata")
+                    .remove("labels")
+                    .expect("the chart labels every object");
+                assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+                doc
+            })
+            .collect()
+    }
+
     fn load_config(&self) -> vouch_config::Config {
-        let text = self.ratify_yaml();
-        vouch_config::Config::from_yaml(text, "the chart's ConfigMap")
+        let text = self
+            .ratify_documents()
+            .iter()
+            .map(|d| yaml_serde::to_string(d).expect("YAML"))
+            .collect::<Vec<_>>()
+            .join("---\n");
+        vouch_config::Config::from_yaml(&text, "the chart's Ratify resources")
             .unwrap_or_else(|e| panic!("the rendered configuration does not load: {e}\n{text}"))
     }
 }
@@ -429,18 +506,42 @@ fn typed<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<(), String> {
     }
 }
 
-/// Built-in objects against the Kubernetes API types; the namespace of namespaced objects;
-/// no unexpected kind.
+/// Built-in objects against the Kubernetes API types; the namespace of namespaced objects
+/// (Ratify's CertificateStores and Namespaced* kinds may name another one); no unexpected
+/// kind.
 fn assert_kubernetes_objects(render: &Render) {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
     let mut failures = Vec::new();
     for doc in &render.docs {
         let api = doc["apiVersion"].as_str().unwrap_or_default();
         let kind = doc["kind"].as_str().unwrap_or_default();
+        let name = &doc["metadata"]["name"];
+        if api == "config.ratify.deislabs.io/v1beta1" {
+            let Some(k) = vouch_cluster::KINDS.iter().find(|k| k.kind == kind) else {
+                failures.push(format!("{kind} {name}: not a kind vouch reads"));
+                continue;
+            };
+            let namespace = doc["metadata"].get("namespace").and_then(Value::as_str);
+            if k.namespaced != namespace.is_some_and(|n| !n.is_empty()) {
+                failures.push(format!("{kind} {name}: namespace {namespace:?}"));
+            }
+            continue;
+        }
         let (result, cluster_scoped) = match (api, kind) {
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+                (typed::<CustomResourceDefinition>(doc), true)
+            }
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => (typed::<ClusterRole>(doc), true),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                (typed::<ClusterRoleBinding>(doc), true)
+            }
+            ("rbac.authorization.k8s.io/v1", "Role") => (typed::<Role>(doc), false),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => (typed::<RoleBinding>(doc), false),
             ("v1", "ServiceAccount") => (typed::<ServiceAccount>(doc), false),
             ("v1", "ConfigMap") => (typed::<ConfigMap>(doc), false),
             ("v1", "Secret") => (typed::<Secret>(doc), false),
@@ -455,7 +556,6 @@ fn assert_kubernetes_objects(render: &Render) {
             | ("mutations.gatekeeper.sh/v1", "Assign") => (Ok(()), true),
             other => (Err(format!("unexpected object {other:?}")), false),
         };
-        let name = &doc["metadata"]["name"];
         if let Err(e) = result {
             failures.push(format!("{kind} {name}: {e}"));
         }
@@ -511,7 +611,20 @@ fn assert_workload(render: &Render) {
         pod["securityContext"]["seccompProfile"]["type"],
         "RuntimeDefault"
     );
-    assert_eq!(pod["automountServiceAccountToken"], false);
+    // The service account token only when vouch reads the Kubernetes API, and then the
+    // RBAC objects for it; neither with a ConfigMap.
+    let kubernetes = render.reads_kubernetes();
+    assert_eq!(pod["automountServiceAccountToken"], kubernetes);
+    for account in render.all("ServiceAccount") {
+        assert_eq!(account["automountServiceAccountToken"], kubernetes);
+    }
+    assert_eq!(
+        render.all("ClusterRole").len() + render.all("ClusterRoleBinding").len(),
+        if kubernetes { 2 } else { 0 },
+        "{:?}",
+        render.names()
+    );
+    assert_eq!(render.env().contains_key("RATIFY_NAMESPACE"), kubernetes);
     let sc = &container["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
     assert_eq!(sc["readOnlyRootFilesystem"], true);
@@ -692,6 +805,213 @@ impl GatekeeperCa {
     }
 }
 
+/// A kubectl binary: the first of `VOUCH_TEST_KUBECTL` (a `PATH`-style list), else what
+/// `scripts/ensure-deps.sh --test` unpacked under `$VOUCH_TOOLS_DIR/kubectl/*/kubectl`
+/// (default `~/.cache/vouch-tools`; Debian's kubectl 1.20), else `kubectl` on `PATH`.
+/// Panics when there is none.
+fn kubectl_path() -> &'static Path {
+    static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
+    KUBECTL.get_or_init(|| {
+        let from_env = std::env::var_os("VOUCH_TEST_KUBECTL")
+            .and_then(|list| std::env::split_paths(&list).find(|p| !p.as_os_str().is_empty()));
+        let tools = std::env::var_os("VOUCH_TOOLS_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/vouch-tools")));
+        let unpacked = || {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(tools.as_ref()?.join("kubectl"))
+                .ok()?
+                .flatten()
+                .map(|e| e.path().join("kubectl"))
+                .filter(|p| p.is_file())
+                .collect();
+            found.sort();
+            found.into_iter().next()
+        };
+        let on_path = || {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join("kubectl"))
+                .find(|p| p.is_file())
+        };
+        from_env.or_else(unpacked).or_else(on_path).expect(
+            "no kubectl: run `scripts/ensure-deps.sh --test` (unpacks Debian's kubernetes-client \
+             into $VOUCH_TOOLS_DIR/kubectl, default ~/.cache/vouch-tools/kubectl) or set \
+             VOUCH_TEST_KUBECTL=/path/to/kubectl",
+        )
+    })
+}
+
+/// testkit's Kubernetes API double, and kubectl (with its own HOME and discovery cache)
+/// talking to it, as a user installing the chart would.
+struct Cluster {
+    api: KubeApi,
+    home: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// An empty cluster with the namespaces given.
+    fn start(namespaces: &[&str]) -> Cluster {
+        let cluster = Cluster {
+            api: KubeApi::start(KubeApiOptions::http()).expect("start the Kubernetes API double"),
+            home: tempfile::tempdir().expect("tempdir"),
+        };
+        for namespace in namespaces {
+            cluster.kubectl(&["create", "namespace", namespace]);
+        }
+        cluster
+    }
+
+    /// Runs kubectl, which must succeed; its stdout.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let out = Command::new(kubectl_path())
+            .arg("--kubeconfig")
+            .arg(self.api.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.home.path().join("cache"))
+            .arg("--request-timeout=30s")
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", kubectl_path().display()));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f` of these objects, written to a file as YAML documents.
+    fn apply(&self, objects: &[&Value]) -> String {
+        let text: Vec<String> = objects
+            .iter()
+            .map(|o| yaml_serde::to_string(o).expect("YAML"))
+            .collect();
+        self.apply_yaml(&text.join("---\n"))
+    }
+
+    fn apply_yaml(&self, text: &str) -> String {
+        let file = self.home.path().join("manifest.yaml");
+        std::fs::write(&file, text).expect("write manifest");
+        self.kubectl(&["apply", "-f", &file.display().to_string()])
+    }
+
+    /// What `helm install` does with the rendered chart, for the objects vouch reads: the
+    /// CRDs of `crds/` first (rendered with `--include-crds`), established, then the Ratify
+    /// resources.
+    fn install(&self, render: &Render) {
+        let crds = render.all("CustomResourceDefinition");
+        assert_eq!(
+            crds.len(),
+            vouch_cluster::KINDS.len(),
+            "render with --include-crds: {:?}",
+            render.names()
+        );
+        self.apply(&crds);
+        let mut wait = vec!["wait", "--for=condition=established", "--timeout=10s"];
+        let names: Vec<String> = crds
+            .iter()
+            .map(|c| format!("crd/{}", str_of(&c["metadata"]["name"], "CRD name")))
+            .collect();
+        wait.extend(names.iter().map(String::as_str));
+        self.kubectl(&wait);
+        let resources = render.ratify_objects();
+        if !resources.is_empty() {
+            self.apply(&resources);
+        }
+    }
+
+    /// The object as stored, `kind` as the double knows it (a Ratify kind).
+    fn ratify_object(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        self.api
+            .get("config.ratify.deislabs.io/v1beta1", kind, namespace, name)
+    }
+
+    /// Waits until vouch has written a status on every one of `objects` (documents with
+    /// kind, name and namespace), at most 10 s; the statuses.
+    fn statuses(&self, pod: &Pod, objects: &[Value]) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let statuses: Vec<Option<Value>> = objects
+                .iter()
+                .map(|o| {
+                    let kind = str_of(&o["kind"], "kind");
+                    let name = str_of(&o["metadata"]["name"], "name");
+                    let namespace = o["metadata"]["namespace"].as_str();
+                    let stored = self
+                        .ratify_object(kind, namespace, name)
+                        .unwrap_or_else(|| panic!("{kind} {namespace:?}/{name} is not stored"));
+                    stored
+                        .get("status")
+                        .filter(|s| s.get("issuccess").is_some())
+                        .cloned()
+                })
+                .collect();
+            if statuses.iter().all(Option::is_some) {
+                return statuses.into_iter().flatten().collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vouch wrote no status on some of {objects:#?} within 10 s: {statuses:#?}\n\
+                 vouch log:\n{}",
+                pod.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for vouch's status on each of `objects` and checks it says `issuccess: true`.
+    fn assert_accepted(&self, pod: &Pod, objects: &[Value]) {
+        for (object, status) in objects.iter().zip(self.statuses(pod, objects)) {
+            assert_eq!(
+                status["issuccess"],
+                true,
+                "{} {}: {status:#}\nvouch log:\n{}",
+                object["kind"],
+                object["metadata"]["name"],
+                pod.log()
+            );
+        }
+    }
+}
+
+/// The table rows of `kubectl get` output as column maps (header → cell).
+fn table_rows(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    // Columns start where a header word starts; cells are cut at the same offsets.
+    let mut starts = Vec::new();
+    let mut prev_space = true;
+    for (i, c) in header.char_indices() {
+        if !c.is_whitespace() && prev_space {
+            starts.push(i);
+        }
+        prev_space = c.is_whitespace();
+    }
+    let cut = |line: &str, i: usize| -> String {
+        let end = starts.get(i + 1).copied().unwrap_or(usize::MAX);
+        line.get(starts[i]..end.min(line.len()))
+            .or_else(|| line.get(starts[i]..))
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    let names: Vec<String> = (0..starts.len()).map(|i| cut(header, i)).collect();
+    lines
+        .map(|line| {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), cut(line, i)))
+                .collect()
+        })
+        .collect()
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -727,8 +1047,10 @@ impl Pod {
 /// files, Secret files with the volume's `defaultMode`), then starts `vouch serve` with the
 /// container's arguments and environment. Mount paths become the volume directories; the
 /// three listeners move to free loopback ports (each checked against the container port of
-/// the same role). `cluster_secrets` are Secrets that exist in the cluster beforehand.
-fn run_pod(render: &Render, cluster_secrets: &[Value]) -> Pod {
+/// the same role). `cluster_secrets` are Secrets that exist in the cluster beforehand. When
+/// the pod reads the Kubernetes API, `cluster` is that API, reached through `--kubeconfig`
+/// (added: there is no service account token outside a cluster).
+fn run_pod(render: &Render, cluster_secrets: &[Value], cluster: Option<&Cluster>) -> Pod {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut volume_dirs = BTreeMap::new();
     for volume in render.pod_spec()["volumes"].as_array().expect("volumes") {
@@ -828,7 +1150,7 @@ fn run_pod(render: &Render, cluster_secrets: &[Value]) -> Pod {
         ("--metrics-listen", "metrics", metrics),
     ];
     let mut seen = Vec::new();
-    let args: Vec<String> = render
+    let mut args: Vec<String> = render
         .args()
         .iter()
         .map(|arg| {
@@ -856,6 +1178,14 @@ fn run_pod(render: &Render, cluster_secrets: &[Value]) -> Pod {
         ["--listen", "--health-listen", "--metrics-listen"],
         "the chart sets every listener"
     );
+    match (render.reads_kubernetes(), cluster) {
+        (true, Some(cluster)) => args.push(format!(
+            "--kubeconfig={}",
+            cluster.api.kubeconfig().display()
+        )),
+        (true, None) => panic!("the pod reads the Kubernetes API: run it with a Cluster"),
+        (false, _) => {}
+    }
     let env: BTreeMap<String, String> = render
         .env()
         .into_iter()
@@ -1027,6 +1357,7 @@ fn lint_passes_strict_with_helm_3_and_4() {
             "registryCredentials": {"dockerConfigJson": r#"{"auths":{"registry.example":{"auth":"dTpw"}}}"#},
             "serviceMonitor": {"enabled": true},
             "gatekeeper": {"constraintTemplate": true, "assigns": true},
+            "rbac": {"pullSecrets": true},
         }),
     );
     let majors: Vec<char> = helms()
@@ -1044,6 +1375,7 @@ fn lint_passes_strict_with_helm_3_and_4() {
         for (what, values) in [
             ("base", base_values(&pem)),
             ("everything", everything.clone()),
+            ("configMap", configmap_source(everything.clone())),
         ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let file = dir.path().join("values.json");
@@ -1075,14 +1407,24 @@ fn default_install_serves_gatekeeper_with_mtls() {
     let gatekeeper = GatekeeperCa::new();
     let identity = gatekeeper.client_identity();
     for helm in helms() {
-        let render = helm.template_ok(GATEKEEPER_NS, &base_values(&images.pki.root().pem), &[]);
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &base_values(&images.pki.root().pem),
+            &["--include-crds"],
+        );
 
-        let mut names = render.names();
+        let mut names: Vec<String> = render
+            .names()
+            .into_iter()
+            .filter(|n| !n.starts_with("CustomResourceDefinition/"))
+            .collect();
         names.sort();
         assert_eq!(
             names,
             [
-                "ConfigMap/vouch-config",
+                "CertificateStore/certstore-inline",
+                "ClusterRole/vouch",
+                "ClusterRoleBinding/vouch",
                 "Deployment/vouch",
                 "PodDisruptionBudget/vouch",
                 "Provider/ratify-mutation-provider",
@@ -1090,6 +1432,8 @@ fn default_install_serves_gatekeeper_with_mtls() {
                 "Secret/vouch-tls",
                 "Service/vouch",
                 "ServiceAccount/vouch",
+                "Store/store-oras",
+                "Verifier/verifier-notary-inline",
             ],
             "helm {}",
             helm.version
@@ -1103,8 +1447,15 @@ fn default_install_serves_gatekeeper_with_mtls() {
             "the image tag defaults to appVersion, the workspace version"
         );
 
+        // Ratify's resources from the Kubernetes API, vouch's namespace from the pod's.
+        assert!(render.reads_kubernetes());
+        assert!(!render.has_volume("config"));
+        assert_eq!(render.env()["RATIFY_NAMESPACE"], GATEKEEPER_NS);
+        assert_eq!(
+            render.one("CertificateStore", "certstore-inline")["metadata"]["namespace"],
+            GATEKEEPER_NS
+        );
         // Flags from the values' defaults, which are vouch's own defaults.
-        assert_eq!(render.flag("--config"), ["/etc/vouch/config"]);
         assert_eq!(render.flag("--cert-dir"), ["/usr/local/tls"]);
         assert_eq!(
             render.flag("--ca-cert-file"),
@@ -1144,8 +1495,27 @@ fn default_install_serves_gatekeeper_with_mtls() {
         assert_eq!(config.stores[0].resource_name, "store-oras");
         assert!(config.policy.from_default);
 
-        // The pod, for real.
-        let pod = run_pod(&render, &[gatekeeper.webhook_secret()]);
+        // The pod, for real, reading the resources kubectl applied.
+        let cluster = Cluster::start(&[GATEKEEPER_NS]);
+        cluster.install(&render);
+        let pod = run_pod(&render, &[gatekeeper.webhook_secret()], Some(&cluster));
+        cluster.assert_accepted(&pod, &render.ratify_documents());
+        // What `kubectl get` shows: the CRDs' IsSuccess and Error columns.
+        for (kind, args) in [
+            ("Verifier", vec!["get", "verifiers"]),
+            ("Store", vec!["get", "stores"]),
+            (
+                "CertificateStore",
+                vec!["get", "certificatestores", "-n", GATEKEEPER_NS],
+            ),
+        ] {
+            let rows = table_rows(&cluster.kubectl(&args));
+            let name = str_of(&render.only(kind)["metadata"]["name"], "name");
+            assert_eq!(rows.len(), 1, "{kind}: {rows:?}");
+            assert_eq!(rows[0]["NAME"], name);
+            assert_eq!(rows[0]["ISSUCCESS"], "true", "{kind}: {rows:?}");
+            assert_eq!(rows[0]["ERROR"], "", "{kind}: {rows:?}");
+        }
         assert_pod_serves_gatekeeper(&render, &pod, &images, Some(&identity));
         let verify = render.one("Provider", "ratify-provider");
         let refused = call_provider(&pod, verify, None, &[images.signed()]);
@@ -1162,6 +1532,7 @@ fn default_install_serves_gatekeeper_with_mtls() {
     }
 }
 
+/// `config.source=configMap`: `config.raw` mounted verbatim as `--config`.
 #[test]
 fn other_namespace_registry_credentials_and_raw_config_serve_gatekeeper() {
     let (user, password) = ("puller", "s3cret-pull");
@@ -1179,7 +1550,7 @@ fn other_namespace_registry_credentials_and_raw_config_serve_gatekeeper() {
     let values = json!({
         "image": {"repository": "registry.example/vouch", "digest": format!("sha256:{}", "ab".repeat(32))},
         "fullnameOverride": "sigcheck",
-        "config": {"raw": raw},
+        "config": {"source": "configMap", "raw": raw},
         "mtls": {"caCert": gatekeeper.0.pem},
         "registryCredentials": {"dockerConfigJson": docker_config},
         "podDisruptionBudget": {"enabled": false},
@@ -1247,7 +1618,7 @@ fn other_namespace_registry_credentials_and_raw_config_serve_gatekeeper() {
             "sigcheck-client-ca"
         );
 
-        let pod = run_pod(&render, &[]);
+        let pod = run_pod(&render, &[], None);
         assert_pod_serves_gatekeeper(&render, &pod, &images, Some(&identity));
     }
 }
@@ -1276,6 +1647,8 @@ fn assert_providers_mirror_provider_templates_with(
     }
 }
 
+/// Also `config.source=configMap` with the values' pieces: the AKS guide's resources in the
+/// ConfigMap.
 #[test]
 fn existing_tls_secret_and_caller_ca_without_mtls() {
     let images = Images::start(None);
@@ -1304,7 +1677,7 @@ fn existing_tls_secret_and_caller_ca_without_mtls() {
         },
     });
     let values = merge(
-        base_values(&images.pki.root().pem),
+        configmap_source(base_values(&images.pki.root().pem)),
         json!({
             "tls": {"existingSecret": "vouch-serving", "caBundle": BASE64.encode(ca_cert.pem())},
             "mtls": {"enabled": false},
@@ -1323,7 +1696,13 @@ fn existing_tls_secret_and_caller_ca_without_mtls() {
         assert!(render.flag("--ca-cert-file").is_empty());
         assert!(!render.has_volume("client-ca"));
 
-        let pod = run_pod(&render, std::slice::from_ref(&existing));
+        assert_workload(&render);
+        assert!(!render.reads_kubernetes());
+        assert_eq!(render.flag("--config"), ["/etc/vouch/config"]);
+        assert_eq!(render.volume("config")["configMap"]["name"], "vouch-config");
+        assert!(render.ratify_objects().is_empty());
+        assert_eq!(render.load_config().verifiers.len(), 1);
+        let pod = run_pod(&render, std::slice::from_ref(&existing), None);
         assert_pod_serves_gatekeeper(&render, &pod, &images, None);
 
         let missing = helm.template_err(
@@ -1406,27 +1785,209 @@ fn client_ca_sources_and_their_errors() {
     }
 }
 
-#[test]
-fn default_configuration_is_the_aks_guide_configuration() {
-    let path = repo_root().join("../shared/reference/aks-verify-config.yaml");
+/// Documents keyed by kind and name (Helm orders a template's objects by kind).
+fn by_kind_and_name(docs: &[Value]) -> BTreeMap<(String, String), &Value> {
+    docs.iter()
+        .map(|d| {
+            let key = (
+                str_of(&d["kind"], "kind").to_owned(),
+                str_of(&d["metadata"]["name"], "name").to_owned(),
+            );
+            (key, d)
+        })
+        .collect()
+}
+
+/// The AKS Image Integrity guide's file (the project's `shared/` next to the repository).
+fn aks_guide_path() -> PathBuf {
+    repo_root().join("../shared/reference/aks-verify-config.yaml")
+}
+
+/// The AKS Image Integrity guide's resources.
+fn aks_guide() -> Vec<Value> {
+    let path = aks_guide_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (the project's shared/ next to the repository)",
             path.display()
         )
     });
-    let aks = parse_yaml_documents(&text);
+    parse_yaml_documents(&text)
+}
+
+#[test]
+fn default_configuration_is_the_aks_guide_configuration() {
+    let aks = aks_guide();
     let aks_pem = str_of(&aks[0]["spec"]["parameters"]["value"], "the guide's PEM");
     for helm in helms() {
+        // As objects (the CertificateStore in the release namespace)...
         let render = helm.template_ok(GATEKEEPER_NS, &base_values(aks_pem), &[]);
-        let rendered = parse_yaml_documents(render.ratify_yaml());
+        let mut rendered = render.ratify_documents();
+        for doc in &mut rendered {
+            if doc["kind"] == "CertificateStore" {
+                let namespace = doc["metadata"].as_object_mut().expect("metadata");
+                assert_eq!(namespace.remove("namespace"), Some(json!(GATEKEEPER_NS)));
+            }
+        }
         assert_eq!(
-            rendered, aks,
-            "with the default values the configuration is the AKS guide's (helm {})",
+            by_kind_and_name(&rendered),
+            by_kind_and_name(&aks),
+            "with the default values the resources are the AKS guide's (helm {})",
+            helm.version
+        );
+        render.load_config();
+
+        // ...or in the ConfigMap.
+        let render = helm.template_ok(GATEKEEPER_NS, &configmap_source(base_values(aks_pem)), &[]);
+        assert_eq!(
+            parse_yaml_documents(render.ratify_yaml()),
+            aks,
+            "with the ConfigMap source the configuration is the AKS guide's (helm {})",
             helm.version
         );
         render.load_config();
     }
+}
+
+/// Moving from Ratify, or managing the resources outside the chart: `config.create=false`
+/// renders none, and vouch uses what is in the cluster — here the AKS guide's file, applied
+/// unchanged with kubectl on the chart's CRDs, as its users do.
+#[test]
+fn resources_applied_with_kubectl_are_used_without_config_create() {
+    let aks = aks_guide();
+    let values = json!({
+        "image": {"repository": "registry.example/vouch"},
+        "config": {"create": false},
+    });
+    let helm = &helms()[0];
+    let render = helm.template_ok(GATEKEEPER_NS, &values, &["--include-crds"]);
+    assert_kubernetes_objects(&render);
+    assert_workload(&render);
+    assert!(render.ratify_objects().is_empty(), "{:?}", render.names());
+
+    let cluster = Cluster::start(&[GATEKEEPER_NS]);
+    cluster.install(&render);
+    cluster.kubectl(&[
+        "apply",
+        "-n",
+        GATEKEEPER_NS,
+        "-f",
+        &aks_guide_path().display().to_string(),
+    ]);
+    let gatekeeper = GatekeeperCa::new();
+    let pod = run_pod(&render, &[gatekeeper.webhook_secret()], Some(&cluster));
+    let mut applied = aks;
+    applied[0]["metadata"]["namespace"] = json!(GATEKEEPER_NS);
+    cluster.assert_accepted(&pod, &applied);
+}
+
+/// A CRD shaped like Ratify's own for `kind` (`config/crd/bases` of Ratify v1.x, written
+/// here from its published shape): the same names, scope, versions and status subresource
+/// as vouch's, a typed `spec` (unknown fields pruned), no vouch descriptions, `v1alpha1`
+/// deprecated, printer columns on `v1beta1` only.
+fn ratify_style_crd(kind: &vouch_cluster::Kind) -> Value {
+    let mut crd = vouch_cluster::crd(kind);
+    for version in crd["spec"]["versions"].as_array_mut().expect("versions") {
+        let schema = &mut version["schema"]["openAPIV3Schema"];
+        schema
+            .as_object_mut()
+            .expect("schema")
+            .remove("description");
+        schema["properties"]["spec"] = json!({
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "parameters": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            },
+        });
+        schema["properties"]["status"] = json!({
+            "type": "object",
+            "properties": {
+                "issuccess": {"type": "boolean"},
+                "error": {"type": "string"},
+                "brieferror": {"type": "string"},
+            },
+            "required": ["issuccess"],
+        });
+        if version["name"] == "v1alpha1" {
+            version["deprecated"] = json!(true);
+            version
+                .as_object_mut()
+                .expect("version")
+                .remove("additionalPrinterColumns");
+        }
+    }
+    crd["metadata"]["annotations"] = json!({"controller-gen.kubebuilder.io/version": "v0.15.0"});
+    crd
+}
+
+/// Moving from Ratify: with Ratify's CRDs left in place (Helm skips crds/ when they exist)
+/// vouch reads and updates the resources; `kubectl apply` of the chart's crds.yaml then
+/// replaces those CRDs in place, and every resource stays.
+#[test]
+fn ratify_crds_kept_or_replaced_in_place() {
+    let aks = aks_guide();
+    let cluster = Cluster::start(&[GATEKEEPER_NS]);
+    let ratify: Vec<Value> = vouch_cluster::KINDS.iter().map(ratify_style_crd).collect();
+    cluster.apply(&ratify.iter().collect::<Vec<_>>());
+    cluster.kubectl(&[
+        "apply",
+        "-n",
+        GATEKEEPER_NS,
+        "-f",
+        &aks_guide_path().display().to_string(),
+    ]);
+    let mut applied = aks;
+    applied[0]["metadata"]["namespace"] = json!(GATEKEEPER_NS);
+    let uids = |cluster: &Cluster| -> Vec<Value> {
+        applied
+            .iter()
+            .map(|o| {
+                cluster
+                    .ratify_object(
+                        str_of(&o["kind"], "kind"),
+                        o["metadata"]["namespace"].as_str(),
+                        str_of(&o["metadata"]["name"], "name"),
+                    )
+                    .expect("stored")["metadata"]["uid"]
+                    .clone()
+            })
+            .collect()
+    };
+    let before = uids(&cluster);
+
+    let values = json!({
+        "image": {"repository": "registry.example/vouch"},
+        "config": {"create": false},
+        "mtls": {"enabled": false},
+    });
+    let render = helms()[0].template_ok(GATEKEEPER_NS, &values, &[]);
+    let pod = run_pod(&render, &[], Some(&cluster));
+    cluster.assert_accepted(&pod, &applied);
+
+    cluster.apply_yaml(
+        &std::fs::read_to_string(chart_dir().join("crds/crds.yaml")).expect("crds.yaml"),
+    );
+    for kind in vouch_cluster::KINDS {
+        let name = format!("{}.config.ratify.deislabs.io", kind.plural);
+        let stored: Value =
+            serde_json::from_str(&cluster.kubectl(&["get", "crd", &name, "-o", "json"]))
+                .expect("CRD JSON");
+        assert_eq!(
+            stored["spec"],
+            vouch_cluster::crd(kind)["spec"],
+            "{name} is vouch's after kubectl apply"
+        );
+    }
+    assert_eq!(
+        uids(&cluster),
+        before,
+        "the resources outlive the CRD replacement"
+    );
+    cluster.assert_accepted(&pod, &applied);
+    let rows = table_rows(&cluster.kubectl(&["get", "verifiers"]));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["ISSUCCESS"], "true", "{rows:?}");
 }
 
 #[test]
@@ -1459,23 +2020,36 @@ fn configuration_pieces_become_ratify_resources() {
         }),
     );
     for helm in helms() {
-        let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
-        let config = render.load_config();
-        assert_eq!(config.stores.len(), 1);
-        assert_eq!(config.stores[0].resource_name, "registries");
-        assert!(config.stores[0].use_http);
-        assert_eq!(config.verifiers[0].resource_name, "notation-prod");
-        assert!(
-            config.verifiers[0]
-                .trust_policy
-                .select("registry.example/prod/app")
-                .is_some()
-        );
-        assert!(!config.policy.from_default, "the Policy resource is used");
-        let docs = parse_yaml_documents(render.ratify_yaml());
-        let policy = docs.iter().find(|d| d["kind"] == "Policy").expect("Policy");
-        assert_eq!(policy["metadata"]["name"], "ratify-policy");
-        assert_eq!(policy["spec"]["type"], "config-policy");
+        let mut sources = Vec::new();
+        for values in [values.clone(), configmap_source(values.clone())] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            let config = render.load_config();
+            assert_eq!(config.stores.len(), 1);
+            assert_eq!(config.stores[0].resource_name, "registries");
+            assert!(config.stores[0].use_http);
+            assert_eq!(config.verifiers[0].resource_name, "notation-prod");
+            assert!(
+                config.verifiers[0]
+                    .trust_policy
+                    .select("registry.example/prod/app")
+                    .is_some()
+            );
+            assert!(!config.policy.from_default, "the Policy resource is used");
+            let docs = render.ratify_documents();
+            let policy = docs.iter().find(|d| d["kind"] == "Policy").expect("Policy");
+            assert_eq!(policy["metadata"]["name"], "ratify-policy");
+            assert_eq!(policy["spec"]["type"], "config-policy");
+            sources.push(docs);
+        }
+        // The same resources either way (Helm orders objects by kind), the CertificateStores'
+        // namespace aside.
+        for doc in &mut sources[0] {
+            if doc["kind"] == "CertificateStore" {
+                let namespace = doc["metadata"].as_object_mut().expect("metadata");
+                assert_eq!(namespace.remove("namespace"), Some(json!(GATEKEEPER_NS)));
+            }
+        }
+        assert_eq!(by_kind_and_name(&sources[0]), by_kind_and_name(&sources[1]));
 
         // Without verificationCertStores, the AKS form lists every CertificateStore.
         let two = helm.template_ok(
@@ -1486,7 +2060,7 @@ fn configuration_pieces_become_ratify_resources() {
             ),
             &[],
         );
-        let docs = parse_yaml_documents(two.ratify_yaml());
+        let docs = two.ratify_documents();
         let verifier = docs
             .iter()
             .find(|d| d["kind"] == "Verifier")
@@ -1496,6 +2070,297 @@ fn configuration_pieces_become_ratify_resources() {
             json!({"certs": ["certstore-inline", "rotated-ca"]})
         );
         two.load_config();
+    }
+}
+
+#[test]
+fn chart_crds_are_what_vouch_crds_prints() {
+    let dir = chart_dir().join("crds");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["crds.yaml"], "{} holds one file", dir.display());
+    let text = std::fs::read_to_string(dir.join("crds.yaml")).expect("crds.yaml");
+    assert!(
+        text == vouch_cluster::crds_yaml(),
+        "helm/vouch/crds/crds.yaml differs from what `vouch crds` prints \
+         (crates/cluster/src/crd.rs); regenerate it:\n\n    \
+         cargo run -p vouch -- crds > helm/vouch/crds/crds.yaml\n"
+    );
+    let expected: Vec<Value> = vouch_cluster::KINDS
+        .iter()
+        .map(vouch_cluster::crd)
+        .collect();
+    for helm in helms() {
+        // Helm puts crds/ in front of the templates, untouched (no labels, no templating),
+        // and installs them before the resources that need them.
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &base_values(&some_certificate_pem()),
+            &["--include-crds"],
+        );
+        let crds: Vec<Value> = render
+            .all("CustomResourceDefinition")
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(crds, expected, "helm {}", helm.version);
+        assert_eq!(
+            render
+                .docs
+                .iter()
+                .position(|d| d["kind"] != "CustomResourceDefinition"),
+            Some(crds.len()),
+            "the CRDs come first"
+        );
+        let plain = helm.template_ok(GATEKEEPER_NS, &base_values(&some_certificate_pem()), &[]);
+        assert!(plain.all("CustomResourceDefinition").is_empty());
+    }
+}
+
+/// A resource of each kind vouch reads, valid, trusting `pem`; the namespaced ones in
+/// `namespace` (the CertificateStore in none: the chart puts it in the release's).
+fn every_kind_yaml(pem: &str, namespace: &str) -> String {
+    let pem = pem.trim_end().replace('\n', "\n      ");
+    let certificate = |kind: &str, name: &str, ns: &str| {
+        format!(
+            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: {kind}\nmetadata:\n  \
+             name: {name}\n{ns}spec:\n  type: inline\n  parameters:\n    \
+             contentType: certificate\n    value: |\n      {pem}\n"
+        )
+    };
+    let verifier = |kind: &str, name: &str, ns: &str, certs: &str| {
+        format!(
+            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: {kind}\nmetadata:\n  \
+             name: {name}\n{ns}spec:\n  name: notation\n  \
+             artifactTypes: application/vnd.cncf.notary.signature\n  parameters:\n    \
+             verificationCertStores:\n      certs: [{certs}]\n    trustPolicyDoc:\n      \
+             version: \"1.0\"\n      trustPolicies:\n        - name: default\n          \
+             registryScopes: [\"*\"]\n          signatureVerification: {{level: strict}}\n          \
+             trustStores: [\"ca:certs\"]\n          trustedIdentities: [\"*\"]\n"
+        )
+    };
+    let other = |kind: &str, name: &str, ns: &str, spec: &str| {
+        format!(
+            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: {kind}\nmetadata:\n  \
+             name: {name}\n{ns}spec: {spec}\n"
+        )
+    };
+    let ns = format!("  namespace: {namespace}\n");
+    let policy =
+        "{type: config-policy, parameters: {artifactVerificationPolicies: {default: all}}}";
+    [
+        format!(
+            "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  \
+             name: certstore-inline\nspec:\n  provider: inline\n  parameters:\n    \
+             value: |\n      {pem}\n"
+        ),
+        certificate("KeyManagementProvider", "kmp-inline", ""),
+        certificate("NamespacedKeyManagementProvider", "kmp-team", &ns),
+        other("Store", "store-oras", "", "{name: oras}"),
+        other("NamespacedStore", "store-team", &ns, "{name: oras}"),
+        verifier(
+            "Verifier",
+            "verifier-notary-inline",
+            "",
+            "certstore-inline, kmp-inline",
+        ),
+        verifier(
+            "NamespacedVerifier",
+            "verifier-team",
+            &ns,
+            &format!("{namespace}/kmp-team"),
+        ),
+        other("Policy", "ratify-policy", "", policy),
+        other("NamespacedPolicy", "ratify-policy", &ns, policy),
+    ]
+    .join("---\n")
+}
+
+/// (verb, API group, resource or resource/subresource).
+type Permission = (String, String, String);
+
+/// What rules grant, one permission per verb, group and resource; no wildcards, names or
+/// non-resource URLs (least privilege says what it allows in full).
+fn permissions(rules: &Value) -> BTreeSet<Permission> {
+    let list = |rule: &Value, key: &str| -> Vec<String> {
+        rule[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("rule without {key}: {rule}"))
+            .iter()
+            .map(|v| str_of(v, key).to_owned())
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().expect("rules") {
+        for key in ["resourceNames", "nonResourceURLs"] {
+            assert!(rule.get(key).is_none(), "{key} in {rule}");
+        }
+        for group in list(rule, "apiGroups") {
+            for resource in list(rule, "resources") {
+                for verb in list(rule, "verbs") {
+                    assert!(
+                        !(group.contains('*') || resource.contains('*') || verb.contains('*')),
+                        "wildcard in {rule}"
+                    );
+                    out.insert((verb, group.clone(), resource.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn cluster_role_allows_exactly_the_requests_vouch_makes() {
+    let images = Images::start(None);
+    let team = "team-a";
+    let values = json!({
+        "image": {"repository": "registry.example/vouch"},
+        "config": {"raw": every_kind_yaml(&images.pki.root().pem, team)},
+        "mtls": {"enabled": false},
+    });
+    let helm = &helms()[0];
+    let render = helm.template_ok(GATEKEEPER_NS, &values, &["--include-crds"]);
+    assert_kubernetes_objects(&render);
+    assert_workload(&render);
+    let objects = render.ratify_documents();
+    let kinds: BTreeSet<&str> = objects.iter().map(|o| str_of(&o["kind"], "kind")).collect();
+    assert_eq!(
+        kinds,
+        vouch_cluster::KINDS.iter().map(|k| k.kind).collect(),
+        "config.raw became one object of each kind"
+    );
+
+    // The ClusterRole is bound to the pod's service account.
+    let role = render.only("ClusterRole");
+    let binding = render.only("ClusterRoleBinding");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+               "name": role["metadata"]["name"]})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": render.pod_spec()["serviceAccountName"],
+                "namespace": GATEKEEPER_NS}])
+    );
+    assert!(render.all("Role").is_empty() && render.all("RoleBinding").is_empty());
+    let granted = permissions(&role["rules"]);
+
+    let cluster = Cluster::start(&[GATEKEEPER_NS, team]);
+    cluster.install(&render);
+    cluster.api.clear_requests();
+    let pod = run_pod(&render, &[], Some(&cluster));
+    cluster.assert_accepted(&pod, &objects);
+    let (status, response) = call_provider(
+        &pod,
+        render.one("Provider", "ratify-provider"),
+        None,
+        &[images.signed(), images.unsigned()],
+    )
+    .unwrap_or_else(|e| panic!("/verify failed: {e}\nvouch log:\n{}", pod.log()));
+    assert_eq!(status, 200);
+    assert_eq!(
+        item(&response, &images.signed())["value"]["isSuccess"],
+        true,
+        "{response:#}"
+    );
+    drop(pod);
+
+    let mut used = BTreeSet::new();
+    let mut other = Vec::new();
+    for request in cluster.api.requests() {
+        if request.resource.is_empty() {
+            other.push(request.path.clone());
+            continue;
+        }
+        let resource = if request.subresource.is_empty() {
+            request.resource.clone()
+        } else {
+            format!("{}/{}", request.resource, request.subresource)
+        };
+        used.insert((request.verb.clone(), request.group.clone(), resource));
+    }
+    assert!(
+        other.is_empty(),
+        "vouch made requests outside resources (discovery?), which no rule covers: {other:?}"
+    );
+    let refused: Vec<&Permission> = used.difference(&granted).collect();
+    assert!(
+        refused.is_empty(),
+        "vouch made requests the ClusterRole does not allow (it would be refused in a \
+         cluster): {refused:#?}"
+    );
+    let unused: Vec<&Permission> = granted.difference(&used).collect();
+    assert!(
+        unused.is_empty(),
+        "the ClusterRole grants what vouch never does (least privilege): {unused:#?}"
+    );
+}
+
+#[test]
+fn rbac_values() {
+    let pem = some_certificate_pem();
+    for helm in helms() {
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(base_values(&pem), json!({"rbac": {"pullSecrets": true}})),
+            &[],
+        );
+        assert_kubernetes_objects(&render);
+        let role = render.only("Role");
+        assert_eq!(role["metadata"]["namespace"], GATEKEEPER_NS);
+        assert_eq!(
+            permissions(&role["rules"]),
+            BTreeSet::from([
+                ("get".to_owned(), String::new(), "secrets".to_owned()),
+                (
+                    "get".to_owned(),
+                    String::new(),
+                    "serviceaccounts".to_owned()
+                ),
+            ])
+        );
+        let binding = render.only("RoleBinding");
+        assert_eq!(binding["roleRef"]["kind"], "Role");
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(binding["subjects"][0]["name"], "vouch");
+        // The ClusterRole is the same as without pull Secrets.
+        let plain = helm.template_ok(GATEKEEPER_NS, &base_values(&pem), &[]);
+        assert_eq!(render.only("ClusterRole"), plain.only("ClusterRole"));
+
+        let none = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                base_values(&pem),
+                json!({"rbac": {"create": false, "pullSecrets": true}}),
+            ),
+            &[],
+        );
+        for kind in ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+            assert!(none.all(kind).is_empty(), "{kind} with rbac.create=false");
+        }
+        assert_eq!(none.pod_spec()["automountServiceAccountToken"], true);
+
+        // No RBAC at all when vouch reads a ConfigMap, whatever rbac says.
+        let configmap = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                configmap_source(base_values(&pem)),
+                json!({"rbac": {"pullSecrets": true}}),
+            ),
+            &[],
+        );
+        assert_workload(&configmap);
+        for kind in ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"] {
+            assert!(
+                configmap.all(kind).is_empty(),
+                "{kind} with config.source=configMap"
+            );
+        }
     }
 }
 
@@ -1708,6 +2573,37 @@ fn render_time_checks_name_the_value_and_the_fix() {
             json!({"registryCredentials": {"dockerConfigJson": "user:password"}}),
             &["registryCredentials.dockerConfigJson is not a Docker config.json"],
         ),
+        (
+            "create false with a ConfigMap",
+            json!({"config": {"source": "configMap", "create": false}}),
+            &["config.create=false needs config.source=kubernetes"],
+        ),
+        (
+            "create false with certificates",
+            json!({"config": {"create": false}}),
+            &["config.create is false", "config.certificateStores"],
+        ),
+        (
+            "not a Ratify resource in raw",
+            json!({"config": {"raw": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"}}),
+            &[
+                "config.raw, document 1 (ConfigMap v1)",
+                "only config.ratify.deislabs.io resources",
+            ],
+        ),
+        (
+            "an unknown Ratify kind in raw",
+            json!({"config": {"raw": "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Verifer\nmetadata: {name: x}\n---\n"}}),
+            &[
+                "config.raw, document 1 (Verifer",
+                "vouch reads CertificateStore, KeyManagementProvider",
+            ],
+        ),
+        (
+            "a raw resource without a name",
+            json!({"config": {"raw": "---\napiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nspec: {name: oras}\n"}}),
+            &["config.raw, document 2 (Store", "has no metadata.name"],
+        ),
         // values.schema.json: a misspelt key or a wrong type stops the render.
         (
             "misspelt key",
@@ -1728,6 +2624,21 @@ fn render_time_checks_name_the_value_and_the_fix() {
             "log format",
             json!({"serve": {"logFormat": "xml"}}),
             &["logFormat"],
+        ),
+        (
+            "unknown source",
+            json!({"config": {"source": "configmap"}}),
+            &["source"],
+        ),
+        (
+            "misspelt rbac key",
+            json!({"rbac": {"pullSecret": true}}),
+            &["pullSecret"],
+        ),
+        (
+            "the old token value",
+            json!({"automountServiceAccountToken": true}),
+            &["automountServiceAccountToken"],
         ),
     ];
     for helm in helms() {

@@ -70,6 +70,90 @@ Providers use <svc>.<ns>, as Ratify's chart does.
 {{- printf "%s-config" (include "vouch.fullname" .) -}}
 {{- end -}}
 
+{{/* "true" when vouch reads Ratify's resources from the Kubernetes API (config.source). */}}
+{{- define "vouch.fromKubernetes" -}}
+{{- if eq .Values.config.source "kubernetes" -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The kinds of config.ratify.deislabs.io vouch reads, as vouch_cluster::KINDS lists them (the
+chart tests compare): a JSON list of {kind, plural, namespaced}.
+*/}}
+{{- define "vouch.ratifyKinds" -}}
+{{- list
+  (dict "kind" "CertificateStore" "plural" "certificatestores" "namespaced" true)
+  (dict "kind" "KeyManagementProvider" "plural" "keymanagementproviders" "namespaced" false)
+  (dict "kind" "NamespacedKeyManagementProvider" "plural" "namespacedkeymanagementproviders" "namespaced" true)
+  (dict "kind" "Store" "plural" "stores" "namespaced" false)
+  (dict "kind" "NamespacedStore" "plural" "namespacedstores" "namespaced" true)
+  (dict "kind" "Verifier" "plural" "verifiers" "namespaced" false)
+  (dict "kind" "NamespacedVerifier" "plural" "namespacedverifiers" "namespaced" true)
+  (dict "kind" "Policy" "plural" "policies" "namespaced" false)
+  (dict "kind" "NamespacedPolicy" "plural" "namespacedpolicies" "namespaced" true)
+  | toJson -}}
+{{- end -}}
+
+{{/* kind: namespaced, for the kinds of vouch.ratifyKinds; JSON. */}}
+{{- define "vouch.ratifyScopes" -}}
+{{- $scopes := dict -}}
+{{- range include "vouch.ratifyKinds" . | fromJsonArray -}}
+{{- $_ := set $scopes .kind .namespaced -}}
+{{- end -}}
+{{- toJson $scopes -}}
+{{- end -}}
+
+{{/*
+The Ratify resources of the values, a JSON list: the documents of config.raw, or those the
+pieces make (the AKS Image Integrity guide's with the defaults). Without namespaces: the
+ConfigMap holds them as they are, the objects get the release namespace where needed.
+*/}}
+{{- define "vouch.ratifyResources" -}}
+{{- $c := .Values.config -}}
+{{- $docs := list -}}
+{{- if $c.raw -}}
+{{- $kinds := include "vouch.ratifyScopes" . | fromJson -}}
+{{- range $i, $text := regexSplit "(?m)^---[ \t]*$" $c.raw -1 -}}
+{{- $doc := fromYaml $text -}}
+{{- if hasKey $doc "Error" -}}
+{{- fail (printf "config.raw, document %d: not YAML: %s" (add $i 1) $doc.Error) -}}
+{{- end -}}
+{{- if $doc -}}
+{{- $what := printf "config.raw, document %d (%s %s)" (add $i 1) (default "no kind" $doc.kind) (default "no apiVersion" $doc.apiVersion) -}}
+{{- if not (hasPrefix "config.ratify.deislabs.io/" (default "" $doc.apiVersion)) -}}
+{{- fail (printf "%s: only config.ratify.deislabs.io resources belong in config.raw" $what) -}}
+{{- end -}}
+{{- if not (hasKey $kinds (default "" $doc.kind)) -}}
+{{- fail (printf "%s: vouch reads %s" $what (keys $kinds | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- if not (and $doc.metadata $doc.metadata.name) -}}
+{{- fail (printf "%s has no metadata.name" $what) -}}
+{{- end -}}
+{{- $docs = append $docs $doc -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- $certificateStores := default dict $c.certificateStores -}}
+{{- range $name, $pem := $certificateStores -}}
+{{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "CertificateStore" "metadata" (dict "name" $name) "spec" (dict "provider" "inline" "parameters" (dict "value" $pem))) -}}
+{{- end -}}
+{{- $storeSpec := dict "name" "oras" -}}
+{{- if $c.store.useHttp -}}
+{{- $_ := set $storeSpec "parameters" (dict "useHttp" true) -}}
+{{- end -}}
+{{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "Store" "metadata" (dict "name" $c.store.name) "spec" $storeSpec) -}}
+{{- $certStores := $c.verifier.verificationCertStores -}}
+{{- if not $certStores -}}
+{{- $certStores = dict "certs" (keys $certificateStores | sortAlpha) -}}
+{{- end -}}
+{{- $verifierParameters := dict "verificationCertStores" $certStores "trustPolicyDoc" $c.verifier.trustPolicyDoc -}}
+{{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "Verifier" "metadata" (dict "name" $c.verifier.name) "spec" (dict "name" "notation" "artifactTypes" $c.verifier.artifactTypes "parameters" $verifierParameters)) -}}
+{{- if $c.policy -}}
+{{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "Policy" "metadata" (dict "name" "ratify-policy") "spec" (dict "type" "config-policy" "parameters" $c.policy)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $docs -}}
+{{- end -}}
+
 {{/*
 Where Gatekeeper's CA for --ca-cert-file comes from, as JSON {secret, key, create}:
 mtls.caCert (a Secret the chart creates), mtls.existingSecret, or Gatekeeper's own
@@ -108,9 +192,17 @@ Deployment, which every render has.
 {{- if not $v.image.repository -}}
 {{- fail "image.repository is required: there is no published vouch image; build one from the repository's Dockerfile, push it to a registry the cluster pulls from, and set image.repository (and image.tag or image.digest)" -}}
 {{- end -}}
-{{- if not $v.config.raw -}}
+{{- $fromKubernetes := include "vouch.fromKubernetes" . -}}
+{{- if not $v.config.create -}}
+{{- if not $fromKubernetes -}}
+{{- fail "config.create=false needs config.source=kubernetes: with config.source=configMap the ConfigMap the chart writes is vouch's only configuration" -}}
+{{- end -}}
+{{- if or $v.config.raw $v.config.certificateStores -}}
+{{- fail "config.create is false, so the chart creates no Ratify resources and would ignore config.raw and config.certificateStores: unset them, or set config.create=true" -}}
+{{- end -}}
+{{- else if not $v.config.raw -}}
 {{- if not $v.config.certificateStores -}}
-{{- fail "config.certificateStores is empty: vouch needs the certificates you trust (--set-file config.certificateStores.certstore-inline=ca.pem), or your Ratify resources in config.raw" -}}
+{{- fail "config.certificateStores is empty: vouch needs the certificates you trust (--set-file config.certificateStores.certstore-inline=ca.pem), or your Ratify resources in config.raw, or (config.source=kubernetes) config.create=false to use the resources already in the cluster" -}}
 {{- end -}}
 {{- range $name, $pem := $v.config.certificateStores -}}
 {{- if not (include "vouch.isPemCertificate" (default "" $pem)) -}}
