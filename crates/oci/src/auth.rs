@@ -31,7 +31,7 @@ pub(crate) fn credentials_for(
         AuthProvider::DockerConfigs(source) => {
             let documents = source.documents().map_err(|e| {
                 RegistryError::new(
-                    ErrorKind::Configuration,
+                    ErrorKind::Credentials,
                     registry,
                     format!("cannot read the registry credentials: {e}"),
                 )
@@ -50,11 +50,7 @@ pub(crate) fn credentials_for(
 /// The credentials for `registry` in the `auths` of one Docker config document (helpers
 /// and stores dropped: they would run programs).
 fn from_auths_only(document: &[u8], registry: &str) -> Result<RegistryAuth, RegistryError> {
-    let invalid = |what: String| {
-        RegistryError::new(ErrorKind::Configuration, registry, what).with_hint(
-            "fix the pull Secret: .dockerconfigjson must be a Docker config.json whose auths.<registry>.auth is base64 of user:password",
-        )
-    };
+    let invalid = |what: String| RegistryError::new(ErrorKind::Credentials, registry, what);
     if document.len() as u64 > MAX_DOCKER_CONFIG_BYTES {
         return Err(invalid(format!(
             "a pull secret is larger than {MAX_DOCKER_CONFIG_BYTES} bytes"
@@ -98,11 +94,7 @@ fn server_key(registry: &str) -> &str {
 }
 
 fn from_docker_config(path: &Path, registry: &str) -> Result<RegistryAuth, RegistryError> {
-    let config_error = |what: String| {
-        RegistryError::new(ErrorKind::Configuration, registry, what).with_hint(
-            "fix the docker config.json (auths.<registry>.auth is base64 of user:password) or point authProvider.configPath at a valid file",
-        )
-    };
+    let config_error = |what: String| RegistryError::new(ErrorKind::Credentials, registry, what);
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -245,6 +237,6 @@ mod tests {
             config_path: Some(p),
         };
         let e = credentials_for(&provider, "r").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Configuration);
+        assert_eq!(e.kind(), ErrorKind::Credentials);
     }
 }

@@ -166,8 +166,12 @@ impl RegistryClient {
     /// Builds a client. Fails on unusable root certificates.
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
         let config_error = |what: String| {
-            RegistryError::new(ErrorKind::Configuration, "(all)", what).with_hint(
-                "pass each extra root certificate as PEM (one or more CERTIFICATE blocks) or DER",
+            RegistryError::new(
+                ErrorKind::Configuration,
+                "(all)",
+                format!(
+                    "{what}; pass each extra root certificate as PEM (one or more CERTIFICATE blocks) or DER"
+                ),
             )
         };
         let certificates = split_certificates(&options.extra_root_certificates)

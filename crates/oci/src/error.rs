@@ -16,8 +16,11 @@ pub enum ErrorKind {
     Unauthorized,
     /// The credentials are valid but lack access (403, `DENIED`).
     Denied,
-    /// The registry could not be reached: DNS, connection refused, TLS handshake.
+    /// The registry could not be reached: DNS, connection refused.
     Unreachable,
+    /// The TLS handshake with the registry failed (an unknown CA, a wrong name, or a
+    /// plain-HTTP registry addressed over HTTPS).
+    Tls,
     /// No complete answer within the configured per-call timeout.
     Timeout,
     /// A manifest, index or blob exceeds the configured size limit.
@@ -39,67 +42,26 @@ pub enum ErrorKind {
     ServerError,
     /// The registry answered in a way the protocol does not allow.
     Protocol,
-    /// Invalid client configuration (certificates, docker config, digests passed in).
+    /// The configured credentials cannot be read: a docker config.json or pull Secret that
+    /// is missing a part, not JSON, too large, or a failing credential helper.
+    Credentials,
+    /// Invalid client configuration (certificates, digests passed in).
     Configuration,
     /// Anything else.
     Other,
 }
 
-impl ErrorKind {
-    fn default_hint(self) -> &'static str {
-        match self {
-            ErrorKind::NotFound => {
-                "check the registry, repository, tag or digest, and that the content was pushed"
-            }
-            ErrorKind::Unauthorized => {
-                "add credentials for this registry to the docker config.json used by vouch (authProvider: dockerConfig), or fix the ones there"
-            }
-            ErrorKind::Denied => "give the configured credentials pull access to this repository",
-            ErrorKind::Unreachable => {
-                "check the address and that the registry is running; set `useHttp: true` on the oras Store for a plain-HTTP registry"
-            }
-            ErrorKind::Timeout => {
-                "check the registry's health and the network path, or raise the registry timeout"
-            }
-            ErrorKind::TooLarge => {
-                "this is not a Notation signature of normal size; check what is attached to the image, or raise the limit"
-            }
-            ErrorKind::DigestMismatch => {
-                "the registry, a cache or a proxy is serving corrupted or tampered content"
-            }
-            ErrorKind::Overloaded => {
-                "many large or endless registry responses are being read at once (a hostile or broken registry?); retry, and check which registries serve oversized content"
-            }
-            ErrorKind::InvalidManifest => "re-push the artifact with a conforming OCI manifest",
-            ErrorKind::TooManyReferrers => {
-                "remove stale signatures from the repository, or raise the maximum number of signatures"
-            }
-            ErrorKind::RateLimited => {
-                "the registry is rate limiting vouch; add credentials with a higher quota or retry later"
-            }
-            ErrorKind::Rejected => "check the content that was pushed",
-            ErrorKind::ServerError => "the registry is failing; check its logs and retry later",
-            ErrorKind::Protocol => {
-                "the registry does not follow the OCI distribution spec here; check its version and any proxy in front of it"
-            }
-            ErrorKind::Configuration => "fix the registry client configuration",
-            ErrorKind::Other => "check the registry and the network",
-        }
-    }
-}
-
 /// A registry operation failed.
 ///
-/// `Display` reads "registry `<host>` `<what happened>`: `<what to do>`", e.g.
-/// "registry 127.0.0.1:5000 is unreachable (connection refused): check the address and
-/// that the registry is running; set `useHttp: true` on the oras Store for a plain-HTTP
-/// registry".
+/// `Display` reads "registry `<host>` `<what happened>`", e.g. "registry 127.0.0.1:5000 is
+/// unreachable (connection refused)". It says what happened only: what an operator should do
+/// about it depends on how vouch is configured, which the caller knows (vouch-provider maps
+/// each [`ErrorKind`] to a remediation, once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryError {
     kind: ErrorKind,
     registry: String,
     message: String,
-    hint: &'static str,
 }
 
 impl RegistryError {
@@ -108,13 +70,7 @@ impl RegistryError {
             kind,
             registry: registry.to_owned(),
             message: message.into(),
-            hint: kind.default_hint(),
         }
-    }
-
-    pub(crate) fn with_hint(mut self, hint: &'static str) -> Self {
-        self.hint = hint;
-        self
     }
 
     /// The class of failure.
@@ -127,14 +83,9 @@ impl RegistryError {
         &self.registry
     }
 
-    /// What happened, without the registry name or the hint.
+    /// What happened, without the registry name.
     pub fn message(&self) -> &str {
         &self.message
-    }
-
-    /// What to do about it.
-    pub fn hint(&self) -> &str {
-        self.hint
     }
 
     pub(crate) fn timeout(registry: &str, operation: &str, after: Duration) -> Self {
@@ -155,18 +106,19 @@ impl RegistryError {
                 format!("did not answer in time ({operation}: {chain})"),
             );
         }
-        if e.is_connect() || is_tls(&chain) {
-            let err = Self::new(
+        if is_tls(&chain) {
+            return Self::new(
+                ErrorKind::Tls,
+                registry,
+                format!("failed the TLS handshake ({operation}: {chain})"),
+            );
+        }
+        if e.is_connect() {
+            return Self::new(
                 ErrorKind::Unreachable,
                 registry,
                 format!("is unreachable ({operation}: {chain})"),
             );
-            if is_tls(&chain) {
-                return err.with_hint(
-                    "check the registry's TLS certificate and add its CA to vouch's extra root certificates; set `useHttp: true` on the oras Store if the registry speaks plain HTTP",
-                );
-            }
-            return err;
         }
         Self::new(
             ErrorKind::Protocol,
@@ -266,11 +218,7 @@ impl RegistryError {
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "registry {} {}: {}",
-            self.registry, self.message, self.hint
-        )
+        write!(f, "registry {} {}", self.registry, self.message)
     }
 }
 
@@ -415,7 +363,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn display_names_registry_and_fix() {
+    fn display_says_what_happened_at_which_registry() {
         let e = RegistryError::new(
             ErrorKind::Unreachable,
             "127.0.0.1:5000",
@@ -423,7 +371,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "registry 127.0.0.1:5000 is unreachable (connection refused): check the address and that the registry is running; set `useHttp: true` on the oras Store for a plain-HTTP registry"
+            "registry 127.0.0.1:5000 is unreachable (connection refused)"
         );
     }
 

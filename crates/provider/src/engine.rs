@@ -31,6 +31,7 @@ use vouch_oci::{
     ArtifactTypes, ClientOptions, Reference, RegistryClient, RegistryError, RequestObserver,
 };
 
+use crate::failure::{Failure, Fetched};
 use crate::report::{RESPONSE_VERSION, VerificationResponse, VerifierReport};
 use crate::revocation::RevocationFetcher;
 
@@ -285,9 +286,10 @@ impl Engine {
             Err(e) => {
                 return vec![synthetic(
                     subject,
-                    format!("failed to verify artifact {subject}: resolving descriptor: {e}"),
-                    e.to_string(),
-                    remediation_for_registry(&e),
+                    Failure::Resolve {
+                        subject: subject.to_owned(),
+                        error: e,
+                    },
                 )];
             }
         };
@@ -307,12 +309,10 @@ impl Engine {
                     v,
                     subject,
                     None,
-                    format!(
-                        "artifact {}@{} has no applicable trust policy statement",
-                        artifact.registry_repo, artifact.digest
-                    ),
-                    "no statement of the trust policy has this repository in its registryScopes, and none has \"*\"".to_owned(),
-                    "add the repository to a statement's registryScopes in the Verifier's trustPolicyDoc, or add a statement with registryScopes [\"*\"]",
+                    Failure::NoStatement {
+                        registry_repo: artifact.registry_repo.clone(),
+                        digest: artifact.digest.clone(),
+                    },
                 )),
                 Some(statement) if statement.is_skip() => {
                     let mut report = self.notation_report(v, subject, true);
@@ -339,34 +339,23 @@ impl Engine {
             Err(e) => {
                 reports.push(synthetic(
                     subject,
-                    format!("failed to verify artifact {subject}: listing referrers: {e}"),
-                    e.to_string(),
-                    remediation_for_registry(&e),
+                    Failure::Referrers {
+                        subject: subject.to_owned(),
+                        error: e,
+                    },
                 ));
                 return reports;
             }
         };
         if referrers.is_empty() && reports.is_empty() {
-            let (what, remediation) = if wanted.single() == Some(NOTATION_ARTIFACT_TYPE) {
-                (
-                    "no Notation signature".to_owned(),
-                    "sign the image with Notation and push the signature to the same repository (notation sign <image>@<digest>)",
-                )
-            } else {
-                (
-                    format!("no referrer of {wanted}"),
-                    "attach a referrer of a type a Verifier lists in spec.artifactTypes (Notation signatures: application/vnd.cncf.notary.signature), or list the type of the referrers you attach",
-                )
-            };
             reports.push(synthetic(
                 subject,
-                format!(
-                    "failed to verify artifact {subject}: no referrers found: {what} is attached to {}@{}",
-                    reference.registry_repository(),
-                    target.digest
-                ),
-                no_verification_results(subject),
-                remediation,
+                Failure::NoReferrers {
+                    subject: subject.to_owned(),
+                    artifact: format!("{}@{}", reference.registry_repository(), target.digest),
+                    wanted: wanted.to_string(),
+                    notation_only: wanted.single() == Some(NOTATION_ARTIFACT_TYPE),
+                },
             ));
             return reports;
         }
@@ -414,12 +403,10 @@ impl Engine {
         if reports.is_empty() {
             reports.push(synthetic(
                 subject,
-                format!(
-                    "failed to verify artifact {subject}: no Verifier verifies the artifact types of its {} referrer(s)",
-                    referrers.len()
-                ),
-                no_verification_results(subject),
-                "list the referrers' artifact types in a Verifier's spec.artifactTypes (Notation signatures: application/vnd.cncf.notary.signature)",
+                Failure::NoVerifierForReferrers {
+                    subject: subject.to_owned(),
+                    count: referrers.len(),
+                },
             ));
         }
         reports
@@ -470,17 +457,19 @@ impl Engine {
             v,
             subject,
             Some(&referrer.digest),
-            format!(
-                "referrer {} has artifact type {artifact_type}, which Verifier {} takes (its artifactTypes lists {listed}) but a notation verifier cannot verify: it verifies only Notation signatures ({NOTATION_ARTIFACT_TYPE})",
-                referrer.digest, v.resource_name
-            ),
-            format!("a notation verifier cannot verify artifacts of type {artifact_type}"),
-            "list only application/vnd.cncf.notary.signature in the notation Verifier's spec.artifactTypes (instead of the other type or \"*\")",
+            Failure::NotVerifiable {
+                referrer: referrer.digest.clone(),
+                artifact_type: artifact_type.to_owned(),
+                verifier: v.resource_name.clone(),
+                listed,
+            },
         );
         report.artifact_type = referrer.artifact_type.clone();
         report
     }
 
+    /// The report of one Notation signature: [`Engine::check_signature`]'s outcome, or its
+    /// failure as [`Failure`] words it.
     async fn verify_signature(
         &self,
         v: &NotationVerifier,
@@ -490,93 +479,79 @@ impl Engine {
         target: &Descriptor,
         referrer: &Descriptor,
     ) -> VerifierReport {
-        let digest = Some(referrer.digest.as_str());
-        let manifest = match self.registry.fetch_manifest(reference, referrer).await {
-            Ok(manifest) => manifest,
-            Err(e) => {
-                return self.notation_failure(
-                    v,
-                    subject,
-                    digest,
-                    format!(
-                        "failed to fetch signature manifest {}: {e}",
-                        referrer.digest
-                    ),
-                    e.to_string(),
-                    remediation_for_registry(&e),
-                );
+        match self
+            .check_signature(v, reference, artifact, target, referrer)
+            .await
+        {
+            Ok(outcome) => {
+                let mut report = self.notation_report(v, subject, true);
+                report.reference_digest = Some(referrer.digest.clone());
+                report.message = Some("Notation signature verification success".to_owned());
+                if let Some(signer) = &outcome.signer {
+                    report.extensions = Some(serde_json::json!({
+                        "Issuer": signer.issuer,
+                        "SN": signer.subject,
+                    }));
+                }
+                report
             }
-        };
+            Err(failure) => self.notation_failure(v, subject, Some(&referrer.digest), failure),
+        }
+    }
+
+    /// Fetches the signature's manifest and envelope (checking that they are what a Notation
+    /// signature of `target` must be) and verifies it, the CPU work off the async runtime.
+    async fn check_signature(
+        &self,
+        v: &NotationVerifier,
+        reference: &Reference,
+        artifact: &ArtifactReference,
+        target: &Descriptor,
+        referrer: &Descriptor,
+    ) -> Result<vouch_notation::Outcome, Failure> {
+        let manifest = self
+            .registry
+            .fetch_manifest(reference, referrer)
+            .await
+            .map_err(|error| Failure::Fetch {
+                what: Fetched::Manifest,
+                digest: referrer.digest.clone(),
+                error,
+            })?;
         if manifest.subject().map(|s| s.digest.as_str()) != Some(target.digest.as_str()) {
-            return self.notation_failure(
-                v,
-                subject,
-                digest,
-                format!(
-                    "signature manifest {} does not name {} as its subject",
-                    referrer.digest, target.digest
-                ),
-                "the referrers listing returned a manifest that belongs to another artifact"
-                    .to_owned(),
-                "re-push the signature; check the registry's referrers index for this digest",
-            );
+            return Err(Failure::WrongSubject {
+                manifest: referrer.digest.clone(),
+                subject: target.digest.clone(),
+            });
         }
         // The listing's `artifactType` is the registry's word; the manifest itself must say it
         // is a Notation signature (`artifactType`, or the legacy `config.mediaType`).
         if manifest.artifact_type() != Some(NOTATION_ARTIFACT_TYPE) {
-            return self.notation_failure(
-                v,
-                subject,
-                digest,
-                format!(
-                    "referrer {} is listed as a Notation signature but its manifest has artifact type {:?}",
-                    referrer.digest,
-                    manifest.artifact_type().unwrap_or("(none)")
-                ),
-                "the referrer is not a Notation signature manifest".to_owned(),
-                "re-sign the image with Notation; check the registry's referrers index for this digest",
-            );
+            return Err(Failure::NotNotation {
+                referrer: referrer.digest.clone(),
+                artifact_type: manifest.artifact_type().map(str::to_owned),
+            });
         }
         let [layer] = manifest.layers() else {
-            return self.notation_failure(
-                v,
-                subject,
-                digest,
-                format!(
-                    "signature manifest {} has {} layers; a Notation signature manifest has exactly one (the envelope)",
-                    referrer.digest,
-                    manifest.layers().len()
-                ),
-                "malformed signature manifest".to_owned(),
-                "re-sign the image with Notation",
-            );
+            return Err(Failure::LayerCount {
+                manifest: referrer.digest.clone(),
+                count: manifest.layers().len(),
+            });
         };
         if !ENVELOPE_MEDIA_TYPES.contains(&layer.media_type.as_str()) {
-            return self.notation_failure(
-                v,
-                subject,
-                digest,
-                format!(
-                    "signature envelope format with media type {:?} is not supported (accepted: application/jose+json, application/cose)",
-                    layer.media_type
-                ),
-                "integrity: the signature layer is not a Notation envelope".to_owned(),
-                "re-sign the image with Notation",
-            );
+            return Err(Failure::EnvelopeType {
+                media_type: layer.media_type.clone(),
+            });
         }
-        let envelope = match self.registry.fetch_blob(reference, layer).await {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                return self.notation_failure(
-                    v,
-                    subject,
-                    digest,
-                    format!("failed to fetch signature envelope {}: {e}", layer.digest),
-                    e.to_string(),
-                    remediation_for_registry(&e),
-                );
-            }
-        };
+        let envelope = self
+            .registry
+            .fetch_blob(reference, layer)
+            .await
+            .map_err(|error| Failure::Fetch {
+                what: Fetched::Envelope,
+                digest: layer.digest.clone(),
+                error,
+            })?;
         let now = self.options.now.unwrap_or_else(SystemTime::now);
         // The envelope is parsed once, off the async runtime (CPU work): the same parse tells
         // which chains need revocation data and is then verified.
@@ -610,48 +585,15 @@ impl Engine {
             }
             Err(e) => Err(e),
         };
-        let result = match result {
-            Ok(result) => result,
-            // A panic while verifying fails this signature, never passes it.
-            Err(e) => {
-                return self.notation_failure(
-                    v,
-                    subject,
-                    digest,
-                    format!(
-                        "verification of signature {} stopped unexpectedly: {e}",
-                        referrer.digest
-                    ),
-                    "internal error while verifying".to_owned(),
-                    "report this as a bug in vouch, with the image reference",
-                );
-            }
-        };
-        match result {
-            Ok(outcome) => {
-                let mut report = self.notation_report(v, subject, true);
-                report.reference_digest = Some(referrer.digest.clone());
-                report.message = Some("Notation signature verification success".to_owned());
-                if let Some(signer) = &outcome.signer {
-                    report.extensions = Some(serde_json::json!({
-                        "Issuer": signer.issuer,
-                        "SN": signer.subject,
-                    }));
-                }
-                report
-            }
-            Err(failure) => self.notation_failure(
-                v,
-                subject,
-                digest,
-                format!(
-                    "signature {} failed verification: {failure}",
-                    referrer.digest
-                ),
-                failure.to_string(),
-                crate::remediation::for_failure(&failure),
-            ),
-        }
+        // A panic while verifying fails this signature, never passes it.
+        let result = result.map_err(|e| Failure::Internal {
+            digest: referrer.digest.clone(),
+            error: e.to_string(),
+        })?;
+        result.map_err(|failure| Failure::Verification {
+            digest: referrer.digest.clone(),
+            failure,
+        })
     }
 
     /// Fetches the revocation data (§12) of the chains verification will check: the
@@ -690,37 +632,24 @@ impl Engine {
         v: &NotationVerifier,
         subject: &str,
         reference_digest: Option<&str>,
-        message: String,
-        reason: String,
-        remediation: &str,
+        failure: Failure,
     ) -> VerifierReport {
         let mut report = self.notation_report(v, subject, false);
         report.reference_digest = reference_digest.map(str::to_owned);
-        report.message = Some(message);
-        report.error_reason = Some(reason);
-        report.remediation = Some(remediation.to_owned());
+        report.message = Some(failure.message());
+        report.error_reason = Some(failure.reason());
+        report.remediation = Some(failure.remediation().to_owned());
         report
     }
 }
 
 /// The report for a subject that could not be verified at all: no `name`, `isSuccess: false`.
-fn synthetic(subject: &str, message: String, reason: String, remediation: &str) -> VerifierReport {
+fn synthetic(subject: &str, failure: Failure) -> VerifierReport {
     let mut report = VerifierReport::new(subject, false);
-    report.message = Some(message);
-    report.error_reason = Some(reason);
-    report.remediation = Some(remediation.to_owned());
+    report.message = Some(failure.message());
+    report.error_reason = Some(failure.reason());
+    report.remediation = Some(failure.remediation().to_owned());
     report
-}
-
-/// Ratify's error reason when a subject ends with no verifier report.
-fn no_verification_results(subject: &str) -> String {
-    format!(
-        "No verification results for the artifact {subject}. Ensure verifiers are properly configured and that artifact metadata is attached"
-    )
-}
-
-fn remediation_for_registry(e: &RegistryError) -> &'static str {
-    crate::remediation::for_registry(e)
 }
 
 fn now_rfc3339() -> String {

@@ -37,7 +37,10 @@ async fn resolve_with(
         .map(|descriptor| descriptor.digest)
         .map_err(|e| KeyError {
             code: "GET_SUBJECT_DESCRIPTOR_FAILURE",
-            message: format!("failed to resolve {reference}: {e}"),
+            message: format!(
+                "failed to resolve {reference}: {e}: {}",
+                crate::remediation::for_registry(&e)
+            ),
         })
 }
 

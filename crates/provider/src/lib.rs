@@ -32,6 +32,7 @@ mod cache;
 mod connections;
 mod engine;
 mod engine_backend;
+mod failure;
 mod health;
 mod keys;
 mod metrics;

@@ -6,20 +6,27 @@
 use vouch_notation::{ErrorKind as VerifyKind, VerificationFailure};
 use vouch_oci::{ErrorKind as RegistryKind, RegistryError};
 
-/// Remediation for a registry failure.
+/// Remediation for a registry failure: the one place that says what to do about each kind
+/// (vouch-oci says only what happened).
 pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
     match e.kind() {
         RegistryKind::NotFound => {
             "check the image reference (registry, repository, tag or digest) and that it was pushed"
         }
-        RegistryKind::Unauthorized | RegistryKind::Denied => {
-            "give vouch pull access: add credentials for this registry to the docker config.json named by the oras Store's authProvider"
+        RegistryKind::Unauthorized => {
+            "give vouch pull access: add credentials for this registry to the oras Store's authProvider (dockerConfig: the docker config.json it names; k8Secrets: a kubernetes.io/dockerconfigjson pull Secret), or fix the ones there"
+        }
+        RegistryKind::Denied => {
+            "the credentials vouch uses lack pull access to this repository: grant it to them"
         }
         RegistryKind::Unreachable => {
-            "check that the registry is reachable from vouch; for a plain-HTTP registry set parameters.useHttp: true on the oras Store"
+            "check that the registry is reachable from vouch (address, DNS, network policy); for a plain-HTTP registry set parameters.useHttp: true on the oras Store"
+        }
+        RegistryKind::Tls => {
+            "check the registry's TLS certificate (its name and CA); add a private CA to vouch's trusted registry roots, or set parameters.useHttp: true on the oras Store if the registry speaks plain HTTP"
         }
         RegistryKind::Timeout => {
-            "the registry did not answer in time; check its health and the network path"
+            "the registry did not answer in time; check its health and the network path, or raise --registry-timeout"
         }
         RegistryKind::TooLarge => {
             "the registry served an object larger than vouch accepts for a signature; check what is attached to the image"
@@ -30,6 +37,21 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
         RegistryKind::Overloaded => {
             "vouch was reading too many large registry responses at once (its memory budget was full); retry, and check which registries serve oversized or endless content"
         }
+        RegistryKind::InvalidManifest => "re-push the artifact with a conforming OCI manifest",
+        RegistryKind::TooManyReferrers => {
+            "remove stale signatures from the repository, or raise vouch's maximum number of signatures per image"
+        }
+        RegistryKind::RateLimited => {
+            "the registry is rate limiting vouch; give it credentials with a higher quota, or retry later"
+        }
+        RegistryKind::ServerError => "the registry is failing; check its logs and retry later",
+        RegistryKind::Protocol => {
+            "the registry does not follow the OCI distribution spec here; check its version and any proxy in front of it"
+        }
+        RegistryKind::Credentials => {
+            "fix the credentials the oras Store's authProvider names: a docker config.json (auths.<registry>.auth is base64 of user:password) or a readable kubernetes.io/dockerconfigjson pull Secret"
+        }
+        RegistryKind::Configuration => "fix vouch's registry settings named in the message",
         _ => "check the registry and the image's signature artifacts",
     }
 }

@@ -418,3 +418,30 @@ fn rs256_jws(target: &Descriptor, pki: &vouch_testkit::pki::TestPki) -> Vec<u8> 
     }))
     .expect("json")
 }
+
+/// A registry that wants credentials vouch lacks: the report says what happened (the
+/// registry's 401) as its reason and what to do — once, from the provider's one table — as
+/// its remediation, naming the Store's auth providers.
+#[tokio::test]
+async fn a_registry_wanting_credentials_gets_one_fix_naming_the_auth_providers() {
+    let registry = vouch_testkit::registry::Registry::start_with_basic_auth("puller", "secret")
+        .expect("docker-registry (apt-get install -y docker-registry)");
+    let pki = pki(KeyKind::EcP256);
+    let engine = engine(&pki.root().pem, "strict");
+    let key = format!("{}/demo/app:v1", registry.addr());
+    let verdict = verify(&engine, &key).await;
+    assert_synthetic_failure(&verdict, "resolving descriptor");
+    let report = &verdict.verifier_reports[0];
+    let reason = report.error_reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("requires valid credentials"), "{reason}");
+    assert!(
+        !reason.contains("authProvider") && !reason.contains("config.json"),
+        "the reason says what happened only: {reason}"
+    );
+    let fix = report.remediation.as_deref().unwrap_or_default();
+    assert!(fix.contains("authProvider"), "{fix}");
+    assert!(
+        fix.contains("k8Secrets") && fix.contains("dockerConfig"),
+        "{fix}"
+    );
+}
