@@ -317,6 +317,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::engine::KeyErrorCode;
 
     /// A backend that is never asked anything.
     struct Idle;
@@ -327,7 +328,7 @@ mod tests {
             _image: &'a str,
         ) -> BoxFuture<'a, Result<VerificationResponse, KeyError>> {
             Box::pin(std::future::ready(Err(KeyError {
-                code: "UNUSED",
+                code: KeyErrorCode::ExecutorFailure,
                 message: String::new(),
             })))
         }
@@ -337,7 +338,7 @@ mod tests {
             _reference: &'a Reference,
         ) -> BoxFuture<'a, Result<String, KeyError>> {
             Box::pin(std::future::ready(Err(KeyError {
-                code: "UNUSED",
+                code: KeyErrorCode::ExecutorFailure,
                 message: String::new(),
             })))
         }

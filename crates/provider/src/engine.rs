@@ -106,9 +106,50 @@ impl Default for EngineOptions {
 #[error("{code}: {message}")]
 pub struct KeyError {
     /// Ratify's error code, e.g. `REFERENCE_INVALID`.
-    pub code: &'static str,
+    pub code: KeyErrorCode,
     /// What was wrong and what is accepted.
     pub message: String,
+}
+
+/// The codes of per-key errors (the answer's `error` starts with one, as Ratify's does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyErrorCode {
+    /// The key is not an image reference.
+    ReferenceInvalid,
+    /// The key's tag could not be resolved to a digest.
+    GetSubjectDescriptorFailure,
+    /// No usable configuration applies to the key (no Verifier, or one that cannot be built).
+    ConfigInvalid,
+    /// The configuration has not been read yet (`--kubernetes`, before the first full list).
+    ConfigNotReady,
+    /// Verification stopped unexpectedly.
+    ExecutorFailure,
+}
+
+impl KeyErrorCode {
+    /// The code as it appears in answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyErrorCode::ReferenceInvalid => "REFERENCE_INVALID",
+            KeyErrorCode::GetSubjectDescriptorFailure => "GET_SUBJECT_DESCRIPTOR_FAILURE",
+            KeyErrorCode::ConfigInvalid => "CONFIG_INVALID",
+            KeyErrorCode::ConfigNotReady => "CONFIG_NOT_READY",
+            KeyErrorCode::ExecutorFailure => "EXECUTOR_FAILURE",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for KeyErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// The engine could not be built from the configuration.
@@ -175,7 +216,7 @@ impl Engine {
         let mut client_options = ClientOptions::default();
         if let Some(store) = config.stores.first() {
             client_options.plain_http = store.use_http;
-            client_options.auth = crate::auth::auth_provider(&store.auth, options)?;
+            client_options.auth = crate::auth::auth_provider(&store.auth, store.use_http, options)?;
         }
         client_options.timeout = options.registry_timeout;
         client_options.extra_root_certificates = options.extra_root_certificates.clone();
@@ -254,7 +295,7 @@ impl Engine {
     pub async fn verify(&self, key: &str) -> Result<VerificationResponse, KeyError> {
         let reference =
             Reference::parse(vouch_oci::strip_runtime_prefix(key)).map_err(|e| KeyError {
-                code: "REFERENCE_INVALID",
+                code: KeyErrorCode::ReferenceInvalid,
                 message: format!("failed to parse subject reference {key:?}: {e}"),
             })?;
         let subject = reference.to_string();

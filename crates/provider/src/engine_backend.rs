@@ -10,7 +10,7 @@ use std::sync::Arc;
 use vouch_oci::{Reference, RegistryClient, RequestObserver};
 
 use crate::backend::{Backend, BackendLoader, BoxFuture, LoadError, Scope};
-use crate::engine::{Engine, EngineError, EngineOptions, KeyError};
+use crate::engine::{Engine, EngineError, EngineOptions, KeyError, KeyErrorCode};
 use crate::report::VerificationResponse;
 
 impl Backend for Engine {
@@ -36,7 +36,7 @@ async fn resolve_with(
         .await
         .map(|descriptor| descriptor.digest)
         .map_err(|e| KeyError {
-            code: "GET_SUBJECT_DESCRIPTOR_FAILURE",
+            code: KeyErrorCode::GetSubjectDescriptorFailure,
             message: format!(
                 "failed to resolve {reference}: {e}: {}",
                 crate::remediation::for_registry(&e)
@@ -91,7 +91,7 @@ fn check_verifiers(scoped: &vouch_config::Config, namespace: Option<&str>) -> Re
         return Ok(());
     }
     Err(KeyError {
-        code: "CONFIG_INVALID",
+        code: KeyErrorCode::ConfigInvalid,
         message: match namespace {
             None => "no cluster-scoped Verifier: keys without a [namespace] prefix, and keys of namespaces without a NamespacedVerifier, are verified with cluster-scoped resources; add a Verifier".to_owned(),
             Some(ns) => format!("no Verifier applies to namespace {ns:?}: add a NamespacedVerifier in {ns:?} or a cluster-scoped Verifier"),
@@ -178,7 +178,7 @@ impl Tenants {
 
     fn tenant(&self, scope: Scope) -> Result<&Tenant, KeyError> {
         self.tenants.get(scope.0 as usize).ok_or_else(|| KeyError {
-            code: "CONFIG_INVALID",
+            code: KeyErrorCode::ConfigInvalid,
             message: format!("internal error: no verification scope {}", scope.0),
         })
     }

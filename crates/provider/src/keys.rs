@@ -9,7 +9,7 @@
 use vouch_oci::Reference;
 
 use crate::backend::{Generation, Scope};
-use crate::engine::KeyError;
+use crate::engine::{KeyError, KeyErrorCode};
 
 /// A key split into its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub(crate) fn split(key: &str) -> Key<'_> {
 pub(crate) fn parse(key: &str) -> Result<Reference, KeyError> {
     let image = split(key).image;
     Reference::parse(image).map_err(|e| KeyError {
-        code: "REFERENCE_INVALID",
+        code: KeyErrorCode::ReferenceInvalid,
         message: format!("failed to parse subject reference {key:?}: {e}"),
     })
 }

@@ -65,7 +65,7 @@ pub mod internals {
 pub use crate::backend::{Backend, BackendLoader, BoxFuture, FixedBackend, LoadError, Scope};
 pub use crate::cache::{CacheOptions, ConcurrencyOptions};
 pub use crate::engine::{
-    Engine, EngineError, EngineOptions, KeyError, NOTATION_ARTIFACT_TYPE, PullSecrets,
+    Engine, EngineError, EngineOptions, KeyError, KeyErrorCode, NOTATION_ARTIFACT_TYPE, PullSecrets,
 };
 pub use crate::engine_backend::{ConfigLoader, resources_for};
 pub use crate::protocol::{

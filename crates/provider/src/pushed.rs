@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use vouch_oci::{Reference, RequestObserver};
 
 use crate::backend::{Backend, BackendLoader, BoxFuture, LoadError};
-use crate::engine::{EngineOptions, KeyError};
+use crate::engine::{EngineOptions, KeyError, KeyErrorCode};
 use crate::engine_backend::Tenants;
 use crate::report::VerificationResponse;
 use vouch_config::{Published, PublishedState};
@@ -38,7 +38,7 @@ impl PushedConfigLoader {
             PublishedState::Pending(what) => Arc::new(Refusing {
                 ready: false,
                 error: KeyError {
-                    code: "CONFIG_NOT_READY",
+                    code: KeyErrorCode::ConfigNotReady,
                     message: format!(
                         "vouch has not read its configuration yet ({what}); retry shortly, and if this persists check that vouch can reach the Kubernetes API server and list the config.ratify.deislabs.io resources"
                     ),
@@ -47,7 +47,7 @@ impl PushedConfigLoader {
             PublishedState::Unusable(why) => Arc::new(Refusing {
                 ready: true,
                 error: KeyError {
-                    code: "CONFIG_INVALID",
+                    code: KeyErrorCode::ConfigInvalid,
                     message: why,
                 },
             }),
@@ -57,7 +57,7 @@ impl PushedConfigLoader {
                 Err(e) => Arc::new(Refusing {
                     ready: true,
                     error: KeyError {
-                        code: "CONFIG_INVALID",
+                        code: KeyErrorCode::ConfigInvalid,
                         message: e.to_string(),
                     },
                 }),

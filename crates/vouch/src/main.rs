@@ -234,7 +234,7 @@ pub(crate) async fn verify_all(
             Ok(result) => result,
             // A panic in one verification fails that image only (and never passes it).
             Err(e) => Err(vouch_provider::KeyError {
-                code: "EXECUTOR_FAILURE",
+                code: vouch_provider::KeyErrorCode::ExecutorFailure,
                 message: format!("verification of {image} stopped unexpectedly: {e}"),
             }),
         };

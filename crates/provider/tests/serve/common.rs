@@ -114,7 +114,7 @@ impl Backend for Fake {
             }
             if reference.repository().contains("missing") {
                 return Err(KeyError {
-                    code: "GET_SUBJECT_DESCRIPTOR_FAILURE",
+                    code: vouch_provider::KeyErrorCode::GetSubjectDescriptorFailure,
                     message: format!("manifest unknown: {reference}"),
                 });
             }
