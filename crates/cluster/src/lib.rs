@@ -383,6 +383,13 @@ fn handle(
             return false;
         }
     };
+    // kube-rs emits Init before every list attempt, also the ones that then
+    // fail: only an object or the end of a list shows the API answering again
+    // (otherwise an outage would log "watching again" once per retry).
+    if matches!(event, watcher::Event::Init) {
+        state.relist = Some(BTreeSet::new());
+        return false;
+    }
     if state.failing {
         tracing::info!(
             kind = kind.kind,
@@ -400,10 +407,7 @@ fn handle(
         state.missing = false;
     }
     match event {
-        watcher::Event::Init => {
-            state.relist = Some(BTreeSet::new());
-            false
-        }
+        watcher::Event::Init => false,
         watcher::Event::InitApply(object) => {
             if let Some(key) = apply(set, statuses, kind, &object)
                 && let Some(relist) = &mut state.relist
