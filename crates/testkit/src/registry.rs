@@ -83,7 +83,7 @@ impl HttpResponse {
 impl Registry {
     /// Starts an anonymous, plain-HTTP registry (config of test-infrastructure §1.2).
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_inner(None, false)
+        Self::start_inner(None, false, None)
     }
 
     /// Starts a plain-HTTP registry that requires HTTP Basic credentials (htpasswd, bcrypt).
@@ -93,7 +93,7 @@ impl Registry {
         if user.contains(':') {
             bail!("htpasswd user names cannot contain ':' (got {user:?})");
         }
-        Self::start_inner(Some((user.to_owned(), password.to_owned())), false)
+        Self::start_inner(Some((user.to_owned(), password.to_owned())), false, None)
     }
 
     /// Starts a registry over HTTPS that requires HTTP Basic credentials: a fresh CA signs a
@@ -103,10 +103,21 @@ impl Registry {
         if user.contains(':') {
             bail!("htpasswd user names cannot contain ':' (got {user:?})");
         }
-        Self::start_inner(Some((user.to_owned(), password.to_owned())), true)
+        Self::start_inner(Some((user.to_owned(), password.to_owned())), true, None)
     }
 
-    fn start_inner(basic_auth: Option<(String, String)>, tls: bool) -> anyhow::Result<Self> {
+    /// Starts a plain-HTTP registry with Distribution's token authentication
+    /// (test-infrastructure §1.4): every request without a valid Bearer token gets `401` with
+    /// a challenge naming `token.realm` and `token.service`. Readiness is `401` on `GET /v2/`.
+    pub(crate) fn start_with_token_auth(token: &TokenAuth) -> anyhow::Result<Self> {
+        Self::start_inner(None, false, Some(token))
+    }
+
+    fn start_inner(
+        basic_auth: Option<(String, String)>,
+        tls: bool,
+        token_auth: Option<&TokenAuth>,
+    ) -> anyhow::Result<Self> {
         let bin = registry_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("vouch-registry-")
@@ -132,7 +143,7 @@ impl Registry {
         let log_path = dir.path().join("registry.log");
 
         // Over TLS the raw HTTP probe cannot be used: listening is enough.
-        let ready_status = match (tls, basic_auth.is_some()) {
+        let ready_status = match (tls, basic_auth.is_some() || token_auth.is_some()) {
             (true, _) => None,
             (false, true) => Some(401),
             (false, false) => Some(200),
@@ -142,7 +153,7 @@ impl Registry {
             let port = free_port()?;
             fs::write(
                 &config_path,
-                config_yaml(&dir_path, port, basic_auth.is_some(), tls),
+                config_yaml(&dir_path, port, basic_auth.is_some(), tls, token_auth),
             )
             .with_context(|| format!("cannot write {}", config_path.display()))?;
             let log = File::create(&log_path)
@@ -362,8 +373,28 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// The registry configuration (test-infrastructure §1.2, plus htpasswd for the auth variant).
-fn config_yaml(dir: &str, port: u16, basic_auth: bool, tls: bool) -> String {
+/// Distribution's `auth.token` settings (test-infrastructure §1.4; all four are required).
+#[derive(Debug, Clone)]
+pub(crate) struct TokenAuth {
+    /// Where clients get tokens (the `realm` of the Bearer challenge).
+    pub(crate) realm: String,
+    /// The `service` of the challenge; tokens must carry it as `aud`.
+    pub(crate) service: String,
+    /// The `iss` tokens must carry.
+    pub(crate) issuer: String,
+    /// PEM file of the root(s) the `x5c` chain of a token must lead to.
+    pub(crate) rootcertbundle: PathBuf,
+}
+
+/// The registry configuration (test-infrastructure §1.2, plus htpasswd or token auth for the
+/// auth variants).
+fn config_yaml(
+    dir: &str,
+    port: u16,
+    basic_auth: bool,
+    tls: bool,
+    token_auth: Option<&TokenAuth>,
+) -> String {
     let mut config = r"version: 0.1
 log:
   level: info
@@ -396,9 +427,21 @@ http:
 ",
         );
     }
-    config
+    let mut config = config
         .replace("@DIR@", dir)
-        .replace("@PORT@", &port.to_string())
+        .replace("@PORT@", &port.to_string());
+    if let Some(token) = token_auth {
+        // JSON strings are YAML flow scalars: any path or URL is quoted safely.
+        let quote = |s: &str| serde_json::Value::from(s).to_string();
+        config.push_str(&format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            quote(&token.realm),
+            quote(&token.service),
+            quote(&token.issuer),
+            quote(&token.rootcertbundle.to_string_lossy()),
+        ));
+    }
+    config
 }
 
 /// Writes `server.crt`/`server.key` (SANs `localhost`, `127.0.0.1`) signed by a fresh CA
@@ -510,13 +553,13 @@ mod tests {
 
     #[test]
     fn config_has_placeholders_replaced() {
-        let c = config_yaml("/tmp/x", 5000, true, false);
+        let c = config_yaml("/tmp/x", 5000, true, false, None);
         assert!(c.contains("rootdirectory: /tmp/x/data"));
         assert!(c.contains("addr: 127.0.0.1:5000"));
         assert!(c.contains("path: /tmp/x/htpasswd"));
         assert!(!c.contains("tls:"));
         assert!(!c.contains('@'));
-        let tls = config_yaml("/tmp/x", 5000, true, true);
+        let tls = config_yaml("/tmp/x", 5000, true, true, None);
         assert!(
             tls.contains(
                 "  tls:\n    certificate: /tmp/x/server.crt\n    key: /tmp/x/server.key\n"
@@ -525,5 +568,27 @@ mod tests {
         );
         // The tls block belongs to `http:`, before `auth:`.
         assert!(tls.find("  tls:") < tls.find("auth:"));
+    }
+
+    #[test]
+    fn token_auth_config_is_quoted_yaml() {
+        let token = TokenAuth {
+            realm: "http://127.0.0.1:6000/oauth2/token".to_owned(),
+            service: "127.0.0.1:6000".to_owned(),
+            issuer: "vouch-testkit-acr".to_owned(),
+            rootcertbundle: PathBuf::from("/tmp/y/root.pem"),
+        };
+        let c = config_yaml("/tmp/x", 5000, false, false, Some(&token));
+        assert!(!c.contains("htpasswd"));
+        let parsed: yaml_serde::Value = yaml_serde::from_str(&c).unwrap();
+        let auth = &parsed["auth"]["token"];
+        assert_eq!(
+            auth["realm"].as_str(),
+            Some("http://127.0.0.1:6000/oauth2/token")
+        );
+        assert_eq!(auth["service"].as_str(), Some("127.0.0.1:6000"));
+        assert_eq!(auth["issuer"].as_str(), Some("vouch-testkit-acr"));
+        assert_eq!(auth["rootcertbundle"].as_str(), Some("/tmp/y/root.pem"));
+        assert_eq!(parsed["http"]["addr"].as_str(), Some("127.0.0.1:5000"));
     }
 }
