@@ -15,7 +15,10 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::load::{ApiVersion, Ctx, Document, Source, key_path, parse_documents};
 use crate::policy::{PolicyConfig, Rule};
 use crate::raw;
-use crate::{AuthConfig, Config, NamespaceConfig, NotationVerifierConfig, SecretRef, StoreConfig};
+use crate::{
+    AuthConfig, AzureIdentityConfig, Config, NamespaceConfig, NotationVerifierConfig, SecretRef,
+    StoreConfig,
+};
 
 /// `metadata.name` Ratify requires of a v1beta1 Policy.
 const RATIFY_POLICY_NAME: &str = "ratify-policy";
@@ -440,15 +443,83 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
             }
         }
         Some(provider)
+            if matches!(
+                provider.name.as_str(),
+                "azureWorkloadIdentity" | "azureManagedIdentity"
+            ) =>
+        {
+            if ctx.strict
+                && let Some(field) = provider
+                    .other
+                    .keys()
+                    .next()
+                    .cloned()
+                    .or_else(|| provider.secrets.as_ref().map(|_| "secrets".to_owned()))
+                    .or_else(|| {
+                        provider
+                            .service_account_name
+                            .as_ref()
+                            .map(|_| "serviceAccountName".to_owned())
+                    })
+                    .or_else(|| {
+                        provider
+                            .config_path
+                            .as_ref()
+                            .map(|_| "configPath".to_owned())
+                    })
+            {
+                return Err(ctx.err(
+                    key_path("spec.parameters.authProvider", &field),
+                    ErrorKind::UnknownField { field },
+                ));
+            }
+            let mut endpoints = Vec::new();
+            for (i, endpoint) in provider
+                .endpoints
+                .unwrap_or_default()
+                .into_iter()
+                .enumerate()
+            {
+                let endpoint = endpoint.trim().to_ascii_lowercase();
+                let host = endpoint.strip_prefix("*.").unwrap_or(&endpoint);
+                if host.is_empty()
+                    || host.contains('*')
+                    || host.contains('/')
+                    || host.starts_with('.')
+                {
+                    return Err(ctx.err(
+                        format!("spec.parameters.authProvider.endpoints[{i}]"),
+                        ErrorKind::InvalidField {
+                            message: format!("{endpoint:?} is not a registry host: give a host such as myregistry.azurecr.io (optionally with :port), or *.domain for every registry under domain, without scheme or path"),
+                        },
+                    ));
+                }
+                endpoints.push(endpoint);
+            }
+            let identity = AzureIdentityConfig {
+                client_id: provider.client_id.filter(|id| !id.trim().is_empty()),
+                endpoints,
+            };
+            if provider.name == "azureWorkloadIdentity" {
+                AuthConfig::AzureWorkloadIdentity(identity)
+            } else {
+                AuthConfig::AzureManagedIdentity(identity)
+            }
+        }
+        Some(provider)
             if provider.name == "dockerConfig"
                 && ctx.strict
                 && (!provider.other.is_empty()
                     || provider.secrets.is_some()
-                    || provider.service_account_name.is_some()) =>
+                    || provider.service_account_name.is_some()
+                    || provider.client_id.is_some()
+                    || provider.endpoints.is_some()) =>
         {
             let field = match (&provider.secrets, &provider.service_account_name) {
                 (Some(_), _) => "secrets".to_owned(),
                 (_, Some(_)) => "serviceAccountName".to_owned(),
+                _ if provider.client_id.is_some() => "clientID".to_owned(),
+                _ if provider.endpoints.is_some() => "endpoints".to_owned(),
                 _ => provider.other.keys().next().cloned().unwrap_or_default(),
             };
             return Err(ctx.err(
@@ -692,7 +763,13 @@ fn finish_verifier(
                     format!("{}[{i}]", def.field),
                     ErrorKind::UnknownCertificateSource {
                         reference: reference.clone(),
-                        known: sources.iter().map(|s| s.name.clone()).collect(),
+                        known: sources
+                            .iter()
+                            .map(|s| match &s.namespace {
+                                Some(namespace) => format!("{namespace}/{}", s.name),
+                                None => s.name.clone(),
+                            })
+                            .collect(),
                     },
                 ));
             };

@@ -322,11 +322,11 @@ pub enum ErrorKind {
         /// The store name found.
         name: String,
     },
-    /// An ORAS `authProvider` other than `dockerConfig` and `k8Secrets`.
+    /// An ORAS `authProvider` vouch does not have.
     #[error(
         "auth provider {name:?} is not supported by vouch yet; accepted: dockerConfig \
-         (optionally with configPath, a Docker config.json such as a mounted kubernetes.io/dockerconfigjson Secret) \
-         and k8Secrets (with vouch serve --kubernetes)"
+         (optionally with configPath, a Docker config.json such as a mounted kubernetes.io/dockerconfigjson Secret), \
+         k8Secrets (with vouch serve --kubernetes), azureWorkloadIdentity and azureManagedIdentity"
     )]
     UnsupportedAuthProvider {
         /// The auth provider name found.

@@ -247,7 +247,35 @@ pub enum AuthConfig {
         /// imagePullSecrets are read after `secrets`; `None`: vouch's own.
         service_account: Option<String>,
     },
+    /// `azureWorkloadIdentity`: a Microsoft Entra token obtained with the pod's federated
+    /// service-account token, exchanged for an Azure Container Registry refresh token.
+    AzureWorkloadIdentity(AzureIdentityConfig),
+    /// `azureManagedIdentity`: a Microsoft Entra token from the managed identity endpoint
+    /// (IMDS), exchanged for an Azure Container Registry refresh token.
+    AzureManagedIdentity(AzureIdentityConfig),
 }
+
+/// The parameters of the Azure auth providers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct AzureIdentityConfig {
+    /// `clientID`; `None`: `AZURE_CLIENT_ID` (workload identity) or the system-assigned
+    /// identity (managed identity).
+    pub client_id: Option<String>,
+    /// `endpoints`: the registry hosts that receive the identity's credentials (`*.domain`
+    /// for any subdomain); empty: Azure's registry domains
+    /// ([`DEFAULT_AZURE_REGISTRY_ENDPOINTS`]).
+    pub endpoints: Vec<String>,
+}
+
+/// Where an Azure identity's credentials go when a Store names no `endpoints` (Ratify's
+/// default): Azure Container Registry's public and sovereign cloud domains.
+pub const DEFAULT_AZURE_REGISTRY_ENDPOINTS: &[&str] = &[
+    "*.azurecr.io",
+    "*.azurecr.cn",
+    "*.azurecr.de",
+    "*.azurecr.us",
+];
 
 /// A Secret named by the `k8Secrets` auth provider.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

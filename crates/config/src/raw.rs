@@ -116,8 +116,15 @@ pub(crate) struct AuthProvider {
     /// namespace); default vouch's own.
     #[serde(default)]
     pub(crate) service_account_name: Option<String>,
-    /// The other providers' parameters (`clientID`, …): those providers are refused by
-    /// name, and `dockerConfig` and `k8Secrets` take none of them.
+    /// `azureWorkloadIdentity`, `azureManagedIdentity`: the identity's client ID.
+    #[serde(default, rename = "clientID")]
+    pub(crate) client_id: Option<String>,
+    /// `azureWorkloadIdentity`, `azureManagedIdentity`: the registry hosts that receive
+    /// the identity's credentials.
+    #[serde(default)]
+    pub(crate) endpoints: Option<Vec<String>>,
+    /// The other providers' parameters: those providers are refused by name, and the
+    /// supported ones take none of them.
     #[serde(flatten)]
     pub(crate) other: BTreeMap<String, Value>,
 }

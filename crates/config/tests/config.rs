@@ -635,13 +635,8 @@ mod errors {
 
     #[test]
     fn unsupported_auth_providers() {
-        // k8Secrets is supported (with vouch serve --kubernetes): tests/resources.rs.
-        for name in [
-            "azureWorkloadIdentity",
-            "azureManagedIdentity",
-            "awsEcrBasic",
-            "alibabacloudAcrBasic",
-        ] {
+        // k8Secrets (tests/resources.rs) and the Azure identities (below) are supported.
+        for name in ["awsEcrBasic", "alibabacloudAcrBasic"] {
             let yaml = with_verifier(&format!(
                 "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nmetadata:\n  name: store-oras\n\
                  spec:\n  name: oras\n  parameters:\n    authProvider:\n      name: {name}\n"

@@ -202,7 +202,13 @@ fn a_store_named_without_a_namespace_resolves_in_the_default_namespace_only() {
         evaluation.config.is_err(),
         "certstore-inline is looked up in gatekeeper-system, not other-team"
     );
-    assert!(!evaluation.statuses[&verifier_key()].is_success);
+    let status = &evaluation.statuses[&verifier_key()];
+    assert!(!status.is_success);
+    assert!(
+        status.error.contains("other-team/certstore-inline"),
+        "the sources defined are named with their namespace: {}",
+        status.error
+    );
 
     let mut qualified = verifier.clone();
     qualified["spec"]["parameters"]["verificationCertStores"]["certs"][0] =
@@ -357,4 +363,70 @@ fn k8s_secrets_auth_provider_is_read_with_its_secrets() {
         "{}",
         status.error
     );
+}
+
+#[test]
+fn azure_identity_auth_providers_are_read_with_client_id_and_endpoints() {
+    let (store, oras, verifier) = guide_objects("gatekeeper-system");
+    let mut set = ResourceSet::new(Some("gatekeeper-system".to_owned()));
+    set.upsert(&store).expect("readable");
+    set.upsert(&verifier).expect("readable");
+
+    // The guide's commented-out block, switched on.
+    let mut workload = oras.clone();
+    workload["spec"]["parameters"] = json!({"authProvider": {
+        "name": "azureWorkloadIdentity",
+        "clientID": "1d2c3b4a-0000-4000-8000-000000000001"
+    }});
+    set.upsert(&workload).expect("readable");
+    let config = set.evaluate().config.expect("builds");
+    let vouch_config::AuthConfig::AzureWorkloadIdentity(identity) = &config.stores[0].auth else {
+        panic!("workload identity: {:?}", config.stores[0].auth);
+    };
+    assert_eq!(
+        identity.client_id.as_deref(),
+        Some("1d2c3b4a-0000-4000-8000-000000000001")
+    );
+    assert!(
+        identity.endpoints.is_empty(),
+        "default: Azure's registry domains"
+    );
+
+    let mut managed = oras.clone();
+    managed["spec"]["parameters"] = json!({"authProvider": {
+        "name": "azureManagedIdentity",
+        "endpoints": ["*.azurecr.io", "Registry.Example:5000"]
+    }});
+    set.upsert(&managed).expect("readable");
+    let config = set.evaluate().config.expect("builds");
+    let vouch_config::AuthConfig::AzureManagedIdentity(identity) = &config.stores[0].auth else {
+        panic!("managed identity: {:?}", config.stores[0].auth);
+    };
+    assert_eq!(identity.client_id, None);
+    assert_eq!(
+        identity.endpoints,
+        ["*.azurecr.io", "registry.example:5000"]
+    );
+
+    for (parameters, field) in [
+        (
+            json!({"authProvider": {"name": "azureWorkloadIdentity", "endpoints": ["https://x.azurecr.io/v2"]}}),
+            "spec.parameters.authProvider.endpoints[0]",
+        ),
+        (
+            json!({"authProvider": {"name": "azureWorkloadIdentity", "clientId": "typo"}}),
+            "spec.parameters.authProvider.clientId",
+        ),
+        (
+            json!({"authProvider": {"name": "dockerConfig", "clientID": "x"}}),
+            "spec.parameters.authProvider.clientID",
+        ),
+    ] {
+        let mut bad = oras.clone();
+        bad["spec"]["parameters"] = parameters;
+        set.upsert(&bad).expect("readable");
+        let status = &set.evaluate().statuses[&key("Store", None, "store-oras")];
+        assert!(!status.is_success);
+        assert!(status.error.contains(field), "{field}: {}", status.error);
+    }
 }

@@ -44,6 +44,12 @@ pub(crate) fn credentials_for(
             }
             Ok(RegistryAuth::Anonymous)
         }
+        // Asked by the client itself (asynchronously), never through this function.
+        AuthProvider::Source(_) => Err(RegistryError::new(
+            ErrorKind::Other,
+            registry,
+            "a credential source is asked asynchronously",
+        )),
     }
 }
 

@@ -644,15 +644,32 @@ impl RegistryClient {
         &self,
         reference: &Reference,
     ) -> Result<&oci_client::Client, RegistryError> {
-        let auth = self.credentials(reference).await?;
+        let auth = self.credentials(reference, false).await?;
         let oci = self.oci(reference);
         oci.store_auth_if_needed(reference.to_oci().resolve_registry(), &auth)
             .await;
         Ok(oci)
     }
 
-    async fn credentials(&self, reference: &Reference) -> Result<RegistryAuth, RegistryError> {
+    /// The credentials for `reference`'s registry; `fresh`: the last ones were refused, so
+    /// a [`AuthProvider::Source`] must not answer from its cache.
+    async fn credentials(
+        &self,
+        reference: &Reference,
+        fresh: bool,
+    ) -> Result<RegistryAuth, RegistryError> {
         let registry = reference.registry().to_owned();
+        if let AuthProvider::Source(source) = &self.inner.options.auth {
+            return match source.credentials(&registry, fresh).await {
+                Ok(Some(c)) => Ok(RegistryAuth::Basic(c.username, c.password)),
+                Ok(None) => Ok(RegistryAuth::Anonymous),
+                Err(e) => Err(RegistryError::new(
+                    ErrorKind::Credentials,
+                    &registry,
+                    format!("cannot get the registry credentials: {e}"),
+                )),
+            };
+        }
         if let Some(auth) = lock(&self.inner.credentials).get(&registry) {
             return Ok(auth.clone());
         }
@@ -698,7 +715,18 @@ impl RegistryClient {
         if !refresh && let Some(header) = cached(&key) {
             return Ok((header, true));
         }
-        let header = self.authorize(reference).await?;
+        let header = match self.authorize(reference, refresh).await {
+            // Credentials from a source (a cloud identity's refresh token) refused by the
+            // token service: one fresh exchange, then the answer stands.
+            Err(e)
+                if !refresh
+                    && e.kind() == ErrorKind::Unauthorized
+                    && matches!(self.inner.options.auth, AuthProvider::Source(_)) =>
+            {
+                self.authorize(reference, true).await?
+            }
+            other => other?,
+        };
         remember(
             &self.inner.sessions,
             key,
@@ -712,8 +740,12 @@ impl RegistryClient {
     }
 
     /// Runs the auth flow: ping `/v2/`, then Basic or (through oci-client) Bearer.
-    async fn authorize(&self, reference: &Reference) -> Result<Option<HeaderValue>, RegistryError> {
-        let auth = self.credentials(reference).await?;
+    async fn authorize(
+        &self,
+        reference: &Reference,
+        fresh: bool,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
+        let auth = self.credentials(reference, fresh).await?;
         if let RegistryAuth::Bearer(token) = &auth {
             return Ok(header_value(&format!("Bearer {token}")));
         }
@@ -792,6 +824,20 @@ impl RegistryClient {
             if let Some(service) = &service {
                 query.append_pair("service", service);
             }
+        }
+        if matches!(self.inner.options.auth, AuthProvider::Source(_))
+            && matches!(auth, RegistryAuth::Basic(..))
+            && url_authority(&url) != reference.to_oci().resolve_registry()
+        {
+            // A cloud identity's token is for the registry alone: a realm elsewhere (named
+            // by whoever answers for the registry) never receives it.
+            return Err(self.error(
+                reference,
+                ErrorKind::Protocol,
+                format!(
+                    "names a token realm on another host ({realm:?}); credentials from a cloud identity are sent only to the registry's own host ({OPERATION})"
+                ),
+            ));
         }
         let mut request = self.inner.http.get(url);
         if let RegistryAuth::Basic(user, password) = auth {
@@ -1308,6 +1354,16 @@ fn header_value(text: &str) -> Option<HeaderValue> {
 
 /// The error for a response whose status is not a success, with what its body (read up to
 /// `MAX_ERROR_BODY`) says.
+/// `host[:port]` of `url` (the port only when not the scheme's default), as registries are
+/// named in references.
+fn url_authority(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 async fn status_error(
     reference: &Reference,
     operation: &str,

@@ -68,9 +68,10 @@ pub use crate::{
         REF_NAME_ANNOTATION, push_layout_to_registry,
     },
     options::{
-        AuthProvider, ClientOptions, DEFAULT_MAX_ARTIFACT_MANIFEST_BYTES, DEFAULT_MAX_BLOB_BYTES,
-        DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_REFERRERS, DEFAULT_MAX_REFERRERS_INDEX_BYTES,
-        DockerConfigSource, REFERRERS_INDEX_BYTES_PER_REFERRER, RequestObserver, StatusClass,
+        AuthProvider, ClientOptions, CredentialSource, DEFAULT_MAX_ARTIFACT_MANIFEST_BYTES,
+        DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_REFERRERS,
+        DEFAULT_MAX_REFERRERS_INDEX_BYTES, DockerConfigSource, REFERRERS_INDEX_BYTES_PER_REFERRER,
+        RequestObserver, SourcedCredential, StatusClass,
     },
     reference::{Reference, ReferenceError, strip_runtime_prefix},
 };

@@ -19,6 +19,41 @@ pub trait DockerConfigSource: Send + Sync + fmt::Debug {
     fn documents(&self) -> Result<Vec<Vec<u8>>, String>;
 }
 
+/// A user name and password for one registry, from a [`CredentialSource`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourcedCredential {
+    /// User name (ACR's refresh-token user is `00000000-0000-0000-0000-000000000000`).
+    pub username: String,
+    /// Password or token. Never logged.
+    pub password: String,
+}
+
+impl fmt::Debug for SourcedCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourcedCredential")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Credentials obtained over the network for each registry (cloud identities: Azure
+/// workload or managed identity, AWS IRSA). Asked at every credential lookup; the source
+/// caches and renews what it obtains.
+pub trait CredentialSource: Send + Sync + fmt::Debug {
+    /// The credentials for `registry` (`host[:port]`), or `None` when this source has none
+    /// for it (a registry off its allow-list: accessed anonymously, and sent nothing).
+    /// `fresh`: the registry refused the last ones (a 401), so the source must not answer
+    /// from its cache. An error fails the lookup (and so the verification), never
+    /// anonymous access in its place. Sourced credentials are only ever sent to the
+    /// registry's own host (a token realm elsewhere is refused).
+    fn credentials<'a>(
+        &'a self,
+        registry: &'a str,
+        fresh: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Option<SourcedCredential>, String>>;
+}
+
 /// Where registry credentials come from.
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -44,6 +79,8 @@ pub enum AuthProvider {
     /// Docker config documents from a [`DockerConfigSource`] (Kubernetes pull Secrets),
     /// asked at every lookup.
     DockerConfigs(Arc<dyn DockerConfigSource>),
+    /// Credentials from a [`CredentialSource`] (a cloud identity), asked at every lookup.
+    Source(Arc<dyn CredentialSource>),
 }
 
 impl PartialEq for AuthProvider {
@@ -65,6 +102,7 @@ impl PartialEq for AuthProvider {
                 },
             ) => a == b && p == q,
             (AuthProvider::DockerConfigs(a), AuthProvider::DockerConfigs(b)) => Arc::ptr_eq(a, b),
+            (AuthProvider::Source(a), AuthProvider::Source(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -88,6 +126,7 @@ impl fmt::Debug for AuthProvider {
             AuthProvider::DockerConfigs(source) => {
                 f.debug_tuple("DockerConfigs").field(source).finish()
             }
+            AuthProvider::Source(source) => f.debug_tuple("Source").field(source).finish(),
         }
     }
 }

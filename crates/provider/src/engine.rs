@@ -69,6 +69,12 @@ pub struct EngineOptions {
     /// Reads Kubernetes pull Secrets for Stores with the `k8Secrets` auth provider (`vouch
     /// serve --kubernetes`); `None`: such a Store is a configuration error.
     pub pull_secrets: Option<Arc<dyn PullSecrets>>,
+    /// The cloud identities' credential sources, shared by every configuration generation
+    /// (a reload keeps the tokens obtained).
+    pub cloud: Arc<vouch_cloud::azure::Identities>,
+    /// The HTTP client options of the identity flows (Microsoft Entra, registry token
+    /// exchange): deadlines, extra trust roots beside the system's (`SSL_CERT_FILE`).
+    pub cloud_http: vouch_cloud::HttpOptions,
 }
 
 /// Kubernetes pull Secrets for the `k8Secrets` auth provider.
@@ -95,6 +101,8 @@ impl Default for EngineOptions {
             fetch_revocation: true,
             registry_observer: None,
             pull_secrets: None,
+            cloud: Arc::default(),
+            cloud_http: vouch_cloud::HttpOptions::default(),
         }
     }
 }

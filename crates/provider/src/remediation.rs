@@ -14,7 +14,7 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
             "check the image reference (registry, repository, tag or digest) and that it was pushed"
         }
         RegistryKind::Unauthorized => {
-            "give vouch pull access: add credentials for this registry to the oras Store's authProvider (dockerConfig: the docker config.json it names; k8Secrets: a kubernetes.io/dockerconfigjson pull Secret), or fix the ones there"
+            "give vouch pull access: add credentials for this registry to the oras Store's authProvider (dockerConfig: the docker config.json it names; k8Secrets: a kubernetes.io/dockerconfigjson pull Secret; azureWorkloadIdentity or azureManagedIdentity for Azure Container Registry, with the registry on its endpoints), or fix the ones there"
         }
         RegistryKind::Denied => {
             "the credentials vouch uses lack pull access to this repository: grant it to them"
@@ -23,7 +23,7 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
             "check that the registry is reachable from vouch (address, DNS, network policy); for a plain-HTTP registry set parameters.useHttp: true on the oras Store"
         }
         RegistryKind::Tls => {
-            "check the registry's TLS certificate (its name and CA); add a private CA to vouch's trusted registry roots, or set parameters.useHttp: true on the oras Store if the registry speaks plain HTTP"
+            "check the registry's TLS certificate (its name and CA); trust a private CA with --registry-ca-file, or set parameters.useHttp: true on the oras Store if the registry speaks plain HTTP"
         }
         RegistryKind::Timeout => {
             "the registry did not answer in time; check its health and the network path, or raise --registry-timeout"
@@ -49,7 +49,7 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
             "the registry does not follow the OCI distribution spec here; check its version and any proxy in front of it"
         }
         RegistryKind::Credentials => {
-            "fix the credentials the oras Store's authProvider names: a docker config.json (auths.<registry>.auth is base64 of user:password) or a readable kubernetes.io/dockerconfigjson pull Secret"
+            "fix the credentials the oras Store's authProvider names (the message says which): a docker config.json (auths.<registry>.auth is base64 of user:password), a readable kubernetes.io/dockerconfigjson pull Secret, or the Azure identity (its clientID and tenant, the federated token file, and the AcrPull role on the registry)"
         }
         RegistryKind::Configuration => "fix vouch's registry settings named in the message",
         _ => "check the registry and the image's signature artifacts",

@@ -82,6 +82,10 @@ struct VerifyArgs {
     /// Deadline of each registry call, e.g. `10s`, `500ms`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     registry_timeout: std::time::Duration,
+    /// A CA certificate file (PEM) trusted for registries beside the system's, for a
+    /// registry with a private CA; repeatable.
+    #[arg(long, env = "VOUCH_REGISTRY_CA_FILE", value_delimiter = ',')]
+    registry_ca_file: Vec<PathBuf>,
     /// Verify as for a request from this namespace (what `vouch serve` does for a key
     /// `[namespace]image`): its NamespacedVerifier, NamespacedStore and NamespacedPolicy,
     /// else the cluster-scoped resources. Without it, the cluster-scoped resources only.
@@ -172,6 +176,10 @@ fn main() -> ExitCode {
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut options = EngineOptions::default();
     options.registry_timeout = args.registry_timeout;
+    options.extra_root_certificates = read_registry_cas(&args.registry_ca_file)?;
+    // Half the registry deadline for each identity request (Entra, token exchange), so a
+    // slow identity endpoint is named as such before the registry call's deadline.
+    options.cloud_http.timeout = args.registry_timeout / 2;
     let config = match &args.config {
         Some(path) => vouch_config::Config::load(path)
             .with_context(|| format!("invalid configuration {}", path.display()))?,
@@ -241,4 +249,26 @@ pub(crate) async fn verify_all(
         results.push((image.clone(), result));
     }
     results
+}
+
+/// The registry CA files (`--registry-ca-file`), read at start: an unreadable or empty one is
+/// an error naming it.
+pub(crate) fn read_registry_cas(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    paths
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).with_context(|| {
+                format!(
+                    "cannot read the registry CA file {} (--registry-ca-file)",
+                    path.display()
+                )
+            })?;
+            anyhow::ensure!(
+                !bytes.iter().all(u8::is_ascii_whitespace),
+                "the registry CA file {} (--registry-ca-file) is empty: give PEM certificates",
+                path.display()
+            );
+            Ok(bytes)
+        })
+        .collect()
 }

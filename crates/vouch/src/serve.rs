@@ -85,6 +85,10 @@ pub(crate) struct ServeArgs {
     /// Deadline of each registry call (background work may outlive a request's timeout).
     #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
     registry_timeout: Duration,
+    /// A CA certificate file (PEM) trusted for registries beside the system's, for a
+    /// registry with a private CA; repeatable. Read at start.
+    #[arg(long, env = "VOUCH_REGISTRY_CA_FILE", value_delimiter = ',')]
+    registry_ca_file: Vec<PathBuf>,
     /// How long a passing verdict is cached (per digest and configuration).
     #[arg(long, default_value = "5m", value_parser = crate::parse_duration)]
     cache_ttl: Duration,
@@ -188,6 +192,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     let mut engine_options = EngineOptions::default();
     engine_options.registry_timeout = args.registry_timeout;
+    engine_options.extra_root_certificates = crate::read_registry_cas(&args.registry_ca_file)?;
+    // Half the registry deadline for each identity request (Entra, token exchange), so a
+    // slow identity endpoint is named as such before the registry call's deadline.
+    engine_options.cloud_http.timeout = args.registry_timeout / 2;
     let loader: Arc<dyn BackendLoader> = match &args.config {
         Some(config) => Arc::new(ConfigLoader::new(config, engine_options)),
         None => {

@@ -436,3 +436,44 @@ fn verify_reads_the_resources_from_the_kubernetes_api() {
     assert!(err.contains("not in force: Store store-oras"), "{err}");
     assert!(err.contains("spec.parameters.useHtttp"), "{err}");
 }
+
+#[test]
+fn an_unreadable_registry_ca_file_is_an_error_naming_it() {
+    let f = fixture();
+    let image = format!("{}/demo/app:signed", f.registry.addr());
+    let out = vouch(&[
+        "verify",
+        "--config",
+        &f.config,
+        "--registry-ca-file",
+        "/nonexistent/registry-ca.pem",
+        &image,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/registry-ca.pem")
+            && stderr(&out).contains("--registry-ca-file"),
+        "{}",
+        stderr(&out)
+    );
+    // A readable one is taken beside the system's roots (the registry here is plain HTTP).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca.pem");
+    let other = TestPki::new(KeyKind::EcP256).expect("pki");
+    std::fs::write(&ca, &other.root().pem).expect("write");
+    let out = vouch(&[
+        "verify",
+        "--config",
+        &f.config,
+        "--registry-ca-file",
+        ca.to_str().expect("utf8"),
+        &image,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
