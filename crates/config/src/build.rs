@@ -15,9 +15,10 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::load::{ApiVersion, Ctx, Document, Source, key_path, parse_documents};
 use crate::policy::{PolicyConfig, Rule};
 use crate::raw;
+use crate::remote::parse_go_duration;
 use crate::{
-    AuthConfig, AzureIdentityConfig, Config, NamespaceConfig, NotationVerifierConfig, SecretRef,
-    StoreConfig,
+    AuthConfig, AzureIdentityConfig, Config, KeyVaultItem, KeyVaultSource, NamespaceConfig,
+    NotationVerifierConfig, RemoteCertificates, RemoteState, SecretRef, StoreConfig,
 };
 
 /// `metadata.name` Ratify requires of a v1beta1 Policy.
@@ -68,15 +69,29 @@ pub(crate) struct Resolution {
     /// is looked up in, as Ratify resolves it in `$RATIFY_NAMESPACE` in a cluster; `None`:
     /// a source of that name in any namespace (files).
     pub(crate) default_namespace: Option<String>,
+    /// Where the certificates of Azure Key Vault sources are looked up; `None`: such a
+    /// source is an error saying that only a running vouch reads them.
+    pub(crate) remote: Option<std::sync::Arc<dyn RemoteCertificates>>,
 }
 
 /// Builds the configuration from all inputs. `origin` names the whole input for errors that
 /// concern no single document (no verifier).
-pub(crate) fn build(origin: &str, sources: &[Source]) -> Result<Config, ConfigError> {
+pub(crate) fn build(
+    origin: &str,
+    sources: &[Source],
+    remote: Option<std::sync::Arc<dyn RemoteCertificates>>,
+) -> Result<Config, ConfigError> {
     let documents = sources
         .iter()
         .flat_map(|source| parse_documents(&source.name, &source.text));
-    build_documents(origin, documents, &Resolution::default())
+    build_documents(
+        origin,
+        documents,
+        &Resolution {
+            default_namespace: None,
+            remote,
+        },
+    )
 }
 
 /// [`build`] from documents already split and read.
@@ -102,9 +117,11 @@ pub(crate) fn build_documents(
         };
         let kind = document.kind.clone();
         let result = match kind.as_str() {
-            "CertificateStore" => certificate_store(document).map(|s| cert_sources.push(s)),
+            "CertificateStore" => {
+                certificate_store(document, resolution).map(|s| cert_sources.push(s))
+            }
             "KeyManagementProvider" | "NamespacedKeyManagementProvider" => {
-                key_management_provider(document).map(|s| cert_sources.push(s))
+                key_management_provider(document, resolution).map(|s| cert_sources.push(s))
             }
             kind @ ("Store" | "Verifier" | "Policy" | "NamespacedStore" | "NamespacedVerifier"
             | "NamespacedPolicy") => {
@@ -311,13 +328,26 @@ fn parse_pem(ctx: &Ctx, field: &str, pem: &str) -> Result<Vec<Certificate>, Conf
     Ok(certificates)
 }
 
-fn certificate_store(mut document: Document) -> Result<CertSource, ConfigError> {
+fn certificate_store(
+    mut document: Document,
+    resolution: &Resolution,
+) -> Result<CertSource, ConfigError> {
     let spec = require_spec(
         &mut document,
         "provider: inline, parameters.value: <PEM certificates>",
     )?;
     let ctx = &document.ctx;
     let spec: raw::CertificateStoreSpec = ctx.decode(spec, "spec")?;
+    if spec.provider.eq_ignore_ascii_case("azurekeyvault") {
+        let source = key_vault_source(ctx, spec.parameters, None)?;
+        let certificates = remote_certificates(ctx, &source, resolution)?;
+        return Ok(CertSource {
+            name: document.name,
+            namespace: document.namespace,
+            certificates,
+            ctx: document.ctx,
+        });
+    }
     if !spec.provider.eq_ignore_ascii_case("inline") {
         return Err(ctx.err(
             "spec.provider",
@@ -345,7 +375,10 @@ fn certificate_store(mut document: Document) -> Result<CertSource, ConfigError> 
     })
 }
 
-fn key_management_provider(mut document: Document) -> Result<CertSource, ConfigError> {
+fn key_management_provider(
+    mut document: Document,
+    resolution: &Resolution,
+) -> Result<CertSource, ConfigError> {
     if document.api_version != ApiVersion::V1beta1 {
         return Err(document.ctx.err(
             "apiVersion",
@@ -361,6 +394,16 @@ fn key_management_provider(mut document: Document) -> Result<CertSource, ConfigE
     )?;
     let ctx = &document.ctx;
     let spec: raw::KeyManagementProviderSpec = ctx.decode(spec, "spec")?;
+    if spec.kmp_type.eq_ignore_ascii_case("azurekeyvault") {
+        let source = key_vault_source(ctx, spec.parameters, spec.refresh_interval)?;
+        let certificates = remote_certificates(ctx, &source, resolution)?;
+        return Ok(CertSource {
+            name: document.name,
+            namespace: document.namespace,
+            certificates,
+            ctx: document.ctx,
+        });
+    }
     if !spec.kmp_type.eq_ignore_ascii_case("inline") {
         return Err(ctx.err(
             "spec.type",
@@ -394,6 +437,242 @@ fn key_management_provider(mut document: Document) -> Result<CertSource, ConfigE
         certificates,
         ctx: document.ctx,
     })
+}
+
+/// The Azure Key Vault source a resource's `spec.parameters` describe.
+fn key_vault_source(
+    ctx: &Ctx,
+    parameters: Option<Value>,
+    refresh_interval: Option<Value>,
+) -> Result<KeyVaultSource, ConfigError> {
+    const HINT: &str = "vaultURI, tenantID, clientID and certificates: [{name, version}]";
+    let parameters = parameters
+        .ok_or_else(|| ctx.err("spec.parameters", ErrorKind::MissingField { hint: HINT }))?;
+    let parameters: raw::KeyVaultParameters = ctx.decode(parameters, "spec.parameters")?;
+    let required = |value: Option<String>, field: &str, hint: &'static str| {
+        value
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                ctx.err(
+                    format!("spec.parameters.{field}"),
+                    ErrorKind::MissingField { hint },
+                )
+            })
+    };
+    let vault_uri = required(
+        parameters.vault_uri,
+        "vaultURI",
+        "the vault's URI, e.g. https://myvault.vault.azure.net/",
+    )?;
+    let vault_ok = vault_uri
+        .strip_prefix("https://")
+        .or_else(|| vault_uri.strip_prefix("http://"))
+        .is_some_and(|rest| {
+            let host = rest.trim_end_matches('/');
+            !host.is_empty() && !host.contains('/') && !host.contains('?') && !host.contains('#')
+        });
+    if !vault_ok {
+        return Err(ctx.err(
+            "spec.parameters.vaultURI",
+            ErrorKind::InvalidField {
+                message: format!(
+                    "{vault_uri:?} is not a vault URI: give https://<vault name>.vault.azure.net/ (as `az keyvault show --query properties.vaultUri` prints it)"
+                ),
+            },
+        ));
+    }
+    let tenant_id = required(
+        parameters.tenant_id,
+        "tenantID",
+        "the directory (tenant) ID of the identity that reads the vault",
+    )?;
+    let client_id = required(
+        parameters.client_id,
+        "clientID",
+        "the client ID of the workload identity that reads the vault",
+    )?;
+    let certificates = key_vault_items(ctx, parameters.certificates, "certificates")?;
+    let keys = key_vault_items(ctx, parameters.keys, "keys")?;
+    if certificates.is_empty() {
+        return Err(ctx.err(
+            "spec.parameters.certificates",
+            ErrorKind::EmptyValue {
+                hint: "list the vault's certificates to trust: [{name: <certificate name>, version: <optional version>}] (keys are for cosign, which vouch does not verify)",
+            },
+        ));
+    }
+    let refresh_interval = match refresh_interval {
+        None => None,
+        Some(Value::String(text)) if text.trim().is_empty() => None,
+        Some(Value::String(text)) => Some(parse_go_duration(&text).filter(|d| !d.is_zero()).ok_or_else(|| {
+            ctx.err(
+                "spec.refreshInterval",
+                ErrorKind::InvalidField {
+                    message: format!("{text:?} is not a duration: write it as Ratify does, e.g. 1h, 30m or 1h30m"),
+                },
+            )
+        })?),
+        Some(_) => {
+            return Err(ctx.err(
+                "spec.refreshInterval",
+                ErrorKind::InvalidField {
+                    message: "give a duration string such as 1h or 30m".to_owned(),
+                },
+            ));
+        }
+    };
+    Ok(KeyVaultSource {
+        vault_uri: vault_uri.trim_end_matches('/').to_owned(),
+        tenant_id,
+        client_id,
+        certificates,
+        keys,
+        refresh_interval,
+    })
+}
+
+/// `certificates` or `keys`: a list of `{name, version}` (or `certificateName`,
+/// `certificateVersion`), or Ratify's older string form, `array:` of YAML documents.
+fn key_vault_items(
+    ctx: &Ctx,
+    value: Option<Value>,
+    field: &str,
+) -> Result<Vec<KeyVaultItem>, ConfigError> {
+    let prefix = format!("spec.parameters.{field}");
+    let value = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(text)) => {
+            // `array:` of strings, each a YAML mapping.
+            let outer: Value = yaml_serde::from_str(&text).map_err(|e| {
+                ctx.err(
+                    &prefix,
+                    ErrorKind::InvalidField {
+                        message: format!(
+                            "the string form must be YAML with an `array:` of entries: {e}"
+                        ),
+                    },
+                )
+            })?;
+            let entries = match outer.get("array") {
+                Some(Value::Sequence(entries)) => entries.clone(),
+                _ => {
+                    return Err(ctx.err(
+                        &prefix,
+                        ErrorKind::InvalidField {
+                            message: "the string form must hold `array:` with one entry per certificate (certificateName, certificateVersion)".to_owned(),
+                        },
+                    ));
+                }
+            };
+            let mut list = Vec::new();
+            for entry in entries {
+                list.push(match entry {
+                    Value::String(text) => yaml_serde::from_str(&text).map_err(|e| {
+                        ctx.err(
+                            &prefix,
+                            ErrorKind::InvalidField {
+                                message: format!("an entry of `array:` is not YAML: {e}"),
+                            },
+                        )
+                    })?,
+                    other => other,
+                });
+            }
+            Value::Sequence(list)
+        }
+        Some(other) => other,
+    };
+    let entries: Vec<raw::KeyVaultEntry> = ctx.decode(value, &prefix)?;
+    let mut items = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let name = entry
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                ctx.err(
+                    format!("{prefix}[{i}].name"),
+                    ErrorKind::MissingField {
+                        hint: "the name as shown in Key Vault",
+                    },
+                )
+            })?;
+        let valid = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid(&name) {
+            return Err(ctx.err(
+                format!("{prefix}[{i}].name"),
+                ErrorKind::InvalidField {
+                    message: format!(
+                        "{name:?} is not a Key Vault object name (letters, digits and dashes)"
+                    ),
+                },
+            ));
+        }
+        let version = entry
+            .version
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        if let Some(v) = &version
+            && !valid(v)
+        {
+            return Err(ctx.err(
+                format!("{prefix}[{i}].version"),
+                ErrorKind::InvalidField {
+                    message: format!("{v:?} is not a Key Vault version identifier (32 hex digits as Key Vault shows it)"),
+                },
+            ));
+        }
+        let item = KeyVaultItem { name, version };
+        if !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+/// The certificates a fetcher holds for `source`.
+fn remote_certificates(
+    ctx: &Ctx,
+    source: &KeyVaultSource,
+    resolution: &Resolution,
+) -> Result<Vec<Certificate>, ConfigError> {
+    let Some(remote) = &resolution.remote else {
+        return Err(ctx.err(
+            "spec",
+            ErrorKind::RemoteCertificates {
+                message: format!(
+                    "the certificates of Azure Key Vault {} are read at run time: use vouch serve or vouch verify, which fetch them",
+                    source.vault_uri
+                ),
+            },
+        ));
+    };
+    match remote.lookup(source) {
+        RemoteState::Ready { certificates, .. } if !certificates.is_empty() => Ok(certificates),
+        RemoteState::Ready { .. } => Err(ctx.err(
+            "spec.parameters.certificates",
+            ErrorKind::RemoteCertificates {
+                message: format!(
+                    "Azure Key Vault {} has no enabled, unexpired version of the certificates listed",
+                    source.vault_uri
+                ),
+            },
+        )),
+        RemoteState::Pending => Err(ctx.err(
+            "spec",
+            ErrorKind::RemoteCertificates {
+                message: format!(
+                    "the certificates of Azure Key Vault {} have not been fetched yet",
+                    source.vault_uri
+                ),
+            },
+        )),
+        RemoteState::Failed(message) => Err(ctx.err(
+            "spec",
+            ErrorKind::RemoteCertificates { message },
+        )),
+    }
 }
 
 fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {

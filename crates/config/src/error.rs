@@ -292,7 +292,7 @@ pub enum ErrorKind {
     /// A CertificateStore `spec.provider` other than `inline`.
     #[error(
         "certificate store provider {provider:?} is not supported by vouch; accepted: inline \
-         (put the PEM certificates in spec.parameters.value)"
+         (put the PEM certificates in spec.parameters.value) and azurekeyvault"
     )]
     UnsupportedCertificateStoreProvider {
         /// The provider found.
@@ -301,7 +301,7 @@ pub enum ErrorKind {
     /// A KeyManagementProvider `spec.type` other than `inline`.
     #[error(
         "key management provider type {kmp_type:?} is not supported by vouch; accepted: inline \
-         (with contentType: certificate and the PEM certificates in value)"
+         (with contentType: certificate and the PEM certificates in value) and azurekeyvault"
     )]
     UnsupportedKeyManagementProviderType {
         /// The type found.
@@ -331,6 +331,12 @@ pub enum ErrorKind {
     UnsupportedAuthProvider {
         /// The auth provider name found.
         name: String,
+    },
+    /// The certificates of a remote source (Azure Key Vault) are not available.
+    #[error("{message}")]
+    RemoteCertificates {
+        /// Which vault, which certificate, and why.
+        message: String,
     },
     /// A Verifier whose type (`spec.type`, else `spec.name`) is not `notation`.
     #[error("verifier type {verifier_type:?} is not supported by vouch; accepted: notation")]

@@ -92,6 +92,7 @@ mod error;
 mod load;
 mod policy;
 mod raw;
+mod remote;
 mod resources;
 mod scan;
 
@@ -100,6 +101,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::error::{ConfigError, DocumentRef, ErrorKind};
 pub use crate::policy::{NOTATION_SIGNATURE_ARTIFACT_TYPE, PolicyConfig, Rule};
+pub use crate::remote::{KeyVaultItem, KeyVaultSource, RemoteCertificates, RemoteState};
 pub use crate::resources::{
     Evaluation, MAX_RESOURCE_BYTES, ResourceKey, ResourceSet, ResourceStatus,
 };
@@ -199,8 +201,18 @@ impl Config {
     /// anything but regular files and directories (a FIFO, a socket, a device) is refused
     /// before it is opened, so a load never blocks on one.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, None)
+    }
+
+    /// [`Config::load`], with the certificates of remote sources (Azure Key Vault) looked
+    /// up in `remote` (which learns of each source it is asked about). Without it, a remote
+    /// source is an error.
+    pub fn load_with(
+        path: &Path,
+        remote: Option<std::sync::Arc<dyn RemoteCertificates>>,
+    ) -> Result<Config, ConfigError> {
         let sources = load::read_path(path)?;
-        build::build(&path.display().to_string(), &sources)
+        build::build(&path.display().to_string(), &sources, remote)
     }
 
     /// Parses one YAML text holding one or more documents. `source` names it in errors
@@ -212,7 +224,7 @@ impl Config {
             name: source.to_owned(),
             text: text.to_owned(),
         }];
-        build::build(source, &sources)
+        build::build(source, &sources, None)
     }
 }
 

@@ -36,9 +36,9 @@ pub(crate) struct KeyManagementProviderSpec {
     /// `inline` or `azurekeyvault`.
     #[serde(rename = "type")]
     pub(crate) kmp_type: String,
-    /// Ratify's refresh interval for Azure Key Vault (accepted, not used).
+    /// Azure Key Vault only: how often the certificates are read again (a Go duration).
     #[serde(default, rename = "refreshInterval")]
-    pub(crate) _refresh_interval: Option<Value>,
+    pub(crate) refresh_interval: Option<Value>,
     /// Provider-specific; [`InlineKeyManagementProviderParameters`] for `inline`.
     #[serde(default)]
     pub(crate) parameters: Option<Value>,
@@ -204,4 +204,33 @@ pub(crate) struct SecretRef {
     /// Its namespace; default vouch's own.
     #[serde(default)]
     pub(crate) namespace: Option<String>,
+}
+
+/// `spec.parameters` of an Azure Key Vault KeyManagementProvider or CertificateStore.
+#[derive(Debug, Deserialize)]
+pub(crate) struct KeyVaultParameters {
+    #[serde(default, rename = "vaultURI")]
+    pub(crate) vault_uri: Option<String>,
+    #[serde(default, rename = "tenantID")]
+    pub(crate) tenant_id: Option<String>,
+    /// `clientID` (Ratify's migration table also spells it `clientId`).
+    #[serde(default, rename = "clientID", alias = "clientId")]
+    pub(crate) client_id: Option<String>,
+    /// KeyManagementProvider: `[{name, version}]`; CertificateStore: the same list with
+    /// `certificateName`/`certificateVersion`, or Ratify's older string form
+    /// (`array:` of YAML documents).
+    #[serde(default)]
+    pub(crate) certificates: Option<Value>,
+    /// `[{name, version}]`.
+    #[serde(default)]
+    pub(crate) keys: Option<Value>,
+}
+
+/// One entry of `certificates` or `keys`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct KeyVaultEntry {
+    #[serde(default, alias = "certificateName")]
+    pub(crate) name: Option<String>,
+    #[serde(default, alias = "certificateVersion")]
+    pub(crate) version: Option<String>,
 }

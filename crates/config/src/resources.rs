@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::Config;
+use crate::RemoteCertificates;
 use crate::build::{Resolution, build_documents};
 use crate::error::{ConfigError, ErrorKind};
 use crate::load::read_header;
@@ -127,9 +128,25 @@ impl ResourceSet {
     /// `default_namespace` (or, when `None`, in any namespace).
     pub fn new(default_namespace: Option<String>) -> Self {
         ResourceSet {
-            resolution: Resolution { default_namespace },
+            resolution: Resolution {
+                default_namespace,
+                remote: None,
+            },
             ..ResourceSet::default()
         }
+    }
+
+    /// Looks the certificates of remote sources (Azure Key Vault) up in `remote` from the
+    /// next [`evaluate`](Self::evaluate) on; call [`touch`](Self::touch) when what `remote`
+    /// holds changed.
+    pub fn set_remote(&mut self, remote: std::sync::Arc<dyn RemoteCertificates>) {
+        self.resolution.remote = Some(remote);
+    }
+
+    /// Makes the next [`evaluate`](Self::evaluate) build again although no resource
+    /// changed (the certificates of a remote source did).
+    pub fn touch(&mut self) {
+        self.revision += 1;
     }
 
     /// Records the newest version of a resource (a Kubernetes object as JSON: `apiVersion`,

@@ -553,7 +553,7 @@ mod errors {
     }
 
     #[test]
-    fn certificate_store_azurekeyvault() {
+    fn certificate_store_azurekeyvault_names_what_is_missing() {
         let yaml = docs(&[
             "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: CertificateStore\nmetadata:\n  name: akv\n\
              spec:\n  provider: azurekeyvault\n  parameters:\n    vaultURI: https://x.vault.azure.net/\n"
@@ -561,14 +561,16 @@ mod errors {
             legacy_verifier(),
         ]);
         let error = load_err(&yaml);
-        assert!(matches!(
-            error.kind(),
-            ErrorKind::UnsupportedCertificateStoreProvider { .. }
-        ));
-        assert_located(&error, 1, "CertificateStore", "akv", "spec.provider");
         assert!(
-            error.to_string().contains("use inline")
-                || error.to_string().contains("accepted: inline")
+            matches!(error.kind(), ErrorKind::MissingField { .. }),
+            "{error}"
+        );
+        assert_located(
+            &error,
+            1,
+            "CertificateStore",
+            "akv",
+            "spec.parameters.tenantID",
         );
     }
 
@@ -596,7 +598,7 @@ mod errors {
     }
 
     #[test]
-    fn key_management_provider_azurekeyvault() {
+    fn key_management_provider_azurekeyvault_names_what_is_missing() {
         let yaml = docs(&[
             "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: KeyManagementProvider\nmetadata:\n  name: akv\n\
              spec:\n  type: azurekeyvault\n  parameters: {}\n"
@@ -604,11 +606,17 @@ mod errors {
             legacy_verifier(),
         ]);
         let error = load_err(&yaml);
-        assert!(matches!(
-            error.kind(),
-            ErrorKind::UnsupportedKeyManagementProviderType { .. }
-        ));
-        assert_located(&error, 1, "KeyManagementProvider", "akv", "spec.type");
+        assert!(
+            matches!(error.kind(), ErrorKind::MissingField { .. }),
+            "{error}"
+        );
+        assert_located(
+            &error,
+            1,
+            "KeyManagementProvider",
+            "akv",
+            "spec.parameters.vaultURI",
+        );
     }
 
     #[test]
