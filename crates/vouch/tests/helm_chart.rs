@@ -25,11 +25,21 @@
 //! * The serving certificate is signed by the caBundle's CA and names the Service's DNS names.
 //! * The Gatekeeper policy objects are the files in `helm/vouch/files/gatekeeper` (which
 //!   `provider-templates/` links to), with the exclusions the values add.
+//! * Azure workload identity: the ServiceAccount's annotations, the pod label and the
+//!   Store's auth provider (either source; a given `config.store.authProvider` or
+//!   `config.raw` wins); the rendered pod, given what AKS's webhook adds for that label and
+//!   those annotations (its environment, the federated token), pulls from testkit's ACR
+//!   double with a token from its Entra double, whose federated credential names the chart's
+//!   service account.
+//! * Registry CAs: the ConfigMap, the mount and `--registry-ca-file`, which the rendered pod
+//!   reads at start.
 //!
 //! Not covered, for want of a cluster: `lookup` keeping the generated Secret across
 //! upgrades, Helm creating the CRDs before the resources on install, RBAC enforcement
 //! itself (the double authorizes everything; the rules are compared with the request log),
-//! and the API server's and Gatekeeper's admission of the objects.
+//! the API server's and Gatekeeper's admission of the objects, and the real workload
+//! identity webhook (modelled from its source). A registry CA in use over HTTPS is not
+//! either: vouch reaches loopback registries over plain HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
@@ -54,6 +64,9 @@ use vouch_testkit::registry::Registry;
 /// Gatekeeper's namespace, where the chart is meant to be installed.
 const GATEKEEPER_NS: &str = "gatekeeper-system";
 const RELEASE: &str = "vouch";
+/// A Microsoft Entra identity (azureWorkloadIdentity.clientId) and its tenant.
+const CLIENT_ID: &str = "1d2c3b4a-0000-4000-8000-000000000001";
+const TENANT_ID: &str = "72f988bf-0000-4000-8000-00000000aaaa";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -361,7 +374,7 @@ impl Render {
     }
 
     /// The container's environment as the kubelet sets it (`valueFrom` the pod's namespace
-    /// resolved to the render's).
+    /// and service account resolved to the render's).
     fn env(&self) -> BTreeMap<String, String> {
         self.container()["env"]
             .as_array()
@@ -371,14 +384,20 @@ impl Render {
                         let name = str_of(&e["name"], "env name").to_owned();
                         let value = match e.get("valueFrom") {
                             None => str_of(&e["value"], "env value").to_owned(),
-                            Some(from) => {
-                                assert_eq!(
-                                    from,
-                                    &json!({"fieldRef": {"fieldPath": "metadata.namespace"}}),
-                                    "{name}: unexpected valueFrom"
-                                );
+                            Some(from)
+                                if from
+                                    == &json!({"fieldRef": {"fieldPath": "metadata.namespace"}}) =>
+                            {
                                 self.namespace.clone()
                             }
+                            Some(from)
+                                if from
+                                    == &json!({"fieldRef": {"fieldPath": "spec.serviceAccountName"}}) =>
+                            {
+                                str_of(&self.pod_spec()["serviceAccountName"], "serviceAccountName")
+                                    .to_owned()
+                            }
+                            Some(from) => panic!("{name}: unexpected valueFrom {from}"),
                         };
                         (name, value)
                     })
@@ -1047,10 +1066,26 @@ impl Pod {
 /// files, Secret files with the volume's `defaultMode`), then starts `vouch serve` with the
 /// container's arguments and environment. Mount paths become the volume directories; the
 /// three listeners move to free loopback ports (each checked against the container port of
-/// the same role). `cluster_secrets` are Secrets that exist in the cluster beforehand. When
-/// the pod reads the Kubernetes API, `cluster` is that API, reached through `--kubeconfig`
-/// (added: there is no service account token outside a cluster).
-fn run_pod(render: &Render, cluster_secrets: &[Value], cluster: Option<&Cluster>) -> Pod {
+/// the same role). `cluster_objects` are Secrets and ConfigMaps that exist in the cluster
+/// beforehand. When the pod reads the Kubernetes API, `cluster` is that API, reached through
+/// `--kubeconfig` (added: there is no service account token outside a cluster).
+fn run_pod(render: &Render, cluster_objects: &[Value], cluster: Option<&Cluster>) -> Pod {
+    run_pod_with_env(render, cluster_objects, cluster, &BTreeMap::new())
+}
+
+/// [`run_pod`] with `extra_env` added to the container's environment: what a mutating
+/// webhook (Azure workload identity's) would add.
+fn run_pod_with_env(
+    render: &Render,
+    cluster_objects: &[Value],
+    cluster: Option<&Cluster>,
+    extra_env: &BTreeMap<String, String>,
+) -> Pod {
+    let in_cluster = |kind: &str, name: &str| {
+        cluster_objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let mut volume_dirs = BTreeMap::new();
     for volume in render.pod_spec()["volumes"].as_array().expect("volumes") {
@@ -1058,7 +1093,16 @@ fn run_pod(render: &Render, cluster_secrets: &[Value], cluster: Option<&Cluster>
         let volume_dir = dir.path().join("volumes").join(name);
         std::fs::create_dir_all(&volume_dir).expect("mkdir");
         let (data, items, mode) = if let Some(cm) = volume.get("configMap") {
-            let object = render.one("ConfigMap", str_of(&cm["name"], "configMap name"));
+            let cm_name = str_of(&cm["name"], "configMap name");
+            let object = render
+                .find("ConfigMap", cm_name)
+                .or_else(|| in_cluster("ConfigMap", cm_name))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "volume {name} mounts ConfigMap {cm_name}, which is neither rendered \
+                         nor in the cluster"
+                    )
+                });
             let data: BTreeMap<String, Vec<u8>> = object["data"]
                 .as_object()
                 .expect("data")
@@ -1070,11 +1114,7 @@ fn run_pod(render: &Render, cluster_secrets: &[Value], cluster: Option<&Cluster>
             let secret_name = str_of(&secret["secretName"], "secretName");
             let object = render
                 .find("Secret", secret_name)
-                .or_else(|| {
-                    cluster_secrets
-                        .iter()
-                        .find(|s| s["metadata"]["name"] == secret_name)
-                })
+                .or_else(|| in_cluster("Secret", secret_name))
                 .unwrap_or_else(|| {
                     panic!(
                         "volume {name} mounts Secret {secret_name}, which is neither rendered \
@@ -1186,11 +1226,12 @@ fn run_pod(render: &Render, cluster_secrets: &[Value], cluster: Option<&Cluster>
         (true, None) => panic!("the pod reads the Kubernetes API: run it with a Cluster"),
         (false, _) => {}
     }
-    let env: BTreeMap<String, String> = render
+    let mut env: BTreeMap<String, String> = render
         .env()
         .into_iter()
         .map(|(k, v)| (k, remap(&v)))
         .collect();
+    env.extend(extra_env.clone());
 
     let log = dir.path().join("vouch.log");
     let out = std::fs::File::create(&log).expect("log");
@@ -1358,7 +1399,14 @@ fn lint_passes_strict_with_helm_3_and_4() {
             "serviceMonitor": {"enabled": true},
             "gatekeeper": {"constraintTemplate": true, "assigns": true},
             "rbac": {"pullSecrets": true},
+            "registryCa": {"pem": pem},
         }),
+    );
+    let workload_identity = merge(
+        base_values(&pem),
+        json!({"azureWorkloadIdentity": {
+            "clientId": CLIENT_ID, "tenantId": TENANT_ID, "endpoints": ["myregistry.azurecr.io"],
+        }}),
     );
     let majors: Vec<char> = helms()
         .iter()
@@ -1376,6 +1424,11 @@ fn lint_passes_strict_with_helm_3_and_4() {
             ("base", base_values(&pem)),
             ("everything", everything.clone()),
             ("configMap", configmap_source(everything.clone())),
+            ("workload identity", workload_identity.clone()),
+            (
+                "workload identity, configMap",
+                configmap_source(workload_identity.clone()),
+            ),
         ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let file = dir.path().join("values.json");
@@ -2364,6 +2417,519 @@ fn rbac_values() {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Azure workload identity and registry CAs
+
+/// The pod label AKS's workload identity webhook selects pods by, and the ServiceAccount
+/// annotations it reads (azure-workload-identity, pkg/webhook/consts.go).
+const WI_USE_LABEL: &str = "azure.workload.identity/use";
+const WI_CLIENT_ANNOTATION: &str = "azure.workload.identity/client-id";
+const WI_TENANT_ANNOTATION: &str = "azure.workload.identity/tenant-id";
+
+/// The pod template's labels.
+fn pod_labels(render: &Render) -> &Value {
+    &render.only("Deployment")["spec"]["template"]["metadata"]["labels"]
+}
+
+/// The rendered Store's `spec` (the one Store of the render, either source).
+fn store_spec(render: &Render) -> Value {
+    let docs = render.ratify_documents();
+    let stores: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Store").collect();
+    assert_eq!(stores.len(), 1, "one Store: {docs:#?}");
+    stores[0]["spec"].clone()
+}
+
+/// The Azure identity of the Store vouch loads from the render: (provider name, clientID,
+/// endpoints).
+fn loaded_azure_identity(render: &Render) -> (&'static str, Option<String>, Vec<String>) {
+    let config = render.load_config();
+    assert_eq!(config.stores.len(), 1);
+    match &config.stores[0].auth {
+        vouch_config::AuthConfig::AzureWorkloadIdentity(identity) => (
+            "azureWorkloadIdentity",
+            identity.client_id.clone(),
+            identity.endpoints.clone(),
+        ),
+        vouch_config::AuthConfig::AzureManagedIdentity(identity) => (
+            "azureManagedIdentity",
+            identity.client_id.clone(),
+            identity.endpoints.clone(),
+        ),
+        other => panic!("not an Azure identity: {other:?}"),
+    }
+}
+
+/// What AKS's workload identity webhook does to the rendered pod (azure-workload-identity,
+/// `pkg/webhook/webhook.go`): nothing without the pod label `azure.workload.identity/use:
+/// "true"`; with it, `AZURE_CLIENT_ID` from the ServiceAccount's client-id annotation,
+/// `AZURE_TENANT_ID` from its tenant-id annotation or else the cluster's tenant, the path of
+/// the projected token it mounts and the authority host (each only when not empty).
+fn workload_identity_webhook(
+    render: &Render,
+    cluster_tenant: &str,
+    token_file: &Path,
+    authority_host: &str,
+) -> BTreeMap<String, String> {
+    if pod_labels(render)[WI_USE_LABEL] != "true" {
+        return BTreeMap::new();
+    }
+    let account = str_of(
+        &render.pod_spec()["serviceAccountName"],
+        "serviceAccountName",
+    );
+    let annotations = &render.one("ServiceAccount", account)["metadata"]["annotations"];
+    let mut env = BTreeMap::new();
+    for (name, value) in [
+        (
+            "AZURE_CLIENT_ID",
+            annotations[WI_CLIENT_ANNOTATION].as_str(),
+        ),
+        (
+            "AZURE_TENANT_ID",
+            annotations[WI_TENANT_ANNOTATION]
+                .as_str()
+                .or(Some(cluster_tenant)),
+        ),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file.to_str()),
+        ("AZURE_AUTHORITY_HOST", Some(authority_host)),
+    ] {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
+            env.insert(name.to_owned(), value.to_owned());
+        }
+    }
+    env
+}
+
+#[test]
+fn azure_workload_identity_annotates_labels_and_gives_the_store_its_auth_provider() {
+    let pem = some_certificate_pem();
+    let endpoints = json!(["myregistry.azurecr.io", "*.example.azurecr.io"]);
+    let values = merge(
+        base_values(&pem),
+        json!({
+            "azureWorkloadIdentity": {"clientId": CLIENT_ID, "tenantId": TENANT_ID, "endpoints": endpoints},
+            "serviceAccount": {"annotations": {"team": "platform"}},
+            "podLabels": {"team": "platform"},
+        }),
+    );
+    for helm in helms() {
+        for values in [values.clone(), configmap_source(values.clone())] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert_kubernetes_objects(&render);
+            // Least privilege as without the identity: the Kubernetes API token only with the
+            // kubernetes source (the webhook adds Entra's token as a volume of its own).
+            assert_workload(&render);
+            assert_vouch_accepts(&render.args());
+            let kubernetes = render.reads_kubernetes();
+
+            let account = render.only("ServiceAccount");
+            assert_eq!(
+                account["metadata"]["annotations"],
+                json!({"team": "platform", WI_CLIENT_ANNOTATION: CLIENT_ID, WI_TENANT_ANNOTATION: TENANT_ID}),
+                "helm {} (kubernetes source: {kubernetes})",
+                helm.version
+            );
+            let labels = pod_labels(&render);
+            assert_eq!(labels[WI_USE_LABEL], "true", "{labels}");
+            assert_eq!(labels["team"], "platform");
+            assert!(labels_match(
+                &render.only("Deployment")["spec"]["selector"]["matchLabels"],
+                labels
+            ));
+            // Nothing of the identity's in the pod itself: the webhook adds it.
+            assert!(
+                !render.env().keys().any(|k| k.starts_with("AZURE_")),
+                "{:?}",
+                render.env()
+            );
+
+            assert_eq!(
+                store_spec(&render),
+                json!({"name": "oras", "parameters": {"authProvider": {
+                    "name": "azureWorkloadIdentity", "clientID": CLIENT_ID, "endpoints": endpoints,
+                }}}),
+                "helm {} (kubernetes source: {kubernetes})",
+                helm.version
+            );
+            assert_eq!(
+                loaded_azure_identity(&render),
+                (
+                    "azureWorkloadIdentity",
+                    Some(CLIENT_ID.to_owned()),
+                    vec![
+                        "myregistry.azurecr.io".to_owned(),
+                        "*.example.azurecr.io".to_owned()
+                    ]
+                )
+            );
+        }
+
+        // The client ID alone: no tenant annotation, no endpoints (vouch's default, Azure's
+        // registry domains), useHttp kept beside the auth provider.
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                base_values(&pem),
+                json!({
+                    "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                    "config": {"store": {"useHttp": true}},
+                }),
+            ),
+            &[],
+        );
+        assert_eq!(
+            render.only("ServiceAccount")["metadata"]["annotations"],
+            json!({WI_CLIENT_ANNOTATION: CLIENT_ID})
+        );
+        assert_eq!(
+            store_spec(&render),
+            json!({"name": "oras", "parameters": {
+                "useHttp": true,
+                "authProvider": {"name": "azureWorkloadIdentity", "clientID": CLIENT_ID},
+            }})
+        );
+        assert_eq!(
+            loaded_azure_identity(&render),
+            ("azureWorkloadIdentity", Some(CLIENT_ID.to_owned()), vec![])
+        );
+
+        // Off by default: no annotation, no label, the AKS guide's bare Store.
+        let plain = helm.template_ok(GATEKEEPER_NS, &base_values(&pem), &[]);
+        assert!(
+            plain.only("ServiceAccount")["metadata"]
+                .get("annotations")
+                .is_none()
+        );
+        assert!(pod_labels(&plain).get(WI_USE_LABEL).is_none());
+        assert_eq!(store_spec(&plain), json!({"name": "oras"}));
+    }
+}
+
+/// `config.store.authProvider` is the Store's auth provider verbatim, whatever
+/// azureWorkloadIdentity says (which then only annotates and labels); with `config.raw` the
+/// Store is the user's.
+#[test]
+fn a_given_auth_provider_or_raw_store_wins_over_the_workload_identity() {
+    let pem = some_certificate_pem();
+    let managed =
+        json!({"name": "azureManagedIdentity", "clientID": "0f0f0f0f-0000-4000-8000-000000000002"});
+    for helm in helms() {
+        for values in [
+            merge(
+                base_values(&pem),
+                json!({
+                    "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                    "config": {"store": {"authProvider": managed}},
+                }),
+            ),
+            configmap_source(merge(
+                base_values(&pem),
+                json!({
+                    "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                    "config": {"store": {"authProvider": managed}},
+                }),
+            )),
+        ] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert_eq!(
+                store_spec(&render),
+                json!({"name": "oras", "parameters": {"authProvider": managed}}),
+                "helm {}",
+                helm.version
+            );
+            assert_eq!(
+                loaded_azure_identity(&render),
+                (
+                    "azureManagedIdentity",
+                    Some("0f0f0f0f-0000-4000-8000-000000000002".to_owned()),
+                    vec![]
+                )
+            );
+            assert_eq!(pod_labels(&render)[WI_USE_LABEL], "true");
+            assert_eq!(
+                render.only("ServiceAccount")["metadata"]["annotations"][WI_CLIENT_ANNOTATION],
+                CLIENT_ID
+            );
+        }
+
+        // dockerConfig by name, with the chart's credentials.
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                base_values(&pem),
+                json!({
+                    "config": {"store": {"authProvider": {"name": "dockerConfig"}}},
+                    "registryCredentials": {"existingSecret": "pull"},
+                }),
+            ),
+            &[],
+        );
+        assert_eq!(
+            store_spec(&render),
+            json!({"name": "oras", "parameters": {"authProvider": {"name": "dockerConfig"}}})
+        );
+        assert!(matches!(
+            render.load_config().stores[0].auth,
+            vouch_config::AuthConfig::DockerConfig { config_path: None }
+        ));
+        assert!(pod_labels(&render).get(WI_USE_LABEL).is_none());
+
+        // config.raw: its Store as written; the identity still annotates and labels.
+        let raw = vouch_testkit::ratify_config_yaml(&pem, "strict");
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &json!({
+                "image": {"repository": "registry.example/vouch"},
+                "config": {"raw": raw},
+                "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+            }),
+            &[],
+        );
+        assert_eq!(
+            store_spec(&render),
+            json!({"name": "oras", "parameters": {"useHttp": true}})
+        );
+        assert_eq!(pod_labels(&render)[WI_USE_LABEL], "true");
+        assert_eq!(
+            render.only("ServiceAccount")["metadata"]["annotations"],
+            json!({WI_CLIENT_ANNOTATION: CLIENT_ID})
+        );
+    }
+}
+
+/// The rendered pod, mutated as AKS's webhook does from the rendered ServiceAccount and pod
+/// label, pulls from a registry that refuses anonymous pulls (testkit's ACR double in front
+/// of docker-registry) with a token from testkit's Entra double, whose federated credential
+/// names the subject the chart's README and NOTES give:
+/// `system:serviceaccount:<namespace>:<service account>`.
+#[test]
+fn the_rendered_pod_with_the_webhooks_mutation_pulls_from_acr_as_the_identity() {
+    use vouch_testkit::azure::{AcrRegistry, Entra, FederatedCredential, TOKEN_EXCHANGE_AUDIENCE};
+
+    let entra = Entra::start().expect("the Entra double");
+    let cluster_tenant = "00000000-1111-4000-8000-0000000000cc";
+    let subject = format!("system:serviceaccount:{GATEKEEPER_NS}:{RELEASE}");
+    let credential = FederatedCredential {
+        issuer: entra.oidc_issuer(),
+        subject: subject.clone(),
+        audience: TOKEN_EXCHANGE_AUDIENCE.to_owned(),
+    };
+    entra.add_federated_credential(TENANT_ID, CLIENT_ID, credential.clone());
+    let acr = AcrRegistry::start(&entra)
+        .expect("docker-registry with token auth (apt-get install -y docker-registry)");
+    let pki = TestPki::new(KeyKind::EcP256).expect("pki");
+    let (user, password) = acr.admin_credentials();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(
+            Pusher::basic(&acr.addr(), &user, &password).push_signed_and_unsigned("demo/app", &pki),
+        )
+        .expect("push demo/app:signed and :unsigned as the admin user");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(
+        &token_file,
+        entra.sign_assertion(&credential, time::Duration::hours(1)),
+    )
+    .expect("the projected token");
+    let (signed, unsigned) = (
+        format!("{}/demo/app:signed", acr.addr()),
+        format!("{}/demo/app:unsigned", acr.addr()),
+    );
+
+    let values = configmap_source(merge(
+        base_values(&pki.root().pem),
+        json!({
+            "mtls": {"enabled": false},
+            // The ACR double's loopback host; in Azure the default, *.azurecr.io, fits.
+            "azureWorkloadIdentity": {"clientId": CLIENT_ID, "tenantId": TENANT_ID, "endpoints": ["127.0.0.1"]},
+        }),
+    ));
+    for helm in helms() {
+        let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+        let account = str_of(
+            &render.pod_spec()["serviceAccountName"],
+            "serviceAccountName",
+        );
+        assert_eq!(
+            format!("system:serviceaccount:{}:{account}", render.namespace),
+            subject
+        );
+        let mut env = workload_identity_webhook(
+            &render,
+            cluster_tenant,
+            &token_file,
+            &entra.authority_host(),
+        );
+        assert_eq!(
+            env.keys().collect::<Vec<_>>(),
+            [
+                "AZURE_AUTHORITY_HOST",
+                "AZURE_CLIENT_ID",
+                "AZURE_FEDERATED_TOKEN_FILE",
+                "AZURE_TENANT_ID"
+            ],
+            "the webhook mutates the pod"
+        );
+        assert_eq!(
+            env["AZURE_TENANT_ID"], TENANT_ID,
+            "from the tenant annotation"
+        );
+        // Only for the test: the Entra double's CA (Entra's certificate is public in Azure).
+        env.insert(
+            "SSL_CERT_FILE".to_owned(),
+            entra.ca_file().display().to_string(),
+        );
+        let pod = run_pod_with_env(&render, &[], None, &env);
+        let (status, response) = call_provider(
+            &pod,
+            render.one("Provider", "ratify-provider"),
+            None,
+            &[signed.clone(), unsigned.clone()],
+        )
+        .unwrap_or_else(|e| panic!("/verify failed: {e}\nvouch log:\n{}", pod.log()));
+        assert_eq!(status, 200, "{response:#}");
+        assert_eq!(
+            item(&response, &signed)["value"]["isSuccess"],
+            true,
+            "the signed image, pulled with the identity's token, must pass: {response:#}\n\
+             vouch log:\n{}",
+            pod.log()
+        );
+        assert_eq!(
+            item(&response, &unsigned)["value"]["isSuccess"],
+            false,
+            "{response:#}"
+        );
+    }
+
+    // Without the identity the same pod is anonymous, and the registry refuses it.
+    let anonymous = configmap_source(merge(
+        base_values(&pki.root().pem),
+        json!({"mtls": {"enabled": false}}),
+    ));
+    let render = helms()[0].template_ok(GATEKEEPER_NS, &anonymous, &[]);
+    assert!(
+        workload_identity_webhook(&render, cluster_tenant, &token_file, "https://unused")
+            .is_empty(),
+        "no label, no mutation"
+    );
+    let pod = run_pod(&render, &[], None);
+    let (_, response) = call_provider(
+        &pod,
+        render.one("Provider", "ratify-provider"),
+        None,
+        std::slice::from_ref(&signed),
+    )
+    .unwrap_or_else(|e| panic!("/verify failed: {e}\nvouch log:\n{}", pod.log()));
+    assert_eq!(
+        item(&response, &signed)["value"]["isSuccess"],
+        false,
+        "the registry must refuse anonymous pulls: {response:#}"
+    );
+}
+
+#[test]
+fn registry_ca_is_mounted_and_passed_to_vouch() {
+    let images = Images::start(None);
+    let registry_ca = TestPki::new(KeyKind::EcP256)
+        .expect("pki")
+        .root()
+        .pem
+        .clone();
+    let corp_ca = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "corp-ca", "namespace": GATEKEEPER_NS},
+        "data": {"root.pem": registry_ca},
+    });
+    let values = merge(
+        base_values(&images.pki.root().pem),
+        json!({"mtls": {"enabled": false}, "registryCa": {"pem": registry_ca}}),
+    );
+    let existing = merge(
+        base_values(&images.pki.root().pem),
+        json!({"mtls": {"enabled": false}, "registryCa": {"existingConfigMap": "corp-ca", "key": "root.pem"}}),
+    );
+    for helm in helms() {
+        // The chart's ConfigMap, either source.
+        for values in [values.clone(), configmap_source(values.clone())] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert_kubernetes_objects(&render);
+            assert_workload(&render);
+            assert_vouch_accepts(&render.args());
+            let config_map = render.one("ConfigMap", "vouch-registry-ca");
+            assert_eq!(config_map["data"], json!({"ca.crt": registry_ca}));
+            assert_eq!(
+                render.volume("registry-ca"),
+                &json!({"name": "registry-ca", "configMap": {
+                    "name": "vouch-registry-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                }})
+            );
+            let mount = render.container()["volumeMounts"]
+                .as_array()
+                .expect("volumeMounts")
+                .iter()
+                .find(|m| m["name"] == "registry-ca")
+                .expect("the registry-ca mount")
+                .clone();
+            assert_eq!(
+                mount,
+                json!({"name": "registry-ca", "mountPath": "/etc/vouch/registry-ca", "readOnly": true})
+            );
+            assert_eq!(
+                render.flag("--registry-ca-file"),
+                ["/etc/vouch/registry-ca/ca.crt"]
+            );
+            // vouch reads the file at start: a new pem changes the pod template.
+            let annotations =
+                &render.only("Deployment")["spec"]["template"]["metadata"]["annotations"];
+            let checksum = str_of(&annotations["checksum/registry-ca"], "checksum");
+            let other = helm.template_ok(
+                GATEKEEPER_NS,
+                &merge(
+                    values.clone(),
+                    json!({"registryCa": {"pem": some_certificate_pem()}}),
+                ),
+                &[],
+            );
+            assert_ne!(
+                other.only("Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/registry-ca"],
+                checksum
+            );
+        }
+        // The pod reads the CA from the mounted file (vouch exits at start when it cannot)
+        // and serves.
+        let render = helm.template_ok(GATEKEEPER_NS, &configmap_source(values.clone()), &[]);
+        let pod = run_pod(&render, &[], None);
+        assert_pod_serves_gatekeeper(&render, &pod, &images, None);
+
+        // A ConfigMap of the namespace, its key projected as ca.crt; no checksum to roll on.
+        let render = helm.template_ok(GATEKEEPER_NS, &configmap_source(existing.clone()), &[]);
+        assert_vouch_accepts(&render.args());
+        assert!(render.find("ConfigMap", "vouch-registry-ca").is_none());
+        assert_eq!(
+            render.volume("registry-ca")["configMap"],
+            json!({"name": "corp-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]})
+        );
+        assert_eq!(
+            render.flag("--registry-ca-file"),
+            ["/etc/vouch/registry-ca/ca.crt"]
+        );
+        assert!(
+            render.only("Deployment")["spec"]["template"]["metadata"]
+                .get("annotations")
+                .is_none()
+        );
+        let pod = run_pod(&render, std::slice::from_ref(&corp_ca), None);
+        assert_pod_serves_gatekeeper(&render, &pod, &images, None);
+
+        // None by default.
+        let plain = helm.template_ok(GATEKEEPER_NS, &base_values(&images.pki.root().pem), &[]);
+        assert!(plain.flag("--registry-ca-file").is_empty());
+        assert!(!plain.has_volume("registry-ca"));
+    }
+}
+
 #[test]
 fn gatekeeper_policy_objects_are_the_shipped_files() {
     // provider-templates/ links to the chart's files: one copy, used by both.
@@ -2639,6 +3205,87 @@ fn render_time_checks_name_the_value_and_the_fix() {
             "the old token value",
             json!({"automountServiceAccountToken": true}),
             &["automountServiceAccountToken"],
+        ),
+        (
+            "workload identity with the Store's spelling",
+            json!({"azureWorkloadIdentity": {"clientID": CLIENT_ID}}),
+            &["azureWorkloadIdentity", "clientID"],
+        ),
+        (
+            "workload identity tenant without a client",
+            json!({"azureWorkloadIdentity": {"tenantId": TENANT_ID}}),
+            &[
+                "azureWorkloadIdentity.tenantId and azureWorkloadIdentity.endpoints take effect only with azureWorkloadIdentity.clientId",
+            ],
+        ),
+        (
+            "workload identity endpoints for a Store that is not the chart's",
+            json!({
+                "azureWorkloadIdentity": {"clientId": CLIENT_ID, "endpoints": ["*.azurecr.io"]},
+                "config": {"store": {"authProvider": {"name": "azureWorkloadIdentity", "clientID": CLIENT_ID}}},
+            }),
+            &["azureWorkloadIdentity.endpoints go into the Store the chart makes"],
+        ),
+        (
+            "workload identity tenant on a service account the chart does not make",
+            json!({
+                "azureWorkloadIdentity": {"clientId": CLIENT_ID, "tenantId": TENANT_ID},
+                "serviceAccount": {"create": false, "name": "vouch-wi"},
+            }),
+            &[
+                "azureWorkloadIdentity.tenantId is an annotation of the ServiceAccount",
+                "annotate serviceaccount vouch-wi azure.workload.identity/tenant-id=",
+            ],
+        ),
+        (
+            "a service account annotation contradicting the workload identity",
+            json!({
+                "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                "serviceAccount": {"annotations": {"azure.workload.identity/client-id": "another"}},
+            }),
+            &["serviceAccount.annotations gives azure.workload.identity/client-id \"another\""],
+        ),
+        (
+            "registry credentials nobody reads",
+            json!({
+                "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                "registryCredentials": {"existingSecret": "pull"},
+            }),
+            &[
+                "registryCredentials are read by the Store's dockerConfig auth provider only",
+                "azureWorkloadIdentity",
+            ],
+        ),
+        (
+            "k8Secrets without the Kubernetes API",
+            json!({"config": {"source": "configMap", "store": {"authProvider": {"name": "k8Secrets"}}}}),
+            &[
+                "config.store.authProvider k8Secrets",
+                "config.source=kubernetes",
+            ],
+        ),
+        (
+            "an auth provider without a name",
+            json!({"config": {"store": {"authProvider": {"clientID": CLIENT_ID}}}}),
+            &["authProvider", "name"],
+        ),
+        (
+            "registry CA twice",
+            json!({"registryCa": {"pem": pem, "existingConfigMap": "corp-ca"}}),
+            &["registryCa.pem and registryCa.existingConfigMap are both set"],
+        ),
+        (
+            "registry CA not PEM",
+            json!({"registryCa": {"pem": "corp-ca.crt"}}),
+            &[
+                "registryCa.pem holds no PEM certificate",
+                "--set-file registryCa.pem=",
+            ],
+        ),
+        (
+            "misspelt registry CA key",
+            json!({"registryCa": {"configMap": "corp-ca"}}),
+            &["configMap"],
         ),
     ];
     for helm in helms() {

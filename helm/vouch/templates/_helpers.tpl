@@ -137,8 +137,15 @@ ConfigMap holds them as they are, the objects get the release namespace where ne
 {{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "CertificateStore" "metadata" (dict "name" $name) "spec" (dict "provider" "inline" "parameters" (dict "value" $pem))) -}}
 {{- end -}}
 {{- $storeSpec := dict "name" "oras" -}}
+{{- $storeParameters := dict -}}
 {{- if $c.store.useHttp -}}
-{{- $_ := set $storeSpec "parameters" (dict "useHttp" true) -}}
+{{- $_ := set $storeParameters "useHttp" true -}}
+{{- end -}}
+{{- with include "vouch.storeAuthProvider" . | fromJson -}}
+{{- $_ := set $storeParameters "authProvider" . -}}
+{{- end -}}
+{{- if $storeParameters -}}
+{{- $_ := set $storeSpec "parameters" $storeParameters -}}
 {{- end -}}
 {{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "Store" "metadata" (dict "name" $c.store.name) "spec" $storeSpec) -}}
 {{- $certStores := $c.verifier.verificationCertStores -}}
@@ -152,6 +159,62 @@ ConfigMap holds them as they are, the objects get the release namespace where ne
 {{- end -}}
 {{- end -}}
 {{- toJson $docs -}}
+{{- end -}}
+
+{{/*
+The auth provider of the Store the chart makes, as JSON ({} for none, which is vouch's
+dockerConfig): config.store.authProvider verbatim, else azureWorkloadIdentity with
+azureWorkloadIdentity.clientId (and its endpoints) when that is set.
+*/}}
+{{- define "vouch.storeAuthProvider" -}}
+{{- $wi := .Values.azureWorkloadIdentity -}}
+{{- if .Values.config.store.authProvider -}}
+{{- toJson .Values.config.store.authProvider -}}
+{{- else if $wi.clientId -}}
+{{- $provider := dict "name" "azureWorkloadIdentity" "clientID" $wi.clientId -}}
+{{- if $wi.endpoints -}}
+{{- $_ := set $provider "endpoints" $wi.endpoints -}}
+{{- end -}}
+{{- toJson $provider -}}
+{{- else -}}
+{{- toJson dict -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the chart makes the Store (neither config.raw nor config.create=false). */}}
+{{- define "vouch.makesStore" -}}
+{{- if and .Values.config.create (not .Values.config.raw) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The ServiceAccount's annotations: serviceAccount.annotations and, with
+azureWorkloadIdentity.clientId, the workload identity webhook's client-id (and tenant-id).
+*/}}
+{{- define "vouch.serviceAccountAnnotations" -}}
+{{- $annotations := deepCopy (default dict .Values.serviceAccount.annotations) -}}
+{{- $wi := .Values.azureWorkloadIdentity -}}
+{{- if $wi.clientId -}}
+{{- $_ := set $annotations "azure.workload.identity/client-id" $wi.clientId -}}
+{{- if $wi.tenantId -}}
+{{- $_ := set $annotations "azure.workload.identity/tenant-id" $wi.tenantId -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $annotations -}}
+{{- end -}}
+
+{{/*
+Where the registry CAs for --registry-ca-file come from, as JSON {configMap, key, create}
+({} without registryCa).
+*/}}
+{{- define "vouch.registryCa" -}}
+{{- $r := .Values.registryCa -}}
+{{- if $r.pem -}}
+{{- dict "configMap" (printf "%s-registry-ca" (include "vouch.fullname" .)) "key" "ca.crt" "create" true | toJson -}}
+{{- else if $r.existingConfigMap -}}
+{{- dict "configMap" $r.existingConfigMap "key" $r.key "create" false | toJson -}}
+{{- else -}}
+{{- toJson dict -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -240,6 +303,39 @@ Deployment, which every render has.
 {{- if or (hasKey $docker "Error") (not (hasKey $docker "auths")) -}}
 {{- fail "registryCredentials.dockerConfigJson is not a Docker config.json with an \"auths\" object" -}}
 {{- end -}}
+{{- end -}}
+{{- $wi := $v.azureWorkloadIdentity -}}
+{{- if $wi.clientId -}}
+{{- if and $wi.endpoints (or (not (include "vouch.makesStore" .)) $v.config.store.authProvider) -}}
+{{- fail "azureWorkloadIdentity.endpoints go into the Store the chart makes, and config.raw, config.create=false or config.store.authProvider means the Store is yours: put the endpoints in its authProvider (endpoints: [...]) and unset azureWorkloadIdentity.endpoints" -}}
+{{- end -}}
+{{- if and $wi.tenantId (not $v.serviceAccount.create) -}}
+{{- fail (printf "azureWorkloadIdentity.tenantId is an annotation of the ServiceAccount, and serviceAccount.create is false: annotate yours (kubectl -n %s annotate serviceaccount %s azure.workload.identity/tenant-id=%s) and unset azureWorkloadIdentity.tenantId" .Release.Namespace (include "vouch.serviceAccountName" .) $wi.tenantId) -}}
+{{- end -}}
+{{- range $key, $value := dict "azure.workload.identity/client-id" $wi.clientId "azure.workload.identity/tenant-id" $wi.tenantId -}}
+{{- $given := get (default dict $v.serviceAccount.annotations) $key -}}
+{{- if and $value $given (ne $given $value) -}}
+{{- fail (printf "serviceAccount.annotations gives %s %q and the azureWorkloadIdentity values %q: keep it in azureWorkloadIdentity only" $key $given $value) -}}
+{{- end -}}
+{{- end -}}
+{{- else if or $wi.tenantId $wi.endpoints -}}
+{{- fail "azureWorkloadIdentity.tenantId and azureWorkloadIdentity.endpoints take effect only with azureWorkloadIdentity.clientId (the client ID of the identity vouch runs as): set it, or unset them" -}}
+{{- end -}}
+{{- if include "vouch.makesStore" . -}}
+{{- $auth := include "vouch.storeAuthProvider" . | fromJson -}}
+{{- $authName := default "dockerConfig" $auth.name -}}
+{{- if and (include "vouch.registrySecretName" .) (ne $authName "dockerConfig") -}}
+{{- fail (printf "registryCredentials are read by the Store's dockerConfig auth provider only, and the Store's auth provider is %s (%s): unset registryCredentials, or the auth provider" $authName (ternary "config.store.authProvider" "from azureWorkloadIdentity.clientId" (not (empty $v.config.store.authProvider)))) -}}
+{{- end -}}
+{{- if and (eq $authName "k8Secrets") (not $fromKubernetes) -}}
+{{- fail "config.store.authProvider k8Secrets reads pull Secrets through the Kubernetes API, which vouch calls with config.source=kubernetes only: set that (with rbac.pullSecrets=true), or use registryCredentials (dockerConfig)" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.registryCa.pem $v.registryCa.existingConfigMap -}}
+{{- fail "registryCa.pem and registryCa.existingConfigMap are both set: choose one source of the registry CAs" -}}
+{{- end -}}
+{{- if and $v.registryCa.pem (not (include "vouch.isPemCertificate" $v.registryCa.pem)) -}}
+{{- fail "registryCa.pem holds no PEM certificate: give the CA certificates that issued your registries' HTTPS certificates (--set-file registryCa.pem=registry-ca.pem)" -}}
 {{- end -}}
 {{- if $v.provider.enabled -}}
 {{- if le (mul $v.provider.verify.timeoutSeconds 1000) (int $v.serve.verifyTimeoutMs) -}}
