@@ -31,11 +31,16 @@
 mod acr;
 mod entra;
 mod jwt;
+mod keyvault;
 mod server;
 
 pub use acr::{AcrEndpoint, AcrRegistry, AcrRequest, ISSUER as ACR_TOKEN_ISSUER, NULL_GUID_USER};
 pub use entra::{
     ACR_RESOURCE, Claims, DEFAULT_SUBJECT, Entra, EntraEndpoint, EntraRequest, FederatedCredential,
     IMDS_TOKEN_PATH, JWT_BEARER_ASSERTION_TYPE, TOKEN_EXCHANGE_AUDIENCE,
+};
+pub use keyvault::{
+    KEYVAULT_API_VERSION, KeyVault, KeyVaultPermission, KeyVaultRequest, PEM_CONTENT_TYPE,
+    PKCS12_CONTENT_TYPE, SecretFormat, VAULT_RESOURCE,
 };
 pub use server::{Fault, OVERSIZED_BODY_BYTES, form_body};
