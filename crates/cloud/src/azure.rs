@@ -241,6 +241,12 @@ impl EntraTokens {
         &self.identity
     }
 
+    /// An access token for `resource` (e.g. `https://vault.azure.net`), from the cache while
+    /// it is fresh. The error names the identity and Entra's own error code.
+    pub async fn access_token(&self, resource: &str) -> Result<String, String> {
+        self.token(resource, false).await.map(|t| t.secret.0)
+    }
+
     /// An access token for `resource` and how long it lives from now; `fresh`: not from
     /// the cache. The error names the identity and Entra's own error code.
     async fn token(&self, resource: &str, fresh: bool) -> Result<Timed, String> {

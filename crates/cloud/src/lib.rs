@@ -8,6 +8,8 @@
 //!   the managed identity endpoint), exchanged at the registry's `/oauth2/exchange` for an
 //!   ACR refresh token, which the registry client then presents to the registry's own token
 //!   flow (ACR's documented AAD-OAuth flow).
+//! * [`keyvault`] — certificates from Azure Key Vault for `azurekeyvault` certificate
+//!   sources, fetched in the background and refreshed.
 //!
 //! The flows are the documented REST calls on one bounded `reqwest` client, not the Azure
 //! SDK for Rust: the ACR exchange is not in the SDK, and doing the Entra call ourselves keeps
@@ -21,5 +23,6 @@
 
 pub mod azure;
 mod http;
+pub mod keyvault;
 
 pub use crate::http::HttpOptions;

@@ -197,6 +197,19 @@ pub struct Options {
     /// Whether to write each resource's status (off for `vouch verify --kubernetes`, which
     /// only reads).
     pub write_status: bool,
+    /// Where the certificates of Azure Key Vault sources are looked up, and a channel that
+    /// changes when they do (the configuration is then built again); `None`: such sources
+    /// are refused.
+    pub remote: Option<Remote>,
+}
+
+/// The certificates of remote sources (vouch-cloud's Key Vault fetcher).
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Answers lookups.
+    pub lookup: Arc<dyn vouch_config::RemoteCertificates>,
+    /// Changes when what `lookup` holds changes.
+    pub changes: watch::Receiver<u64>,
 }
 
 /// Starts watching; every new configuration (or why there is none) is sent on `publish`,
@@ -217,7 +230,19 @@ pub async fn read_once(
     client: &Client,
     namespace: &str,
 ) -> Result<vouch_config::Evaluation, kube::Error> {
+    read_once_with(client, namespace, None).await
+}
+
+/// [`read_once`], with remote certificate sources looked up in `remote`.
+pub async fn read_once_with(
+    client: &Client,
+    namespace: &str,
+    remote: Option<Arc<dyn vouch_config::RemoteCertificates>>,
+) -> Result<vouch_config::Evaluation, kube::Error> {
     let mut set = ResourceSet::new(Some(namespace.to_owned()));
+    if let Some(remote) = remote {
+        set.set_remote(remote);
+    }
     for kind in KINDS {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
         let list = match api.list(&kube::api::ListParams::default()).await {
@@ -255,6 +280,13 @@ async fn run(client: Client, options: Options, publish: watch::Sender<Published>
     let mut events = futures::stream::select_all(streams);
     let mut kinds: Vec<KindState> = KINDS.iter().map(|_| KindState::default()).collect();
     let mut set = ResourceSet::new(Some(options.namespace.clone()));
+    let mut remote_changes = match options.remote {
+        Some(remote) => {
+            set.set_remote(remote.lookup);
+            Some(remote.changes)
+        }
+        None => None,
+    };
     let mut statuses = StatusBook::default();
     let writer = options
         .write_status
@@ -268,7 +300,7 @@ async fn run(client: Client, options: Options, publish: watch::Sender<Published>
     loop {
         let (i, event) = tokio::select! {
             next = events.next() => match next {
-                Some(next) => next,
+                Some((i, event)) => (i, Some(event)),
                 None => break,
             },
             _ = recheck.tick() => {
@@ -279,8 +311,21 @@ async fn run(client: Client, options: Options, publish: watch::Sender<Published>
                 }
                 continue;
             }
+            Ok(()) = async {
+                match &mut remote_changes {
+                    Some(changes) => changes.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                // Key Vault certificates changed: build again with what the fetcher holds.
+                set.touch();
+                (usize::MAX, None)
+            }
         };
-        let mut dirty = handle(&mut set, &mut kinds, &mut statuses, i, event);
+        let mut dirty = match event {
+            Some(event) => handle(&mut set, &mut kinds, &mut statuses, i, event),
+            None => true,
+        };
         // Take every event already waiting before rebuilding.
         while let Some(Some((i, event))) = events.next().now_or_never() {
             dirty |= handle(&mut set, &mut kinds, &mut statuses, i, event);

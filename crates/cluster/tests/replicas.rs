@@ -29,6 +29,7 @@ async fn replica(api: &KubeApi) -> (tokio::task::JoinHandle<()>, watch::Receiver
         vouch_cluster::Options {
             namespace: NAMESPACE.to_owned(),
             write_status: true,
+            remote: None,
         },
         sender,
     );

@@ -49,6 +49,10 @@ async fn resolve_with(
 pub struct ConfigLoader {
     path: PathBuf,
     options: EngineOptions,
+    remote: Option<(
+        Arc<dyn vouch_config::RemoteCertificates>,
+        tokio::sync::watch::Receiver<u64>,
+    )>,
 }
 
 impl ConfigLoader {
@@ -57,13 +61,26 @@ impl ConfigLoader {
         Self {
             path: path.into(),
             options,
+            remote: None,
         }
+    }
+
+    /// Looks the certificates of remote sources (Azure Key Vault) up in `remote`, and loads
+    /// again when `changes` changes (at the next periodic check of the files).
+    pub fn with_remote(
+        mut self,
+        remote: Arc<dyn vouch_config::RemoteCertificates>,
+        changes: tokio::sync::watch::Receiver<u64>,
+    ) -> Self {
+        self.remote = Some((remote, changes));
+        self
     }
 }
 
 impl ConfigLoader {
     fn build(&self, options: EngineOptions) -> Result<Arc<dyn Backend>, LoadError> {
-        let config = vouch_config::Config::load(&self.path).map_err(|e| {
+        let remote = self.remote.as_ref().map(|(remote, _)| Arc::clone(remote));
+        let config = vouch_config::Config::load_with(&self.path, remote).map_err(|e| {
             LoadError::new(format!("invalid configuration {}", self.path.display()), e)
         })?;
         Ok(Arc::new(Tenants::new(&config, &options)?))
@@ -245,5 +262,14 @@ impl BackendLoader for ConfigLoader {
 
     fn watch_paths(&self) -> Vec<PathBuf> {
         vec![self.path.clone()]
+    }
+
+    fn fingerprint(&self) -> u64 {
+        let files = crate::watch::fingerprint(&self.watch_paths());
+        match &self.remote {
+            // What the remote sources hold counts as part of the configuration.
+            Some((_, changes)) => files ^ (*changes.borrow()).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            None => files,
+        }
     }
 }

@@ -180,16 +180,36 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     // Half the registry deadline for each identity request (Entra, token exchange), so a
     // slow identity endpoint is named as such before the registry call's deadline.
     options.cloud_http.timeout = args.registry_timeout / 2;
+    // Azure Key Vault certificate sources: read once, before the configuration is built.
+    let key_vault = vouch_cloud::keyvault::KeyVaultFetcher::new(&options.cloud_http)
+        .map_err(|e| anyhow::anyhow!("cannot start the Key Vault client: {e}"))?;
+    let fetching = tokio::spawn(Arc::clone(&key_vault).run());
+    let remote = Arc::clone(&key_vault) as Arc<dyn vouch_config::RemoteCertificates>;
     let config = match &args.config {
-        Some(path) => vouch_config::Config::load(path)
-            .with_context(|| format!("invalid configuration {}", path.display()))?,
+        Some(path) => {
+            let first = vouch_config::Config::load_with(path, Some(Arc::clone(&remote)));
+            let config = if key_vault.settled() {
+                first
+            } else {
+                key_vault.settle(serve::KEY_VAULT_START_WAIT).await;
+                vouch_config::Config::load_with(path, Some(remote))
+            };
+            config.with_context(|| format!("invalid configuration {}", path.display()))?
+        }
         None => {
             let (client, default_namespace) =
                 vouch_cluster::connect(args.kubeconfig.as_deref()).await?;
             let namespace = args.provider_namespace.clone().unwrap_or(default_namespace);
-            let evaluation = vouch_cluster::read_once(&client, &namespace)
-                .await
-                .context("cannot list the config.ratify.deislabs.io resources")?;
+            let mut evaluation =
+                vouch_cluster::read_once_with(&client, &namespace, Some(Arc::clone(&remote)))
+                    .await
+                    .context("cannot list the config.ratify.deislabs.io resources")?;
+            if !key_vault.settled() {
+                key_vault.settle(serve::KEY_VAULT_START_WAIT).await;
+                evaluation = vouch_cluster::read_once_with(&client, &namespace, Some(remote))
+                    .await
+                    .context("cannot list the config.ratify.deislabs.io resources")?;
+            }
             for (resource, status) in &evaluation.statuses {
                 if !status.is_success {
                     eprintln!("vouch: not in force: {resource}: {}", status.error);
@@ -202,6 +222,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 .context("the resources in the cluster make no usable configuration")?
         }
     };
+    fetching.abort();
     // The resources `vouch serve` would pick for a key of this namespace.
     let config = vouch_provider::resources_for(&config, args.namespace.as_deref())
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use vouch_cloud::keyvault::KeyVaultFetcher;
 
 use anyhow::Context;
 use clap::ValueEnum;
@@ -50,6 +51,11 @@ pub(crate) struct ServeArgs {
     /// (a rotated Secret is used after at most this long, without a restart).
     #[arg(long, default_value = "30s", value_parser = crate::parse_duration)]
     pull_secret_refresh: Duration,
+    /// How often the --config files are checked for changes besides file events, and the
+    /// certificates fetched from Azure Key Vault for a change (which reloads the
+    /// configuration).
+    #[arg(long, default_value = "30s", value_parser = crate::parse_duration)]
+    config_check_interval: Duration,
     /// HTTPS listener for Gatekeeper.
     #[arg(long, default_value = "0.0.0.0:6001")]
     listen: SocketAddr,
@@ -188,6 +194,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.first_request_timeout = args.first_request_timeout;
     options.header_read_timeout = args.header_read_timeout;
     options.idle_timeout = args.idle_timeout;
+    options.config_reload_interval = args.config_check_interval;
     options.max_connections = connection_cap(args.max_connections);
 
     let mut engine_options = EngineOptions::default();
@@ -196,8 +203,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Half the registry deadline for each identity request (Entra, token exchange), so a
     // slow identity endpoint is named as such before the registry call's deadline.
     engine_options.cloud_http.timeout = args.registry_timeout / 2;
+    // Azure Key Vault certificate sources: fetched in the background, refreshed.
+    let key_vault = KeyVaultFetcher::new(&engine_options.cloud_http)
+        .map_err(|e| anyhow::anyhow!("cannot start the Key Vault client: {e}"))?;
+    tokio::spawn(Arc::clone(&key_vault).run());
     let loader: Arc<dyn BackendLoader> = match &args.config {
-        Some(config) => Arc::new(ConfigLoader::new(config, engine_options)),
+        Some(config) => {
+            // Learn the Key Vault sources and fetch them before the first load, so that
+            // vouch starts with their certificates (or says why it cannot).
+            let _ = vouch_config::Config::load_with(
+                config,
+                Some(Arc::clone(&key_vault) as Arc<dyn vouch_config::RemoteCertificates>),
+            );
+            key_vault.settle(KEY_VAULT_START_WAIT).await;
+            Arc::new(
+                ConfigLoader::new(config, engine_options)
+                    .with_remote(key_vault.clone(), key_vault.subscribe()),
+            )
+        }
         None => {
             kubernetes_loader(
                 args.kubeconfig.as_deref(),
@@ -205,6 +228,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 args.service_account.clone(),
                 args.pull_secret_refresh,
                 engine_options,
+                key_vault,
             )
             .await?
         }
@@ -219,6 +243,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long `vouch serve --config` waits at start for the first read of Azure Key Vault
+/// sources.
+pub(crate) const KEY_VAULT_START_WAIT: Duration = Duration::from_secs(30);
+
 /// The configuration from the Kubernetes API: a watcher publishing into the server's loader.
 async fn kubernetes_loader(
     kubeconfig: Option<&std::path::Path>,
@@ -226,6 +254,7 @@ async fn kubernetes_loader(
     service_account: String,
     pull_secret_refresh: Duration,
     engine_options: EngineOptions,
+    key_vault: Arc<KeyVaultFetcher>,
 ) -> anyhow::Result<Arc<dyn BackendLoader>> {
     let (client, default_namespace) = vouch_cluster::connect(kubeconfig).await?;
     let namespace = namespace.unwrap_or(default_namespace);
@@ -245,6 +274,10 @@ async fn kubernetes_loader(
     let options = vouch_cluster::Options {
         namespace,
         write_status: true,
+        remote: Some(vouch_cluster::Remote {
+            changes: key_vault.subscribe(),
+            lookup: key_vault,
+        }),
     };
     vouch_cluster::spawn(client, options, sender);
     Ok(Arc::new(PushedConfigLoader::new(receiver, engine_options)))

@@ -5,7 +5,10 @@
 //! testkit's Microsoft Entra double over HTTPS trusted through `SSL_CERT_FILE`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod common;
+use common::Serve;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -355,113 +358,10 @@ fn managed_identity_verifies_through_the_metadata_endpoint() {
     assert!(!passed(&answers[1]));
 }
 
-struct Serve {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 impl Env {
     /// `vouch serve` with this configuration, nothing cached, logging at `log`.
     fn serve(&self, log: &str) -> Serve {
-        let port = free_port();
-        let health = free_port();
-        let metrics = free_port();
-        let dir = self.dir.path().join(format!("serve-{port}"));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let log_file = std::fs::File::create(dir.join("vouch.log")).expect("log");
-        let child = self
-            .vouch()
-            .args(["serve", "--config"])
-            .arg(self.config())
-            .arg("--cert-dir")
-            .arg(dir.join("tls"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--health-listen", &format!("127.0.0.1:{health}")])
-            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
-            .args(["--cache-ttl", "1ms", "--cache-failure-ttl", "1ms"])
-            .env("VOUCH_LOG", log)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("log"))
-            .stderr(log_file)
-            .spawn()
-            .expect("run vouch serve");
-        let serve = Serve { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-            || !serve.dir.join("tls/ca.crt").exists()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "vouch serve did not start: {}",
-                serve.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serve
-    }
-}
-
-impl Serve {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("vouch.log")).unwrap_or_default()
-    }
-
-    /// Gatekeeper's request for `images`; the items' `isSuccess`, or the per-key errors.
-    fn ask(&self, images: &[String]) -> Vec<Value> {
-        let ca = std::fs::read(self.dir.join("tls/ca.crt")).expect("ca");
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(async {
-            let client = reqwest::Client::builder()
-                .tls_certs_merge([reqwest::Certificate::from_pem(&ca).expect("ca")])
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client");
-            let body = json!({
-                "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
-                "kind": "ProviderRequest",
-                "request": {"keys": images},
-            });
-            let answer: Value = client
-                .post(format!(
-                    "https://localhost:{}/ratify/gatekeeper/v1/verify",
-                    self.port
-                ))
-                .json(&body)
-                .send()
-                .await
-                .expect("answer")
-                .json()
-                .await
-                .expect("json");
-            answer["response"]["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|item| {
-                    if item["error"].as_str().is_some_and(|e| !e.is_empty()) {
-                        item["error"].clone()
-                    } else {
-                        item["value"]["isSuccess"].clone()
-                    }
-                })
-                .collect()
-        })
+        Serve::start(self.vouch(), &self.config(), self.dir.path(), log, &[])
     }
 }
 

@@ -121,6 +121,7 @@ impl Env {
             vouch_cluster::Options {
                 namespace: NAMESPACE.to_owned(),
                 write_status: true,
+                remote: None,
             },
             sender,
         );
