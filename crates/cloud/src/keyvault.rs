@@ -112,10 +112,7 @@ impl KeyVaultFetcher {
     }
 
     /// [`KeyVaultFetcher::new`] over a given environment.
-    pub fn with_env(
-        options: &HttpOptions,
-        env: Environment,
-    ) -> Result<Arc<Self>, String> {
+    pub fn with_env(options: &HttpOptions, env: Environment) -> Result<Arc<Self>, String> {
         Ok(Arc::new(Self {
             http: Http::new(options)?,
             options: options.clone(),

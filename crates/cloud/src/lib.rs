@@ -8,6 +8,8 @@
 //!   the managed identity endpoint), exchanged at the registry's `/oauth2/exchange` for an
 //!   ACR refresh token, which the registry client then presents to the registry's own token
 //!   flow (ACR's documented AAD-OAuth flow).
+//! * [`aws`] — `awsEcrBasic`: STS AssumeRoleWithWebIdentity with the pod's projected token,
+//!   then ECR GetAuthorizationToken signed with Signature Version 4.
 //! * [`keyvault`] — certificates from Azure Key Vault for `azurekeyvault` certificate
 //!   sources, fetched in the background and refreshed.
 //!
@@ -21,6 +23,7 @@
 //!
 //! [`CredentialSource`]: vouch_oci::CredentialSource
 
+pub mod aws;
 pub mod azure;
 mod http;
 pub mod keyvault;

@@ -785,6 +785,37 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
                 AuthConfig::AzureManagedIdentity(identity)
             }
         }
+        Some(provider) if provider.name == "awsEcrBasic" => {
+            let field = provider
+                .other
+                .keys()
+                .next()
+                .cloned()
+                .or_else(|| provider.secrets.as_ref().map(|_| "secrets".to_owned()))
+                .or_else(|| {
+                    provider
+                        .service_account_name
+                        .as_ref()
+                        .map(|_| "serviceAccountName".to_owned())
+                })
+                .or_else(|| {
+                    provider
+                        .config_path
+                        .as_ref()
+                        .map(|_| "configPath".to_owned())
+                })
+                .or_else(|| provider.client_id.as_ref().map(|_| "clientID".to_owned()))
+                .or_else(|| provider.endpoints.as_ref().map(|_| "endpoints".to_owned()));
+            if ctx.strict
+                && let Some(field) = field
+            {
+                return Err(ctx.err(
+                    key_path("spec.parameters.authProvider", &field),
+                    ErrorKind::UnknownField { field },
+                ));
+            }
+            AuthConfig::AwsEcrBasic
+        }
         Some(provider)
             if provider.name == "dockerConfig"
                 && ctx.strict

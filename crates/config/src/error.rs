@@ -326,7 +326,7 @@ pub enum ErrorKind {
     #[error(
         "auth provider {name:?} is not supported by vouch yet; accepted: dockerConfig \
          (optionally with configPath, a Docker config.json such as a mounted kubernetes.io/dockerconfigjson Secret), \
-         k8Secrets (with vouch serve --kubernetes), azureWorkloadIdentity and azureManagedIdentity"
+         k8Secrets (with vouch serve --kubernetes), azureWorkloadIdentity, azureManagedIdentity and awsEcrBasic"
     )]
     UnsupportedAuthProvider {
         /// The auth provider name found.

@@ -265,6 +265,9 @@ pub enum AuthConfig {
     /// `azureManagedIdentity`: a Microsoft Entra token from the managed identity endpoint
     /// (IMDS), exchanged for an Azure Container Registry refresh token.
     AzureManagedIdentity(AzureIdentityConfig),
+    /// `awsEcrBasic`: Amazon ECR credentials from the pod's IAM role (IRSA: STS
+    /// AssumeRoleWithWebIdentity, then ECR GetAuthorizationToken).
+    AwsEcrBasic,
 }
 
 /// The parameters of the Azure auth providers.

@@ -643,8 +643,9 @@ mod errors {
 
     #[test]
     fn unsupported_auth_providers() {
-        // k8Secrets (tests/resources.rs) and the Azure identities (below) are supported.
-        for name in ["awsEcrBasic", "alibabacloudAcrBasic"] {
+        // k8Secrets, the Azure identities and awsEcrBasic are supported (tests/resources.rs);
+        // a typo is not.
+        for name in ["alibabacloudAcrBasic", "azureWorkloadIdenity"] {
             let yaml = with_verifier(&format!(
                 "apiVersion: config.ratify.deislabs.io/v1beta1\nkind: Store\nmetadata:\n  name: store-oras\n\
                  spec:\n  name: oras\n  parameters:\n    authProvider:\n      name: {name}\n"

@@ -430,3 +430,27 @@ fn azure_identity_auth_providers_are_read_with_client_id_and_endpoints() {
         assert!(status.error.contains(field), "{field}: {}", status.error);
     }
 }
+
+#[test]
+fn aws_ecr_basic_takes_no_parameters() {
+    let (store, oras, verifier) = guide_objects("gatekeeper-system");
+    let mut set = ResourceSet::new(Some("gatekeeper-system".to_owned()));
+    set.upsert(&store).expect("readable");
+    set.upsert(&verifier).expect("readable");
+    let mut aws = oras.clone();
+    aws["spec"]["parameters"] = json!({"authProvider": {"name": "awsEcrBasic"}});
+    set.upsert(&aws).expect("readable");
+    let config = set.evaluate().config.expect("builds");
+    assert_eq!(config.stores[0].auth, vouch_config::AuthConfig::AwsEcrBasic);
+    aws["spec"]["parameters"] =
+        json!({"authProvider": {"name": "awsEcrBasic", "roleArn": "arn:aws:iam::1:role/x"}});
+    set.upsert(&aws).expect("readable");
+    let status = &set.evaluate().statuses[&key("Store", None, "store-oras")];
+    assert!(
+        status
+            .error
+            .contains("spec.parameters.authProvider.roleArn"),
+        "{}",
+        status.error
+    );
+}

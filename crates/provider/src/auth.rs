@@ -38,6 +38,15 @@ pub(crate) fn auth_provider(
             let identity = AzureIdentity::managed_from_env(config.client_id.as_deref());
             acr(identity, config, use_http, options)
         }
+        AuthConfig::AwsEcrBasic => {
+            let identity =
+                vouch_cloud::aws::AwsIdentity::from_env().map_err(EngineError::Auth)?;
+            let source = options
+                .aws
+                .ecr(identity, &options.cloud_http)
+                .map_err(EngineError::Auth)?;
+            Ok(AuthProvider::Source(source))
+        }
         // The configuration crate rejects every provider it does not know.
         other => Err(EngineError::Auth(format!(
             "auth provider {other:?} has no registry authentication in this build"

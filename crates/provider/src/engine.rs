@@ -72,6 +72,8 @@ pub struct EngineOptions {
     /// The cloud identities' credential sources, shared by every configuration generation
     /// (a reload keeps the tokens obtained).
     pub cloud: Arc<vouch_cloud::azure::Identities>,
+    /// The AWS identity's ECR credential source, shared likewise.
+    pub aws: Arc<vouch_cloud::aws::AwsIdentities>,
     /// The HTTP client options of the identity flows (Microsoft Entra, registry token
     /// exchange): deadlines, extra trust roots beside the system's (`SSL_CERT_FILE`).
     pub cloud_http: vouch_cloud::HttpOptions,
@@ -102,6 +104,7 @@ impl Default for EngineOptions {
             registry_observer: None,
             pull_secrets: None,
             cloud: Arc::default(),
+            aws: Arc::default(),
             cloud_http: vouch_cloud::HttpOptions::default(),
         }
     }

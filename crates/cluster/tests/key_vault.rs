@@ -1,0 +1,176 @@
+//! An Azure Key Vault KeyManagementProvider applied to the cluster (testkit's API server
+//! double): its status says what the fetcher found, and the configuration is built again
+//! when the vault's certificates change — against testkit's Key Vault and Entra doubles.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use vouch_cloud::keyvault::KeyVaultFetcher;
+use vouch_config::{Published, PublishedState};
+use vouch_testkit::azure::{Entra, KeyVault, SecretFormat};
+use vouch_testkit::kube_api::{KubeApi, KubeApiOptions};
+use vouch_testkit::pki::{KeyKind, TestPki};
+
+const NAMESPACE: &str = "gatekeeper-system";
+const GV: &str = "config.ratify.deislabs.io/v1beta1";
+const TENANT: &str = "72f988bf-0000-4000-8000-00000000aaaa";
+const CLIENT: &str = "1d2c3b4a-0000-4000-8000-000000000001";
+
+async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn kmp(vault: &str) -> Value {
+    json!({
+        "apiVersion": GV,
+        "kind": "KeyManagementProvider",
+        "metadata": {"name": "kmp-akv"},
+        "spec": {
+            "type": "azurekeyvault",
+            "refreshInterval": "1s",
+            "parameters": {
+                "vaultURI": vault,
+                "tenantID": TENANT,
+                "clientID": CLIENT,
+                "certificates": [{"name": "signer"}],
+            },
+        },
+    })
+}
+
+fn verifier() -> Value {
+    json!({
+        "apiVersion": GV,
+        "kind": "Verifier",
+        "metadata": {"name": "verifier-notary-akv"},
+        "spec": {
+            "name": "notation",
+            "artifactTypes": "application/vnd.cncf.notary.signature",
+            "parameters": {
+                "verificationCertStores": {"certs": ["kmp-akv"]},
+                "trustPolicyDoc": {
+                    "version": "1.0",
+                    "trustPolicies": [{
+                        "name": "default",
+                        "registryScopes": ["*"],
+                        "signatureVerification": {"level": "strict"},
+                        "trustStores": ["ca:certs"],
+                        "trustedIdentities": ["*"],
+                    }],
+                },
+            },
+        },
+    })
+}
+
+/// The DER of the certificates in trust store `ca:certs` of the first Verifier in force.
+fn trusted(published: &Published) -> Option<Vec<Vec<u8>>> {
+    match &published.state {
+        PublishedState::Ready(config) => Some(
+            config.verifiers[0]
+                .trust_stores
+                .get(vouch_notation::StoreType::Ca, "certs")
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.der().to_vec())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation() {
+    let entra = Entra::start().expect("Entra double");
+    let federated = entra.register(TENANT, CLIENT);
+    let vault = KeyVault::start(&entra).expect("Key Vault double");
+    let first = TestPki::new(KeyKind::EcP256).expect("pki");
+    let second = TestPki::new(KeyKind::EcP256).expect("pki");
+    vault
+        .add_certificate(
+            "signer",
+            &[first.leaf().pem.clone(), first.root().pem.clone()],
+            SecretFormat::Pem,
+        )
+        .expect("add");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, federated).expect("token");
+
+    let mut http = vouch_cloud::HttpOptions::default();
+    http.extra_root_certificates = vec![vault.ca_pem().into_bytes(), entra.ca_pem().into_bytes()];
+    let authority = entra.authority_host();
+    let token_path = token_file.to_string_lossy().into_owned();
+    let fetcher = KeyVaultFetcher::with_env(
+        &http,
+        Arc::new(move |name: &str| match name {
+            "AZURE_FEDERATED_TOKEN_FILE" => Some(token_path.clone()),
+            "AZURE_AUTHORITY_HOST" => Some(authority.clone()),
+            _ => None,
+        }),
+    )
+    .expect("fetcher");
+    tokio::spawn(Arc::clone(&fetcher).run());
+
+    let api = KubeApi::start(KubeApiOptions::http()).expect("API double");
+    api.apply_yaml(&vouch_cluster::crds_yaml()).expect("CRDs");
+    // Not granted yet: the provider's status says so.
+    api.put(kmp(&vault.vault_uri())).expect("kmp");
+    api.put(verifier()).expect("verifier");
+    let (client, _) = vouch_cluster::connect(Some(&api.kubeconfig()))
+        .await
+        .expect("client");
+    let (sender, receiver) = watch::channel(Published::pending("not yet"));
+    let _task = vouch_cluster::spawn(
+        client,
+        vouch_cluster::Options {
+            namespace: NAMESPACE.to_owned(),
+            write_status: true,
+            remote: Some(vouch_cluster::Remote {
+                changes: fetcher.subscribe(),
+                lookup: fetcher.clone(),
+            }),
+        },
+        sender,
+    );
+    let status = || {
+        api.get(GV, "KeyManagementProvider", None, "kmp-akv")
+            .map(|o| o["status"].clone())
+            .unwrap_or_default()
+    };
+    wait_for("a Forbidden status", || {
+        status()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Forbidden") && e.contains("signer"))
+    })
+    .await;
+    assert_eq!(status()["issuccess"], json!(false));
+    assert!(trusted(&receiver.borrow()).is_none(), "nothing in force");
+
+    // Granted: within a refresh, the provider is in force with the vault's CA.
+    vault.grant(TENANT, CLIENT);
+    wait_for("the first CA in force", || {
+        trusted(&receiver.borrow()).is_some_and(|t| t == vec![first.root().der.clone()])
+    })
+    .await;
+    wait_for("a success status", || status()["issuccess"] == json!(true)).await;
+
+    // A new version: the configuration is built again with it, and only it.
+    vault
+        .add_certificate(
+            "signer",
+            &[second.leaf().pem.clone(), second.root().pem.clone()],
+            SecretFormat::Pem,
+        )
+        .expect("add");
+    wait_for("the rotated CA in force", || {
+        trusted(&receiver.borrow()).is_some_and(|t| t == vec![second.root().der.clone()])
+    })
+    .await;
+}
