@@ -483,3 +483,66 @@ fn slow_malformed_or_oversized_answers_from_entra_fail_inside_the_deadline() {
         );
     }
 }
+
+/// What the first verification through workload identity costs, and what later ones cost:
+/// identity round trips and time, against the doubles on loopback (BENCHMARKS.md).
+#[test]
+#[ignore = "a measurement (BENCHMARKS.md): --run-ignored only --no-capture"]
+fn identity_costs() {
+    let env = Env::start(&workload_auth(CLIENT));
+    env.push_repositories(0..2);
+    let serve = env.serve("warn");
+    let count = |env: &Env| {
+        let acr = env.acr.requests();
+        (
+            env.entra.requests().len(),
+            acr.iter()
+                .filter(|r| r.endpoint == AcrEndpoint::Exchange)
+                .count(),
+            acr.iter()
+                .filter(|r| r.endpoint == AcrEndpoint::Token)
+                .count(),
+            acr.iter()
+                .filter(|r| r.endpoint == AcrEndpoint::Registry)
+                .count(),
+        )
+    };
+    let mut rows = Vec::new();
+    for (label, image) in [
+        (
+            "first verification (cold: Entra, exchange, registry token)",
+            format!("{}/demo/r0:signed", env.acr.addr()),
+        ),
+        (
+            "same repository again (verdict cache off)",
+            format!("{}/demo/r0:signed", env.acr.addr()),
+        ),
+        (
+            "another repository (a registry token; refresh token reused)",
+            format!("{}/demo/r1:signed", env.acr.addr()),
+        ),
+        (
+            "that repository again",
+            format!("{}/demo/r1:signed", env.acr.addr()),
+        ),
+    ] {
+        env.entra.clear_requests();
+        env.acr.clear_requests();
+        let started = Instant::now();
+        let answers = serve.ask(std::slice::from_ref(&image));
+        let elapsed = started.elapsed();
+        assert_eq!(answers, vec![json!(true)], "{}", serve.log());
+        let (entra, exchange, token, registry) = count(&env);
+        rows.push(format!(
+            "| {label} | {entra} | {exchange} | {token} | {registry} | {:.1} ms |",
+            elapsed.as_secs_f64() * 1000.0
+        ));
+    }
+    println!(
+        "| verification | Entra | /oauth2/exchange | /oauth2/token | registry requests | time |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}

@@ -379,3 +379,52 @@ fn serve_does_not_start_serving_without_the_vaults_certificates() {
         text(&out)
     );
 }
+
+/// What reading Key Vault costs at start and per refresh (BENCHMARKS.md).
+#[test]
+#[ignore = "a measurement (BENCHMARKS.md): --run-ignored only --no-capture"]
+fn key_vault_costs() {
+    let env = Env::start();
+    env.vault
+        .add_certificate("signer", &Env::chain(&env.first), SecretFormat::Pem)
+        .expect("add");
+    let pinned = env
+        .vault
+        .add_certificate("pinned", &Env::chain(&env.second), SecretFormat::Pkcs12)
+        .expect("add");
+    let config = env.configure(
+        &format!("- name: signer\n- name: pinned\n  version: {pinned}\n"),
+        "2s",
+    );
+    env.vault.clear_requests();
+    env.entra.clear_requests();
+    let started = Instant::now();
+    let serve = Serve::start(env.vouch(), &config, env.dir.path(), "warn", &[]);
+    let start_time = started.elapsed();
+    let at_start = (env.entra.requests().len(), env.vault.requests().len());
+    assert_eq!(
+        serve.ask(&[env.image("demo/app", "signed")]),
+        vec![json!(true)],
+        "{}",
+        serve.log()
+    );
+    let after_verify = (env.entra.requests().len(), env.vault.requests().len());
+    std::thread::sleep(Duration::from_millis(4500));
+    let after_refreshes = (env.entra.requests().len(), env.vault.requests().len());
+    println!("| moment | Entra requests | Key Vault requests |");
+    println!("|---|---|---|");
+    println!(
+        "| vouch serve started (listening after {:.0} ms) | {} | {} |",
+        start_time.as_secs_f64() * 1000.0,
+        at_start.0,
+        at_start.1
+    );
+    println!(
+        "| after a verification | {} | {} |",
+        after_verify.0, after_verify.1
+    );
+    println!(
+        "| after two more refreshes (refreshInterval 2s) | {} | {} |",
+        after_refreshes.0, after_refreshes.1
+    );
+}
