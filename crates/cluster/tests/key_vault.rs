@@ -160,6 +160,12 @@ async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation
     })
     .await;
     wait_for("a success status", || status()["issuccess"] == json!(true)).await;
+    wait_for("the certificates in the status", || {
+        status()["properties"]["certificates"][0]["subject"]
+            .as_str()
+            .is_some()
+    })
+    .await;
 
     // A new version: the configuration is built again with it, and only it.
     vault
@@ -173,4 +179,19 @@ async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation
         trusted(&receiver.borrow()).is_some_and(|t| t == vec![second.root().der.clone()])
     })
     .await;
+
+    // Key Vault failing: the rotated CA stays in force, and the status says why it is not
+    // refreshed.
+    vault.inject(vouch_testkit::azure::Fault::Status(503), 10_000);
+    wait_for("the refresh error in the status", || {
+        status()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503") && e.contains("stay in use"))
+    })
+    .await;
+    assert_eq!(status()["issuccess"], json!(true), "{}", status());
+    assert!(
+        trusted(&receiver.borrow()).is_some_and(|t| t == vec![second.root().der.clone()]),
+        "the last good set stays"
+    );
 }

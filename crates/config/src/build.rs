@@ -439,6 +439,30 @@ fn key_management_provider(
     })
 }
 
+/// The Azure Key Vault source of a CertificateStore or KeyManagementProvider document, if
+/// it is one (and reads).
+pub(crate) fn remote_source(mut document: Document) -> Option<KeyVaultSource> {
+    let spec = document.spec.take()?;
+    let ctx = &document.ctx;
+    match document.kind.as_str() {
+        "CertificateStore" => {
+            let spec: raw::CertificateStoreSpec = ctx.decode(spec, "spec").ok()?;
+            if !spec.provider.eq_ignore_ascii_case("azurekeyvault") {
+                return None;
+            }
+            key_vault_source(ctx, spec.parameters, None).ok()
+        }
+        "KeyManagementProvider" | "NamespacedKeyManagementProvider" => {
+            let spec: raw::KeyManagementProviderSpec = ctx.decode(spec, "spec").ok()?;
+            if !spec.kmp_type.eq_ignore_ascii_case("azurekeyvault") {
+                return None;
+            }
+            key_vault_source(ctx, spec.parameters, spec.refresh_interval).ok()
+        }
+        _ => None,
+    }
+}
+
 /// The Azure Key Vault source a resource's `spec.parameters` describe.
 fn key_vault_source(
     ctx: &Ctx,

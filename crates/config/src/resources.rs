@@ -274,12 +274,19 @@ impl ResourceSet {
                         why.clone()
                     }),
                     (None, Some(why)) => ResourceStatus::failure(why.clone()),
-                    (None, None) => ResourceStatus {
-                        properties: self
-                            .applied
-                            .get(key)
-                            .and_then(|object| certificate_properties(key, object)),
-                        ..ResourceStatus::success()
+                    (None, None) => match self
+                        .applied
+                        .get(key)
+                        .and_then(|object| self.remote_status(key, object))
+                    {
+                        Some(status) => status,
+                        None => ResourceStatus {
+                            properties: self
+                                .applied
+                                .get(key)
+                                .and_then(|object| certificate_properties(key, object)),
+                            ..ResourceStatus::success()
+                        },
                     },
                 };
                 (key.clone(), status)
@@ -290,6 +297,37 @@ impl ResourceSet {
             statuses,
             revision: self.revision,
         }
+    }
+
+    /// The status of a remote certificate source in force (Azure Key Vault): the
+    /// certificates its fetcher holds, and the newest refresh's error if it failed (the
+    /// certificates read before stay in use).
+    fn remote_status(
+        &self,
+        key: &ResourceKey,
+        object: &serde_json::Value,
+    ) -> Option<ResourceStatus> {
+        let remote = self.resolution.remote.as_ref()?;
+        let value = yaml_serde::to_value(object).ok()?;
+        let document = read_header(&key.to_string(), 1, value).ok()??;
+        let source = crate::build::remote_source(document)?;
+        let crate::RemoteState::Ready {
+            certificates,
+            last_error,
+        } = remote.lookup(&source)
+        else {
+            return None;
+        };
+        let mut status = ResourceStatus::success();
+        status.properties = Some(properties_of(&certificates));
+        if let Some(error) = last_error {
+            let failure = ResourceStatus::failure(format!(
+                "{error} (the certificates read before stay in use)"
+            ));
+            status.error = failure.error;
+            status.brief_error = failure.brief_error;
+        }
+        Some(status)
     }
 
     /// Builds `objects`, leaving out each resource that does not build (with why); the
@@ -413,6 +451,11 @@ fn certificate_properties(
         .get("value")?
         .as_str()?;
     let certificates = vouch_notation::certificates_from_pem_or_der(pem.as_bytes()).ok()?;
+    Some(properties_of(&certificates))
+}
+
+/// `{"certificates": [{subject, issuer, serialNumber, sha256, notAfter}]}`.
+fn properties_of(certificates: &[vouch_notation::Certificate]) -> serde_json::Value {
     let certificates: Vec<serde_json::Value> = certificates
         .iter()
         .map(|certificate| {
@@ -428,5 +471,5 @@ fn certificate_properties(
             })
         })
         .collect();
-    Some(serde_json::json!({ "certificates": certificates }))
+    serde_json::json!({ "certificates": certificates })
 }
