@@ -24,18 +24,17 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use reqwest::Url;
 use vouch_oci::{CredentialSource, SourcedCredential};
 
 use crate::http::{Http, HttpOptions, form};
+use crate::renew::{Renewing, Timed};
 
 /// ECR's JSON target of GetAuthorizationToken.
 const ECR_TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
-/// How long before expiry a token is renewed (at most; half a short lifetime).
-const RENEWAL_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// The IRSA settings.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -110,13 +109,11 @@ struct TemporaryCredentials {
     session_token: String,
 }
 
-/// An ECR token: the registry password, where it is for, until when.
+/// An ECR token: the registry password, and where it is for.
 #[derive(Clone)]
 struct EcrToken {
     password: String,
     proxy_host: Option<String>,
-    renew_at: Instant,
-    expires_at: Instant,
 }
 
 impl fmt::Debug for EcrToken {
@@ -131,8 +128,7 @@ impl fmt::Debug for EcrToken {
 pub struct EcrCredentials {
     identity: AwsIdentity,
     http: Http,
-    cache: Mutex<Option<EcrToken>>,
-    gate: tokio::sync::Mutex<()>,
+    tokens: Renewing<(), EcrToken>,
 }
 
 impl fmt::Debug for EcrCredentials {
@@ -149,45 +145,19 @@ impl EcrCredentials {
         Ok(Self {
             identity,
             http: Http::new(options)?,
-            cache: Mutex::new(None),
-            gate: tokio::sync::Mutex::new(()),
+            tokens: Renewing::default(),
         })
     }
 
     async fn token(&self, fresh: bool) -> Result<EcrToken, String> {
-        let cached = || {
-            lock(&self.cache)
-                .clone()
-                .filter(|t| Instant::now() < t.renew_at)
-        };
-        if !fresh && let Some(t) = cached() {
-            return Ok(t);
-        }
-        let _turn = self.gate.lock().await;
-        if !fresh && let Some(t) = cached() {
-            return Ok(t);
-        }
-        match self.fetch().await {
-            Ok(token) => {
-                *lock(&self.cache) = Some(token.clone());
-                Ok(token)
-            }
-            Err(e) => {
-                let still = lock(&self.cache)
-                    .clone()
-                    .filter(|t| !fresh && Instant::now() < t.expires_at);
-                match still {
-                    Some(t) => {
-                        tracing::warn!(identity = ?self.identity, error = %e, "cannot renew the ECR token; using the current one until it expires");
-                        Ok(t)
-                    }
-                    None => Err(e),
-                }
-            }
-        }
+        let what = format!("the ECR token of {:?}", self.identity);
+        self.tokens
+            .get(&(), fresh, &what, || self.fetch())
+            .await
+            .map(|t| t.value)
     }
 
-    async fn fetch(&self) -> Result<EcrToken, String> {
+    async fn fetch(&self) -> Result<Timed<EcrToken>, String> {
         let credentials = self.assume_role().await?;
         self.authorization_token(&credentials).await
     }
@@ -250,7 +220,7 @@ impl EcrCredentials {
     async fn authorization_token(
         &self,
         credentials: &TemporaryCredentials,
-    ) -> Result<EcrToken, String> {
+    ) -> Result<Timed<EcrToken>, String> {
         let who = format!("{:?}", self.identity);
         let url = Url::parse(&self.identity.ecr_endpoint)
             .map_err(|e| format!("{who}: the ECR endpoint is not a URL: {e}"))?;
@@ -339,15 +309,14 @@ impl EcrCredentials {
                     None => host,
                 })
             });
-        let now = Instant::now();
-        let margin = RENEWAL_MARGIN.min(lifetime / 2);
         tracing::debug!(identity = %who, lifetime_secs = lifetime.as_secs(), "ECR token obtained");
-        Ok(EcrToken {
-            password,
-            proxy_host,
-            renew_at: now + lifetime - margin,
-            expires_at: now + lifetime,
-        })
+        Ok(Timed::new(
+            EcrToken {
+                password,
+                proxy_host,
+            },
+            lifetime,
+        ))
     }
 }
 

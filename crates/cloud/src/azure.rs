@@ -38,6 +38,7 @@ use serde::Deserialize;
 use vouch_oci::{CredentialSource, SourcedCredential};
 
 use crate::http::{Answer, Http, HttpOptions, form};
+use crate::renew::{Renewing, Timed};
 
 /// The Entra resource (audience) of Azure Container Registry.
 pub const ACR_RESOURCE: &str = "https://containerregistry.azure.net";
@@ -49,8 +50,7 @@ pub const IMDS_TOKEN_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/
 pub const ACR_REFRESH_TOKEN_USER: &str = "00000000-0000-0000-0000-000000000000";
 /// Longest time a refresh token is used (Ratify's three hours).
 pub const MAX_REFRESH_TOKEN_AGE: Duration = Duration::from_secs(3 * 3600);
-/// How long before expiry a token is renewed (at most; half a short lifetime).
-pub const RENEWAL_MARGIN: Duration = Duration::from_secs(5 * 60);
+pub use crate::renew::RENEWAL_MARGIN;
 
 /// Who vouch is in Microsoft Entra.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -178,43 +178,11 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// A token with when to renew it and when it stops working.
-#[derive(Debug, Clone)]
-struct Timed {
-    secret: Secret,
-    renew_at: Instant,
-    expires_at: Instant,
-}
-
-impl Timed {
-    fn new(secret: String, lifetime: Duration) -> Self {
-        let now = Instant::now();
-        let margin = RENEWAL_MARGIN.min(lifetime / 2);
-        Self {
-            secret: Secret(secret),
-            renew_at: now + lifetime.saturating_sub(margin),
-            expires_at: now + lifetime,
-        }
-    }
-
-    fn fresh(&self) -> bool {
-        Instant::now() < self.renew_at
-    }
-
-    fn usable(&self) -> bool {
-        // A token a few seconds from expiry may be refused by the time it arrives.
-        Instant::now() + Duration::from_secs(1).min(self.expires_at - self.renew_at)
-            < self.expires_at
-    }
-}
-
 /// Entra access tokens for one identity, per resource, cached and renewed before expiry.
 pub struct EntraTokens {
     identity: AzureIdentity,
     http: Http,
-    cache: Mutex<HashMap<String, Timed>>,
-    /// One token request at a time (concurrent callers wait and use its answer).
-    gate: tokio::sync::Mutex<()>,
+    tokens: Renewing<String, Secret>,
 }
 
 impl fmt::Debug for EntraTokens {
@@ -231,8 +199,7 @@ impl EntraTokens {
         Ok(Self {
             identity,
             http: Http::new(options)?,
-            cache: Mutex::new(HashMap::new()),
-            gate: tokio::sync::Mutex::new(()),
+            tokens: Renewing::default(),
         })
     }
 
@@ -244,36 +211,21 @@ impl EntraTokens {
     /// An access token for `resource` (e.g. `https://vault.azure.net`), from the cache while
     /// it is fresh. The error names the identity and Entra's own error code.
     pub async fn access_token(&self, resource: &str) -> Result<String, String> {
-        self.token(resource, false).await.map(|t| t.secret.0)
+        self.token(resource, false).await.map(|t| t.value.0)
     }
 
     /// An access token for `resource` and how long it lives from now; `fresh`: not from
     /// the cache. The error names the identity and Entra's own error code.
-    async fn token(&self, resource: &str, fresh: bool) -> Result<Timed, String> {
-        let cached = || lock(&self.cache).get(resource).cloned();
-        if !fresh && let Some(t) = cached().filter(Timed::fresh) {
-            return Ok(t);
-        }
-        let _turn = self.gate.lock().await;
-        if !fresh && let Some(t) = cached().filter(Timed::fresh) {
-            return Ok(t);
-        }
-        match self.request(resource).await {
-            Ok(token) => {
-                lock(&self.cache).insert(resource.to_owned(), token.clone());
-                Ok(token)
-            }
-            Err(e) => match cached().filter(|t| !fresh && t.usable()) {
-                Some(t) => {
-                    tracing::warn!(identity = %self.identity.describe(), error = %e, "cannot renew the Microsoft Entra token; using the current one until it expires");
-                    Ok(t)
-                }
-                None => Err(e),
-            },
-        }
+    async fn token(&self, resource: &str, fresh: bool) -> Result<Timed<Secret>, String> {
+        let what = format!("the Microsoft Entra token of {}", self.identity.describe());
+        self.tokens
+            .get(&resource.to_owned(), fresh, &what, || {
+                self.request(resource)
+            })
+            .await
     }
 
-    async fn request(&self, resource: &str) -> Result<Timed, String> {
+    async fn request(&self, resource: &str) -> Result<Timed<Secret>, String> {
         let who = self.identity.describe();
         let (request, endpoint) = match &self.identity {
             AzureIdentity::Workload {
@@ -373,7 +325,7 @@ impl EntraTokens {
         })?;
         tracing::debug!(identity = %who, resource, expires_in = lifetime, "Microsoft Entra token obtained");
         Ok(Timed::new(
-            access_token,
+            Secret(access_token),
             Duration::from_secs(lifetime).min(MAX_REFRESH_TOKEN_AGE * 8),
         ))
     }
@@ -468,8 +420,7 @@ pub struct AcrCredentials {
     endpoints: Vec<String>,
     plain_http: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     http: Http,
-    cache: Mutex<HashMap<String, Timed>>,
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    refresh_tokens: Renewing<String, Secret>,
 }
 
 impl fmt::Debug for AcrCredentials {
@@ -509,8 +460,7 @@ impl AcrCredentials {
             endpoints,
             plain_http,
             http: Http::new(options)?,
-            cache: Mutex::new(HashMap::new()),
-            gates: Mutex::new(HashMap::new()),
+            refresh_tokens: Renewing::default(),
         })
     }
 
@@ -519,43 +469,24 @@ impl AcrCredentials {
         allowed(&self.endpoints, registry)
     }
 
-    async fn refresh_token(&self, registry: &str, fresh: bool) -> Result<Timed, String> {
-        let cached = || lock(&self.cache).get(registry).cloned();
-        if !fresh && let Some(t) = cached().filter(Timed::fresh) {
-            return Ok(t);
-        }
-        let gate = lock(&self.gates)
-            .entry(registry.to_owned())
-            .or_default()
-            .clone();
-        let _turn = gate.lock().await;
-        if !fresh && let Some(t) = cached().filter(Timed::fresh) {
-            return Ok(t);
-        }
-        match self.exchange(registry, fresh).await {
-            Ok(token) => {
-                lock(&self.cache).insert(registry.to_owned(), token.clone());
-                Ok(token)
-            }
-            Err(e) => match cached().filter(|t| !fresh && t.usable()) {
-                Some(t) => {
-                    tracing::warn!(registry, identity = %self.entra.identity().describe(), error = %e, "cannot renew the registry refresh token; using the current one until it expires");
-                    Ok(t)
-                }
-                None => Err(e),
-            },
-        }
+    async fn refresh_token(&self, registry: &str, fresh: bool) -> Result<Timed<Secret>, String> {
+        let what = format!("the refresh token of registry {registry}");
+        self.refresh_tokens
+            .get(&registry.to_owned(), fresh, &what, || {
+                self.exchange(registry, fresh)
+            })
+            .await
     }
 
     /// Entra token → `POST /oauth2/exchange` → refresh token, valid until the earlier of
     /// its own expiry, the Entra token's, and three hours.
-    async fn exchange(&self, registry: &str, fresh: bool) -> Result<Timed, String> {
+    async fn exchange(&self, registry: &str, fresh: bool) -> Result<Timed<Secret>, String> {
         let who = self.entra.identity().describe();
         let entra = self.entra.token(ACR_RESOURCE, fresh).await?;
         // A managed identity's tenant is the one its token was issued in (`tid`).
         let tenant = match self.entra.identity() {
             AzureIdentity::Workload { tenant_id, .. } => Some(tenant_id.clone()),
-            AzureIdentity::Managed { .. } => jwt_claim(&entra.secret.0, "tid").or_else(|| {
+            AzureIdentity::Managed { .. } => jwt_claim(&entra.value.0, "tid").or_else(|| {
                 std::env::var("AZURE_TENANT_ID")
                     .ok()
                     .filter(|t| !t.is_empty())
@@ -571,7 +502,7 @@ impl AcrCredentials {
         let mut fields = vec![
             ("grant_type", "access_token".to_owned()),
             ("service", registry.to_owned()),
-            ("access_token", entra.secret.0.clone()),
+            ("access_token", entra.value.0.clone()),
         ];
         if let Some(tenant) = tenant {
             fields.push(("tenant", tenant));
@@ -616,7 +547,7 @@ impl AcrCredentials {
             ));
         }
         tracing::debug!(registry, identity = %who, lifetime_secs = lifetime.as_secs(), "registry refresh token obtained");
-        Ok(Timed::new(refresh_token, lifetime))
+        Ok(Timed::new(Secret(refresh_token), lifetime))
     }
 }
 
@@ -634,7 +565,7 @@ impl CredentialSource for AcrCredentials {
             let token = self.refresh_token(registry, fresh).await?;
             Ok(Some(SourcedCredential {
                 username: ACR_REFRESH_TOKEN_USER.to_owned(),
-                password: token.secret.0,
+                password: token.value.0,
             }))
         })
     }
@@ -866,14 +797,9 @@ mod tests {
     }
 
     #[test]
-    fn timed_tokens_renew_before_expiry() {
-        let long = Timed::new("x".to_owned(), Duration::from_secs(3600));
-        assert!(long.fresh());
-        assert_eq!(long.expires_at - long.renew_at, RENEWAL_MARGIN);
-        let short = Timed::new("s3cr3t-token".to_owned(), Duration::from_secs(4));
-        assert_eq!(short.expires_at - short.renew_at, Duration::from_secs(2));
-        assert!(format!("{short:?}").contains("<redacted>"));
-        assert!(!format!("{short:?}").contains("s3cr3t"));
+    fn secrets_are_never_printed() {
+        let secret = Secret("s3cr3t-token".to_owned());
+        assert_eq!(format!("{secret:?}"), "<redacted>");
     }
 
     #[test]

@@ -27,5 +27,6 @@ pub mod aws;
 pub mod azure;
 mod http;
 pub mod keyvault;
+mod renew;
 
 pub use crate::http::HttpOptions;

@@ -439,6 +439,22 @@ fn key_management_provider(
     })
 }
 
+/// Refuses (when reading strictly, as from the Kubernetes API) a parameter of `provider`
+/// that its kind does not take — another provider's, or a typo — with its path.
+fn check_auth_parameters(
+    ctx: &Ctx,
+    provider: &raw::AuthProvider,
+    allowed: &[&str],
+) -> Result<(), ConfigError> {
+    match provider.unexpected(allowed) {
+        Some(field) if ctx.strict => Err(ctx.err(
+            key_path("spec.parameters.authProvider", &field),
+            ErrorKind::UnknownField { field },
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The Azure Key Vault source of a CertificateStore or KeyManagementProvider document, if
 /// it is one (and reads).
 pub(crate) fn remote_source(mut document: Document) -> Option<KeyVaultSource> {
@@ -713,16 +729,7 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
     let auth = match parameters.auth_provider {
         None => AuthConfig::DockerConfig { config_path: None },
         Some(provider) if provider.name == "k8Secrets" => {
-            if ctx.strict
-                && let Some(field) = provider.other.keys().next()
-            {
-                return Err(ctx.err(
-                    key_path("spec.parameters.authProvider", field),
-                    ErrorKind::UnknownField {
-                        field: field.clone(),
-                    },
-                ));
-            }
+            check_auth_parameters(ctx, &provider, &["secrets", "serviceAccountName"])?;
             let mut secrets = Vec::new();
             for (i, secret) in provider.secrets.unwrap_or_default().into_iter().enumerate() {
                 if secret.secret_name.trim().is_empty() {
@@ -751,31 +758,7 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
                 "azureWorkloadIdentity" | "azureManagedIdentity"
             ) =>
         {
-            if ctx.strict
-                && let Some(field) = provider
-                    .other
-                    .keys()
-                    .next()
-                    .cloned()
-                    .or_else(|| provider.secrets.as_ref().map(|_| "secrets".to_owned()))
-                    .or_else(|| {
-                        provider
-                            .service_account_name
-                            .as_ref()
-                            .map(|_| "serviceAccountName".to_owned())
-                    })
-                    .or_else(|| {
-                        provider
-                            .config_path
-                            .as_ref()
-                            .map(|_| "configPath".to_owned())
-                    })
-            {
-                return Err(ctx.err(
-                    key_path("spec.parameters.authProvider", &field),
-                    ErrorKind::UnknownField { field },
-                ));
-            }
+            check_auth_parameters(ctx, &provider, &["clientID", "endpoints"])?;
             let mut endpoints = Vec::new();
             for (i, endpoint) in provider
                 .endpoints
@@ -810,63 +793,18 @@ fn store(mut document: Document) -> Result<(Ctx, StoreConfig), ConfigError> {
             }
         }
         Some(provider) if provider.name == "awsEcrBasic" => {
-            let field = provider
-                .other
-                .keys()
-                .next()
-                .cloned()
-                .or_else(|| provider.secrets.as_ref().map(|_| "secrets".to_owned()))
-                .or_else(|| {
-                    provider
-                        .service_account_name
-                        .as_ref()
-                        .map(|_| "serviceAccountName".to_owned())
-                })
-                .or_else(|| {
-                    provider
-                        .config_path
-                        .as_ref()
-                        .map(|_| "configPath".to_owned())
-                })
-                .or_else(|| provider.client_id.as_ref().map(|_| "clientID".to_owned()))
-                .or_else(|| provider.endpoints.as_ref().map(|_| "endpoints".to_owned()));
-            if ctx.strict
-                && let Some(field) = field
-            {
-                return Err(ctx.err(
-                    key_path("spec.parameters.authProvider", &field),
-                    ErrorKind::UnknownField { field },
-                ));
-            }
+            check_auth_parameters(ctx, &provider, &[])?;
             AuthConfig::AwsEcrBasic
         }
-        Some(provider)
-            if provider.name == "dockerConfig"
-                && ctx.strict
-                && (!provider.other.is_empty()
-                    || provider.secrets.is_some()
-                    || provider.service_account_name.is_some()
-                    || provider.client_id.is_some()
-                    || provider.endpoints.is_some()) =>
-        {
-            let field = match (&provider.secrets, &provider.service_account_name) {
-                (Some(_), _) => "secrets".to_owned(),
-                (_, Some(_)) => "serviceAccountName".to_owned(),
-                _ if provider.client_id.is_some() => "clientID".to_owned(),
-                _ if provider.endpoints.is_some() => "endpoints".to_owned(),
-                _ => provider.other.keys().next().cloned().unwrap_or_default(),
-            };
-            return Err(ctx.err(
-                key_path("spec.parameters.authProvider", &field),
-                ErrorKind::UnknownField { field },
-            ));
+        Some(provider) if provider.name == "dockerConfig" => {
+            check_auth_parameters(ctx, &provider, &["configPath"])?;
+            AuthConfig::DockerConfig {
+                config_path: provider
+                    .config_path
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from),
+            }
         }
-        Some(provider) if provider.name == "dockerConfig" => AuthConfig::DockerConfig {
-            config_path: provider
-                .config_path
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
-        },
         Some(provider) => {
             return Err(ctx.err(
                 "spec.parameters.authProvider.name",

@@ -234,3 +234,21 @@ pub(crate) struct KeyVaultEntry {
     #[serde(default, alias = "certificateVersion")]
     pub(crate) version: Option<String>,
 }
+
+impl AuthProvider {
+    /// The first parameter given that `allowed` (names as written in the resource) does not
+    /// list: named parameters of the other providers first, then unknown ones.
+    pub(crate) fn unexpected(&self, allowed: &[&str]) -> Option<String> {
+        [
+            ("configPath", self.config_path.is_some()),
+            ("secrets", self.secrets.is_some()),
+            ("serviceAccountName", self.service_account_name.is_some()),
+            ("clientID", self.client_id.is_some()),
+            ("endpoints", self.endpoints.is_some()),
+        ]
+        .into_iter()
+        .find(|(name, given)| *given && !allowed.contains(name))
+        .map(|(name, _)| name.to_owned())
+        .or_else(|| self.other.keys().next().cloned())
+    }
+}

@@ -421,6 +421,14 @@ fn azure_identity_auth_providers_are_read_with_client_id_and_endpoints() {
             json!({"authProvider": {"name": "dockerConfig", "clientID": "x"}}),
             "spec.parameters.authProvider.clientID",
         ),
+        (
+            json!({"authProvider": {"name": "k8Secrets", "clientID": "x"}}),
+            "spec.parameters.authProvider.clientID",
+        ),
+        (
+            json!({"authProvider": {"name": "azureManagedIdentity", "secrets": []}}),
+            "spec.parameters.authProvider.secrets",
+        ),
     ] {
         let mut bad = oras.clone();
         bad["spec"]["parameters"] = parameters;
