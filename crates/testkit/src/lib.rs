@@ -51,7 +51,8 @@ pub mod revocation;
 pub use crate::image::{ManifestForm, Pusher};
 pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};
 pub use crate::ratify::{
-    STORE_YAML, certificate_store_yaml, ratify_config_yaml, verifier_yaml, verifier_yaml_for_types,
+    STORE_YAML, aks_guide_yaml, aks_guide_yaml_with_store, certificate_store_yaml,
+    ratify_config_yaml, verifier_yaml, verifier_yaml_for_types,
 };
 pub use crate::registry::Registry;
 

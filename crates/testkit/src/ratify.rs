@@ -126,3 +126,36 @@ mod tests {
         assert_eq!(yaml.matches("\n---\n").count(), 2);
     }
 }
+
+/// The AKS Image Integrity guide's `verify-config.yaml` (`../shared/reference`), unchanged
+/// but for its certificate, replaced by `pem`.
+pub fn aks_guide_yaml(pem: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference/aks-verify-config.yaml"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the AKS guide configuration {path}: {e}"));
+    let begin = text
+        .find("      -----BEGIN CERTIFICATE-----")
+        .expect("the guide has a PEM block");
+    let end_marker = "-----END CERTIFICATE-----\n";
+    let end = text.find(end_marker).expect("the guide has a PEM block") + end_marker.len();
+    let indented: String = pem
+        .trim_end()
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    format!("{}{indented}{}", &text[..begin], &text[end..])
+}
+
+/// [`aks_guide_yaml`] with the Store's `parameters` set to `parameters` (YAML lines under
+/// `parameters:`, e.g. `useHttp: true`, or the guide's commented-out `authProvider` block
+/// switched on), in place of the guide's commented-out block.
+pub fn aks_guide_yaml_with_store(pem: &str, parameters: &str) -> String {
+    let text = aks_guide_yaml(pem);
+    let store = "spec:\n  name: oras\n";
+    assert!(text.contains(store), "the guide's Store");
+    let parameters: String = parameters.lines().map(|l| format!("    {l}\n")).collect();
+    text.replacen(store, &format!("{store}  parameters:\n{parameters}"), 1)
+}

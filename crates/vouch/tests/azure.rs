@@ -22,31 +22,8 @@ const CLIENT: &str = "1d2c3b4a-0000-4000-8000-000000000001";
 /// The AKS guide's `verify-config.yaml`, its certificate replaced by `pem`, and its Store's
 /// commented-out auth provider switched on as `auth` (YAML lines under `authProvider:`).
 fn guide_yaml(pem: &str, auth: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/aks-verify-config.yaml"
-    );
-    let text = std::fs::read_to_string(path).expect("the AKS guide configuration");
-    let begin = text
-        .find("      -----BEGIN CERTIFICATE-----")
-        .expect("a PEM block");
-    let end_marker = "-----END CERTIFICATE-----\n";
-    let end = text.find(end_marker).expect("a PEM block") + end_marker.len();
-    let indented: String = pem
-        .trim_end()
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
-    let text = format!("{}{indented}{}", &text[..begin], &text[end..]);
-    let commented =
-        "# parameters:\n#  authProvider:\n#    name: azureWorkloadIdentity\n#    clientID: XXX\n";
-    assert!(text.contains(commented), "the guide's commented block");
-    let auth: String = auth.lines().map(|l| format!("      {l}\n")).collect();
-    text.replacen(
-        commented,
-        &format!("  parameters:\n    authProvider:\n{auth}"),
-        1,
-    )
+    let auth: String = auth.lines().map(|l| format!("  {l}\n")).collect();
+    vouch_testkit::aks_guide_yaml_with_store(pem, &format!("authProvider:\n{auth}"))
 }
 
 struct Env {

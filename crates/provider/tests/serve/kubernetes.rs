@@ -21,29 +21,7 @@ const GROUP_VERSION: &str = "config.ratify.deislabs.io/v1beta1";
 /// The AKS guide's `verify-config.yaml`, its certificate replaced by `pem` and its Store
 /// switched to plain HTTP (the test registry has no TLS).
 fn guide_yaml(pem: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/aks-verify-config.yaml"
-    );
-    let text = std::fs::read_to_string(path).expect("the AKS guide configuration");
-    let begin = text
-        .find("      -----BEGIN CERTIFICATE-----")
-        .expect("a PEM block");
-    let end_marker = "-----END CERTIFICATE-----\n";
-    let end = text.find(end_marker).expect("a PEM block") + end_marker.len();
-    let indented: String = pem
-        .trim_end()
-        .lines()
-        .map(|l| format!("      {l}\n"))
-        .collect();
-    let text = format!("{}{indented}{}", &text[..begin], &text[end..]);
-    let store = "spec:\n  name: oras\n";
-    assert!(text.contains(store));
-    text.replacen(
-        store,
-        "spec:\n  name: oras\n  parameters:\n    useHttp: true\n",
-        1,
-    )
+    vouch_testkit::aks_guide_yaml_with_store(pem, "useHttp: true")
 }
 
 /// What `vouch serve --kubernetes` plugs in for the k8Secrets auth provider.
