@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod azure;
 pub mod faults;
 pub mod gatekeeper;

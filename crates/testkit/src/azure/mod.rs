@@ -30,9 +30,10 @@
 
 mod acr;
 mod entra;
-mod jwt;
+// Shared with the AWS doubles (`crate::aws`).
+pub(crate) mod jwt;
 mod keyvault;
-mod server;
+pub(crate) mod server;
 
 pub use acr::{AcrEndpoint, AcrRegistry, AcrRequest, ISSUER as ACR_TOKEN_ISSUER, NULL_GUID_USER};
 pub use entra::{
