@@ -109,24 +109,6 @@ spec:
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embeds_the_pem_as_a_block_scalar() {
-        let yaml = ratify_config_yaml(
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-            "audit",
-        );
-        assert!(yaml.contains(
-            "    value: |\n      -----BEGIN CERTIFICATE-----\n      AAAA\n      -----END CERTIFICATE-----\n---\n"
-        ));
-        assert!(yaml.contains("level: \"audit\""));
-        assert_eq!(yaml.matches("\n---\n").count(), 2);
-    }
-}
-
 /// The AKS Image Integrity guide's `verify-config.yaml` (`../shared/reference`), unchanged
 /// but for its certificate, replaced by `pem`.
 pub fn aks_guide_yaml(pem: &str) -> String {
@@ -158,4 +140,22 @@ pub fn aks_guide_yaml_with_store(pem: &str, parameters: &str) -> String {
     assert!(text.contains(store), "the guide's Store");
     let parameters: String = parameters.lines().map(|l| format!("    {l}\n")).collect();
     text.replacen(store, &format!("{store}  parameters:\n{parameters}"), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeds_the_pem_as_a_block_scalar() {
+        let yaml = ratify_config_yaml(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "audit",
+        );
+        assert!(yaml.contains(
+            "    value: |\n      -----BEGIN CERTIFICATE-----\n      AAAA\n      -----END CERTIFICATE-----\n---\n"
+        ));
+        assert!(yaml.contains("level: \"audit\""));
+        assert_eq!(yaml.matches("\n---\n").count(), 2);
+    }
 }
