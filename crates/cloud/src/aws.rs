@@ -24,7 +24,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use reqwest::Url;
@@ -129,7 +129,13 @@ pub struct EcrCredentials {
     identity: AwsIdentity,
     http: Http,
     tokens: Renewing<(), EcrToken>,
+    /// The newest failure to get a token, and when: repeated for [`FAILURE_HOLD`] instead of
+    /// asking AWS again for every image.
+    failure: Mutex<Option<(Instant, String)>>,
 }
+
+/// How long a failure to get an ECR token is answered from memory.
+const FAILURE_HOLD: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for EcrCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,15 +152,25 @@ impl EcrCredentials {
             identity,
             http: Http::new(options)?,
             tokens: Renewing::default(),
+            failure: Mutex::new(None),
         })
     }
 
     async fn token(&self, fresh: bool) -> Result<EcrToken, String> {
+        if !fresh
+            && let Some((at, error)) = lock(&self.failure).clone()
+            && at.elapsed() < FAILURE_HOLD
+        {
+            return Err(error);
+        }
         let what = format!("the ECR token of {:?}", self.identity);
-        self.tokens
+        let token = self
+            .tokens
             .get(&(), fresh, &what, || self.fetch())
             .await
-            .map(|t| t.value)
+            .map(|t| t.value);
+        *lock(&self.failure) = token.as_ref().err().map(|e| (Instant::now(), e.clone()));
+        token
     }
 
     async fn fetch(&self) -> Result<Timed<EcrToken>, String> {
@@ -349,7 +365,7 @@ impl CredentialSource for EcrCredentials {
                 Ok(token) => token,
                 // Another registry (say docker.io) does not fail because AWS does.
                 Err(e) if !ecr => {
-                    tracing::debug!(registry, error = %e, "no ECR token; not an ECR registry: anonymous");
+                    tracing::warn!(registry, error = %e, "no ECR token (awsEcrBasic); the registry is not named as an ECR registry, so it is accessed anonymously");
                     return Ok(None);
                 }
                 Err(e) => return Err(e),

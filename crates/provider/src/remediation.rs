@@ -14,7 +14,7 @@ pub(crate) fn for_registry(e: &RegistryError) -> &'static str {
             "check the image reference (registry, repository, tag or digest) and that it was pushed"
         }
         RegistryKind::Unauthorized => {
-            "give vouch pull access: add credentials for this registry to the oras Store's authProvider (dockerConfig: the docker config.json it names; k8Secrets: a kubernetes.io/dockerconfigjson pull Secret; azureWorkloadIdentity or azureManagedIdentity for Azure Container Registry, with the registry on its endpoints), or fix the ones there"
+            "give vouch pull access: add credentials for this registry to the oras Store's authProvider (dockerConfig: the docker config.json it names; k8Secrets: a kubernetes.io/dockerconfigjson pull Secret; azureWorkloadIdentity or azureManagedIdentity for Azure Container Registry, with the registry on its endpoints; awsEcrBasic for Amazon ECR), or fix the ones there"
         }
         RegistryKind::Denied => {
             "the credentials vouch uses lack pull access to this repository: grant it to them"
