@@ -33,13 +33,22 @@
 //!   service account.
 //! * Registry CAs: the ConfigMap, the mount and `--registry-ca-file`, which the rendered pod
 //!   reads at start.
+//! * Azure Key Vault: the KeyManagementProvider of the values (either source), loaded by
+//!   `vouch-config` with a fetcher double, in the Verifier's default trust store; the pod's
+//!   workload identity label and annotation; the rendered pod, mutated as the webhook would,
+//!   reads its trusted CA from testkit's Key Vault double with an Entra-double token for the
+//!   KeyManagementProvider's identity and the permissions the README names (without them it
+//!   refuses to start, or the status says Forbidden).
+//! * AWS IRSA: the ServiceAccount's role-arn annotation and the Store's `awsEcrBasic`, loaded
+//!   by `vouch-config` (no STS or ECR double: not run).
 //!
 //! Not covered, for want of a cluster: `lookup` keeping the generated Secret across
 //! upgrades, Helm creating the CRDs before the resources on install, RBAC enforcement
 //! itself (the double authorizes everything; the rules are compared with the request log),
-//! the API server's and Gatekeeper's admission of the objects, and the real workload
-//! identity webhook (modelled from its source). A registry CA in use over HTTPS is not
-//! either: vouch reaches loopback registries over plain HTTP.
+//! the API server's and Gatekeeper's admission of the objects, the real workload identity
+//! webhook (modelled from its source), and EKS's pod identity webhook with STS and ECR. A
+//! registry CA in use over HTTPS is not either: vouch reaches loopback registries over
+//! plain HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
@@ -498,14 +507,32 @@ impl Render {
             .collect()
     }
 
-    fn load_config(&self) -> vouch_config::Config {
-        let text = self
-            .ratify_documents()
+    /// [`Render::ratify_documents`] as one YAML text.
+    fn ratify_text(&self) -> String {
+        self.ratify_documents()
             .iter()
             .map(|d| yaml_serde::to_string(d).expect("YAML"))
             .collect::<Vec<_>>()
-            .join("---\n");
+            .join("---\n")
+    }
+
+    fn load_config(&self) -> vouch_config::Config {
+        let text = self.ratify_text();
         vouch_config::Config::from_yaml(&text, "the chart's Ratify resources")
+            .unwrap_or_else(|e| panic!("the rendered configuration does not load: {e}\n{text}"))
+    }
+
+    /// The configuration loaded from a file as `vouch serve --config` loads it, with the
+    /// certificates of Azure Key Vault sources looked up in `remote`.
+    fn load_config_with(
+        &self,
+        remote: std::sync::Arc<dyn vouch_config::RemoteCertificates>,
+    ) -> vouch_config::Config {
+        let text = self.ratify_text();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ratify.yaml");
+        std::fs::write(&path, &text).expect("write");
+        vouch_config::Config::load_with(&path, Some(remote))
             .unwrap_or_else(|e| panic!("the rendered configuration does not load: {e}\n{text}"))
     }
 }
@@ -1081,6 +1108,17 @@ fn run_pod_with_env(
     cluster: Option<&Cluster>,
     extra_env: &BTreeMap<String, String>,
 ) -> Pod {
+    start_pod(render, cluster_objects, cluster, extra_env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`run_pod_with_env`], or, when vouch exits before it is ready, what it said (its exit
+/// status and log).
+fn start_pod(
+    render: &Render,
+    cluster_objects: &[Value],
+    cluster: Option<&Cluster>,
+    extra_env: &BTreeMap<String, String>,
+) -> Result<Pod, String> {
     let in_cluster = |kind: &str, name: &str| {
         cluster_objects
             .iter()
@@ -1256,7 +1294,10 @@ fn run_pod_with_env(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = pod.child.try_wait().expect("wait") {
-            panic!("vouch serve {args:?} exited with {status}:\n{}", pod.log());
+            return Err(format!(
+                "vouch serve {args:?} exited with {status}:\n{}",
+                pod.log()
+            ));
         }
         if http_get(pod.health, "/readyz").0 == 200 {
             break;
@@ -1268,7 +1309,7 @@ fn run_pod_with_env(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    pod
+    Ok(pod)
 }
 
 /// A plain HTTP/1.0 GET: status (0 when nothing answers) and body.
@@ -1408,6 +1449,14 @@ fn lint_passes_strict_with_helm_3_and_4() {
             "clientId": CLIENT_ID, "tenantId": TENANT_ID, "endpoints": ["myregistry.azurecr.io"],
         }}),
     );
+    let key_vault = json!({
+        "image": {"repository": "registry.example/vouch"},
+        "azureKeyVault": {
+            "enabled": true, "vaultURI": VAULT_URI, "tenantId": TENANT_ID, "clientId": KV_CLIENT_ID,
+            "certificates": [{"name": "signer", "version": "97a1545d893344079ffb8b2b4f7e1af3"}],
+        },
+    });
+    let irsa = merge(base_values(&pem), json!({"awsIrsa": {"roleArn": ROLE_ARN}}));
     let majors: Vec<char> = helms()
         .iter()
         .filter_map(|h| h.version.chars().nth(1))
@@ -1429,6 +1478,10 @@ fn lint_passes_strict_with_helm_3_and_4() {
                 "workload identity, configMap",
                 configmap_source(workload_identity.clone()),
             ),
+            ("Key Vault", key_vault.clone()),
+            ("Key Vault, configMap", configmap_source(key_vault.clone())),
+            ("IRSA", irsa.clone()),
+            ("IRSA, configMap", configmap_source(irsa.clone())),
         ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let file = dir.path().join("values.json");
@@ -2930,6 +2983,585 @@ fn registry_ca_is_mounted_and_passed_to_vouch() {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Azure Key Vault certificates and Amazon ECR with IRSA
+
+/// The Entra identity that reads the vault when it is not the registry's (CLIENT_ID).
+const KV_CLIENT_ID: &str = "2e3d4c5b-0000-4000-8000-000000000002";
+const VAULT_URI: &str = "https://myvault.vault.azure.net/";
+/// The ServiceAccount annotation EKS's pod identity webhook reads, and a role for it.
+const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/vouch-ecr";
+
+/// A Key Vault fetcher double: every source it is asked about is `Ready` with the same
+/// certificates; it records the sources.
+#[derive(Debug)]
+struct FixedVault {
+    certificates: Vec<vouch_notation::Certificate>,
+    asked: std::sync::Mutex<Vec<vouch_config::KeyVaultSource>>,
+}
+
+impl vouch_config::RemoteCertificates for FixedVault {
+    fn lookup(&self, source: &vouch_config::KeyVaultSource) -> vouch_config::RemoteState {
+        self.asked.lock().expect("lock").push(source.clone());
+        vouch_config::RemoteState::Ready {
+            certificates: self.certificates.clone(),
+            last_error: None,
+        }
+    }
+}
+
+impl FixedVault {
+    fn holding(pem: &str) -> std::sync::Arc<FixedVault> {
+        std::sync::Arc::new(FixedVault {
+            certificates: certificates(pem),
+            asked: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The one source the configuration named (asked about once or more).
+    fn source(&self) -> vouch_config::KeyVaultSource {
+        let asked = self.asked.lock().expect("lock").clone();
+        assert!(
+            !asked.is_empty(),
+            "the configuration named no Key Vault source"
+        );
+        assert!(
+            asked.windows(2).all(|w| w[0] == w[1]),
+            "one source expected: {asked:#?}"
+        );
+        asked[0].clone()
+    }
+}
+
+fn certificates(pem: &str) -> Vec<vouch_notation::Certificate> {
+    vouch_notation::certificates_from_pem_or_der(pem.as_bytes()).expect("PEM certificates")
+}
+
+/// The certificates of the CA trust store `certs` of the one Verifier.
+fn certs_store(config: &vouch_config::Config) -> Vec<vouch_notation::Certificate> {
+    assert_eq!(config.verifiers.len(), 1);
+    config.verifiers[0]
+        .trust_stores
+        .get(vouch_notation::StoreType::Ca, "certs")
+        .expect("the trust store ca:certs")
+        .to_vec()
+}
+
+/// The rendered document of `kind` (either source), without the chart's labels.
+fn ratify_document(render: &Render, kind: &str) -> Option<Value> {
+    let docs: Vec<Value> = render
+        .ratify_documents()
+        .into_iter()
+        .filter(|d| d["kind"] == kind)
+        .collect();
+    assert!(docs.len() <= 1, "at most one {kind}: {docs:#?}");
+    docs.into_iter().next()
+}
+
+fn verifier_cert_stores(render: &Render) -> Value {
+    ratify_document(render, "Verifier").expect("a Verifier")["spec"]["parameters"]
+        ["verificationCertStores"]
+        .clone()
+}
+
+fn service_account_annotations(render: &Render) -> Value {
+    render.only("ServiceAccount")["metadata"]
+        .get("annotations")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// `azureKeyVault`: the KeyManagementProvider of the values in either source, loaded by
+/// vouch's loader with a fetcher double; the default trust store `certs` lists it after the
+/// inline CertificateStores, or alone; the pod gets the workload identity of its client ID.
+#[test]
+fn azure_key_vault_makes_a_key_management_provider_of_the_trust_store() {
+    let inline_pem = some_certificate_pem();
+    let vault_pem = some_certificate_pem();
+    let key_vault = json!({
+        "enabled": true,
+        "vaultURI": VAULT_URI,
+        "tenantId": TENANT_ID,
+        "clientId": KV_CLIENT_ID,
+        "certificates": [
+            {"name": "signer"},
+            {"name": "signing-ca", "version": "97a1545d893344079ffb8b2b4f7e1af3"},
+            {"name": "old-ca", "version": ""},
+        ],
+        "refreshInterval": "30m",
+    });
+    let values = merge(
+        base_values(&inline_pem),
+        json!({"azureKeyVault": key_vault, "podLabels": {"team": "platform"}}),
+    );
+    let item = |name: &str, version: Option<&str>| vouch_config::KeyVaultItem {
+        name: name.to_owned(),
+        version: version.map(str::to_owned),
+    };
+    for helm in helms() {
+        for values in [values.clone(), configmap_source(values.clone())] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert_kubernetes_objects(&render);
+            assert_workload(&render);
+            assert_vouch_accepts(&render.args());
+            let kubernetes = render.reads_kubernetes();
+            let what = format!("helm {} (kubernetes source: {kubernetes})", helm.version);
+
+            // The KeyManagementProvider (cluster-scoped: no namespace), empty version dropped.
+            assert_eq!(
+                ratify_document(&render, "KeyManagementProvider"),
+                Some(json!({
+                    "apiVersion": "config.ratify.deislabs.io/v1beta1",
+                    "kind": "KeyManagementProvider",
+                    "metadata": {"name": "kmp-akv"},
+                    "spec": {
+                        "type": "azurekeyvault",
+                        "refreshInterval": "30m",
+                        "parameters": {
+                            "vaultURI": VAULT_URI,
+                            "tenantID": TENANT_ID,
+                            "clientID": KV_CLIENT_ID,
+                            "certificates": [
+                                {"name": "signer"},
+                                {"name": "signing-ca", "version": "97a1545d893344079ffb8b2b4f7e1af3"},
+                                {"name": "old-ca"},
+                            ],
+                        },
+                    },
+                })),
+                "{what}"
+            );
+            assert_eq!(
+                verifier_cert_stores(&render),
+                json!({"certs": ["certstore-inline", "kmp-akv"]}),
+                "{what}"
+            );
+
+            // vouch's loader: the source as the fetcher is asked for it, and its
+            // certificates in the trust store beside the inline ones.
+            let vault = FixedVault::holding(&vault_pem);
+            let config = render.load_config_with(vault.clone());
+            let source = vault.source();
+            assert_eq!(source.vault_uri, "https://myvault.vault.azure.net");
+            assert_eq!(source.tenant_id, TENANT_ID);
+            assert_eq!(source.client_id, KV_CLIENT_ID);
+            assert_eq!(
+                source.certificates,
+                vec![
+                    item("signer", None),
+                    item("signing-ca", Some("97a1545d893344079ffb8b2b4f7e1af3")),
+                    item("old-ca", None),
+                ]
+            );
+            assert_eq!(source.refresh_interval, Some(Duration::from_secs(1800)));
+            let mut expected = certificates(&inline_pem);
+            expected.extend(certificates(&vault_pem));
+            assert_eq!(certs_store(&config), expected, "{what}");
+            // Without a fetcher (no vouch serve) the vault's certificates are not there.
+            let error =
+                vouch_config::Config::from_yaml(&render.ratify_text(), "the chart's resources")
+                    .expect_err("a Key Vault source needs vouch serve's fetcher");
+            assert!(
+                matches!(
+                    error.kind(),
+                    vouch_config::ErrorKind::RemoteCertificates { .. }
+                ),
+                "{error}"
+            );
+
+            // The pod's identity: label and client-id annotation; the Store untouched.
+            let labels = pod_labels(&render);
+            assert_eq!(labels[WI_USE_LABEL], "true", "{labels}");
+            assert_eq!(labels["team"], "platform");
+            assert_eq!(
+                service_account_annotations(&render),
+                json!({WI_CLIENT_ANNOTATION: KV_CLIENT_ID}),
+                "{what}"
+            );
+            assert!(
+                !render.env().keys().any(|k| k.starts_with("AZURE_")),
+                "the webhook adds them: {:?}",
+                render.env()
+            );
+            assert_eq!(store_spec(&render), json!({"name": "oras"}), "{what}");
+        }
+
+        // The vault alone: no CertificateStore, the trust store is the vault's.
+        let alone = json!({
+            "image": {"repository": "registry.example/vouch"},
+            "azureKeyVault": key_vault,
+        });
+        for values in [alone.clone(), configmap_source(alone.clone())] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert!(render.all("CertificateStore").is_empty());
+            assert!(ratify_document(&render, "CertificateStore").is_none());
+            assert_eq!(verifier_cert_stores(&render), json!({"certs": ["kmp-akv"]}));
+            let config = render.load_config_with(FixedVault::holding(&vault_pem));
+            assert_eq!(certs_store(&config), certificates(&vault_pem));
+        }
+
+        // One identity for the registry and the vault: azureWorkloadIdentity's client and
+        // tenant, an empty refreshInterval left to vouch (1 h), another name.
+        let shared = helm.template_ok(
+            GATEKEEPER_NS,
+            &json!({
+                "image": {"repository": "registry.example/vouch"},
+                "azureWorkloadIdentity": {"clientId": CLIENT_ID, "tenantId": TENANT_ID},
+                "azureKeyVault": {
+                    "enabled": true, "vaultURI": VAULT_URI, "name": "vault-ca",
+                    "certificates": [{"name": "signer"}], "refreshInterval": "",
+                },
+            }),
+            &[],
+        );
+        let kmp = ratify_document(&shared, "KeyManagementProvider").expect("KMP");
+        assert_eq!(kmp["metadata"]["name"], "vault-ca");
+        assert_eq!(
+            kmp["spec"],
+            json!({"type": "azurekeyvault", "parameters": {
+                "vaultURI": VAULT_URI, "tenantID": TENANT_ID, "clientID": CLIENT_ID,
+                "certificates": [{"name": "signer"}],
+            }})
+        );
+        assert_eq!(
+            verifier_cert_stores(&shared),
+            json!({"certs": ["vault-ca"]})
+        );
+        assert_eq!(
+            service_account_annotations(&shared),
+            json!({WI_CLIENT_ANNOTATION: CLIENT_ID, WI_TENANT_ANNOTATION: TENANT_ID})
+        );
+        assert_eq!(
+            store_spec(&shared),
+            json!({"name": "oras", "parameters": {"authProvider": {
+                "name": "azureWorkloadIdentity", "clientID": CLIENT_ID,
+            }}})
+        );
+        let vault = FixedVault::holding(&vault_pem);
+        shared.load_config_with(vault.clone());
+        assert_eq!(vault.source().refresh_interval, None);
+        assert_eq!(vault.source().client_id, CLIENT_ID);
+
+        // Two identities: the ServiceAccount carries the registry's, the
+        // KeyManagementProvider names the vault's.
+        let two = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                base_values(&inline_pem),
+                json!({
+                    "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                    "azureKeyVault": key_vault,
+                }),
+            ),
+            &[],
+        );
+        assert_eq!(
+            service_account_annotations(&two),
+            json!({WI_CLIENT_ANNOTATION: CLIENT_ID})
+        );
+        assert_eq!(
+            ratify_document(&two, "KeyManagementProvider").expect("KMP")["spec"]["parameters"]["clientID"],
+            KV_CLIENT_ID
+        );
+
+        // Trust stores given: verbatim (the KeyManagementProvider named by the user).
+        let given = json!({"ca": {"vault": ["kmp-akv"]}, "signingAuthority": {"inline": ["certstore-inline"]}});
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                values.clone(),
+                json!({"config": {"verifier": {"verificationCertStores": given}}}),
+            ),
+            &[],
+        );
+        assert_eq!(verifier_cert_stores(&render), given);
+
+        // config.raw, or config.create=false: the resources are the user's; only the identity.
+        let raw = vouch_testkit::ratify_config_yaml(&inline_pem, "strict");
+        for values in [
+            json!({"config": {"raw": raw}}),
+            json!({"config": {"create": false}}),
+        ] {
+            let values = merge(
+                json!({
+                    "image": {"repository": "registry.example/vouch"},
+                    "azureKeyVault": {"enabled": true, "clientId": KV_CLIENT_ID},
+                }),
+                values,
+            );
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert!(
+                ratify_document(&render, "KeyManagementProvider").is_none(),
+                "{values}"
+            );
+            assert_eq!(pod_labels(&render)[WI_USE_LABEL], "true");
+            assert_eq!(
+                service_account_annotations(&render),
+                json!({WI_CLIENT_ANNOTATION: KV_CLIENT_ID})
+            );
+        }
+
+        // Off by default: nothing of it.
+        let plain = helm.template_ok(GATEKEEPER_NS, &base_values(&inline_pem), &[]);
+        assert!(ratify_document(&plain, "KeyManagementProvider").is_none());
+        assert_eq!(
+            verifier_cert_stores(&plain),
+            json!({"certs": ["certstore-inline"]})
+        );
+    }
+}
+
+/// Waits (at most `timeout`) until vouch's status of each of `objects` says `issuccess:
+/// true`; the last statuses otherwise in the panic.
+fn wait_accepted(cluster: &Cluster, pod: &Pod, objects: &[Value], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let statuses = cluster.statuses(pod, objects);
+        if statuses.iter().all(|s| s["issuccess"] == true) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all accepted within {timeout:?}: {statuses:#?}\nvouch log:\n{}",
+            pod.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The rendered pod, given what AKS's webhook adds for the label and annotation the chart
+/// renders, reads the CA it trusts from testkit's Key Vault double with a token from the
+/// Entra double for the KeyManagementProvider's identity (federated with the chart's
+/// service account), with exactly the permissions the README names, and verifies with it;
+/// without them, it refuses to start (ConfigMap source) or says so in the
+/// KeyManagementProvider's status until they are granted (Kubernetes source).
+#[test]
+fn the_rendered_pod_trusts_the_ca_it_reads_from_key_vault() {
+    use vouch_testkit::azure::{
+        Entra, FederatedCredential, KeyVault, KeyVaultPermission, SecretFormat,
+        TOKEN_EXCHANGE_AUDIENCE,
+    };
+
+    let entra = Entra::start().expect("the Entra double");
+    let vault = KeyVault::start(&entra).expect("the Key Vault double");
+    vault.set_tenant(TENANT_ID);
+    // The webhook's AZURE_TENANT_ID (no tenant annotation) is the cluster's; vouch asks the
+    // KeyManagementProvider's tenant.
+    let cluster_tenant = "00000000-1111-4000-8000-0000000000cc";
+    let credential = FederatedCredential {
+        issuer: entra.oidc_issuer(),
+        subject: format!("system:serviceaccount:{GATEKEEPER_NS}:{RELEASE}"),
+        audience: TOKEN_EXCHANGE_AUDIENCE.to_owned(),
+    };
+    entra.add_federated_credential(TENANT_ID, KV_CLIENT_ID, credential.clone());
+    let images = Images::start(None);
+    vault
+        .add_certificate(
+            "signing-ca",
+            std::slice::from_ref(&images.pki.root().pem),
+            SecretFormat::Pkcs12,
+        )
+        .expect("the signing CA in the vault");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(
+        &token_file,
+        entra.sign_assertion(&credential, time::Duration::hours(1)),
+    )
+    .expect("the projected token");
+    let values = json!({
+        "image": {"repository": "registry.example/vouch"},
+        "mtls": {"enabled": false},
+        "azureKeyVault": {
+            "enabled": true, "vaultURI": vault.vault_uri(), "tenantId": TENANT_ID,
+            "clientId": KV_CLIENT_ID, "certificates": [{"name": "signing-ca"}],
+        },
+    });
+    let webhook = |render: &Render| {
+        let mut env =
+            workload_identity_webhook(render, cluster_tenant, &token_file, &entra.authority_host());
+        assert_eq!(env["AZURE_CLIENT_ID"], KV_CLIENT_ID, "{env:?}");
+        // Only for the test: the doubles' CAs (Key Vault's and Entra's are public in Azure).
+        env.insert(
+            "SSL_CERT_FILE".to_owned(),
+            vault.ca_bundle_file().display().to_string(),
+        );
+        env
+    };
+    let grant = || {
+        vault.grant_permissions(
+            TENANT_ID,
+            KV_CLIENT_ID,
+            &[
+                KeyVaultPermission::CertificatesGet,
+                KeyVaultPermission::CertificatesList,
+                KeyVaultPermission::SecretsGet,
+            ],
+        );
+    };
+    for (i, helm) in helms().iter().enumerate() {
+        // ConfigMap source: vouch reads the vault before it serves.
+        let render = helm.template_ok(GATEKEEPER_NS, &configmap_source(values.clone()), &[]);
+        let env = webhook(&render);
+        if i == 0 {
+            let refused = start_pod(&render, &[], None, &env)
+                .err()
+                .expect("vouch must not start without the vault's certificates");
+            // Naming the vault, the certificate and Key Vault's error.
+            let vault_uri = vault.vault_uri();
+            for text in [vault_uri.trim_end_matches('/'), "signing-ca", "Forbidden"] {
+                assert!(refused.contains(text), "{text:?} in:\n{refused}");
+            }
+            grant();
+        }
+        let pod = run_pod_with_env(&render, &[], None, &env);
+        assert_pod_serves_gatekeeper(&render, &pod, &images, None);
+        drop(pod);
+
+        // Kubernetes source: the KeyManagementProvider's status says how reading went.
+        let render = helm.template_ok(GATEKEEPER_NS, &values, &["--include-crds"]);
+        let env = webhook(&render);
+        let cluster = Cluster::start(&[GATEKEEPER_NS]);
+        if i == 0 {
+            vault.revoke(TENANT_ID, KV_CLIENT_ID);
+        }
+        cluster.install(&render);
+        let pod = run_pod_with_env(&render, &[], Some(&cluster), &env);
+        let kmp = ratify_document(&render, "KeyManagementProvider").expect("KMP");
+        if i == 0 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let status = &cluster.statuses(&pod, std::slice::from_ref(&kmp))[0];
+                if status["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("Forbidden") && e.contains("signing-ca"))
+                {
+                    assert_eq!(status["issuccess"], false, "{status:#}");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no Forbidden in the status: {status:#}\nvouch log:\n{}",
+                    pod.log()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // Granted: read again (vouch retries a failed source), then in force.
+            grant();
+        }
+        wait_accepted(
+            &cluster,
+            &pod,
+            &render.ratify_documents(),
+            Duration::from_secs(30),
+        );
+        assert_pod_serves_gatekeeper(&render, &pod, &images, None);
+    }
+}
+
+/// `awsIrsa.roleArn`: the ServiceAccount's role-arn annotation and the Store's awsEcrBasic
+/// auth provider (either source), loaded by vouch's loader; a given auth provider or
+/// config.raw wins; nothing without it.
+#[test]
+fn aws_irsa_annotates_the_service_account_and_gives_the_store_aws_ecr_basic() {
+    let pem = some_certificate_pem();
+    let values = merge(
+        base_values(&pem),
+        json!({
+            "awsIrsa": {"roleArn": ROLE_ARN},
+            "serviceAccount": {"annotations": {"team": "platform"}},
+        }),
+    );
+    for helm in helms() {
+        for values in [values.clone(), configmap_source(values.clone())] {
+            let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+            assert_kubernetes_objects(&render);
+            // The webhook projects a token of its own: the Kubernetes API token stays as it
+            // was (only with the kubernetes source).
+            assert_workload(&render);
+            assert_vouch_accepts(&render.args());
+            let what = format!(
+                "helm {} (kubernetes source: {})",
+                helm.version,
+                render.reads_kubernetes()
+            );
+            assert_eq!(
+                service_account_annotations(&render),
+                json!({"team": "platform", IRSA_ANNOTATION: ROLE_ARN}),
+                "{what}"
+            );
+            // EKS's webhook selects by the ServiceAccount: no pod label, no AWS_* of ours.
+            assert!(pod_labels(&render).get(WI_USE_LABEL).is_none());
+            assert!(
+                !render.env().keys().any(|k| k.starts_with("AWS_")),
+                "{:?}",
+                render.env()
+            );
+            assert_eq!(
+                store_spec(&render),
+                json!({"name": "oras", "parameters": {"authProvider": {"name": "awsEcrBasic"}}}),
+                "{what}"
+            );
+            assert!(
+                matches!(
+                    render.load_config().stores[0].auth,
+                    vouch_config::AuthConfig::AwsEcrBasic
+                ),
+                "{what}"
+            );
+        }
+
+        // A given auth provider wins (awsIrsa then only annotates): here the Azure identity's,
+        // beside IRSA.
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &merge(
+                base_values(&pem),
+                json!({
+                    "awsIrsa": {"roleArn": ROLE_ARN},
+                    "azureWorkloadIdentity": {"clientId": CLIENT_ID},
+                    "config": {"store": {"authProvider": {"name": "azureWorkloadIdentity", "clientID": CLIENT_ID}}},
+                }),
+            ),
+            &[],
+        );
+        assert_eq!(
+            service_account_annotations(&render),
+            json!({IRSA_ANNOTATION: ROLE_ARN, WI_CLIENT_ANNOTATION: CLIENT_ID})
+        );
+        assert_eq!(
+            loaded_azure_identity(&render),
+            ("azureWorkloadIdentity", Some(CLIENT_ID.to_owned()), vec![])
+        );
+
+        // config.raw: its Store as written, the annotation still there.
+        let raw = vouch_testkit::ratify_config_yaml(&pem, "strict");
+        let render = helm.template_ok(
+            GATEKEEPER_NS,
+            &json!({
+                "image": {"repository": "registry.example/vouch"},
+                "config": {"raw": raw},
+                "awsIrsa": {"roleArn": ROLE_ARN},
+            }),
+            &[],
+        );
+        assert_eq!(
+            store_spec(&render),
+            json!({"name": "oras", "parameters": {"useHttp": true}})
+        );
+        assert_eq!(
+            service_account_annotations(&render),
+            json!({IRSA_ANNOTATION: ROLE_ARN})
+        );
+
+        // Off by default.
+        let plain = helm.template_ok(GATEKEEPER_NS, &base_values(&pem), &[]);
+        assert_eq!(service_account_annotations(&plain), Value::Null);
+        assert_eq!(store_spec(&plain), json!({"name": "oras"}));
+    }
+}
+
 #[test]
 fn gatekeeper_policy_objects_are_the_shipped_files() {
     // provider-templates/ links to the chart's files: one copy, used by both.
@@ -3286,6 +3918,124 @@ fn render_time_checks_name_the_value_and_the_fix() {
             "misspelt registry CA key",
             json!({"registryCa": {"configMap": "corp-ca"}}),
             &["configMap"],
+        ),
+        (
+            "Key Vault without a client ID",
+            json!({"azureKeyVault": {"enabled": true, "vaultURI": VAULT_URI, "tenantId": TENANT_ID, "certificates": [{"name": "signer"}]}}),
+            &[
+                "azureKeyVault.enabled needs the client ID",
+                "azureKeyVault.clientId",
+                "azureWorkloadIdentity.clientId",
+            ],
+        ),
+        (
+            "Key Vault without its URI",
+            json!({"azureKeyVault": {"enabled": true, "clientId": KV_CLIENT_ID, "tenantId": TENANT_ID, "certificates": [{"name": "signer"}]}}),
+            &["azureKeyVault.vaultURI is required", "properties.vaultUri"],
+        ),
+        (
+            "Key Vault without a tenant",
+            json!({"azureKeyVault": {"enabled": true, "vaultURI": VAULT_URI, "clientId": KV_CLIENT_ID, "certificates": [{"name": "signer"}]}}),
+            &["azureKeyVault.tenantId is required", "az account show"],
+        ),
+        (
+            "Key Vault without certificates",
+            json!({"azureKeyVault": {"enabled": true, "vaultURI": VAULT_URI, "clientId": KV_CLIENT_ID, "tenantId": TENANT_ID}}),
+            &["azureKeyVault.certificates is empty"],
+        ),
+        (
+            "Key Vault named like a CertificateStore",
+            json!({"azureKeyVault": {"enabled": true, "vaultURI": VAULT_URI, "clientId": KV_CLIENT_ID, "tenantId": TENANT_ID, "certificates": [{"name": "signer"}], "name": "certstore-inline"}}),
+            &["azureKeyVault.name \"certstore-inline\" is also a key of config.certificateStores"],
+        ),
+        (
+            "Key Vault values while it is off",
+            json!({"azureKeyVault": {"vaultURI": VAULT_URI}}),
+            &["take effect only with azureKeyVault.enabled=true"],
+        ),
+        (
+            "Key Vault values for a KeyManagementProvider the chart does not make",
+            json!({
+                "config": {"raw": vouch_testkit::ratify_config_yaml(&pem, "strict")},
+                "azureKeyVault": {"enabled": true, "vaultURI": VAULT_URI, "clientId": KV_CLIENT_ID},
+            }),
+            &["go into the KeyManagementProvider the chart makes"],
+        ),
+        (
+            "a service account annotation contradicting the Key Vault identity",
+            json!({
+                "azureKeyVault": {"enabled": true, "vaultURI": VAULT_URI, "clientId": KV_CLIENT_ID, "tenantId": TENANT_ID, "certificates": [{"name": "signer"}]},
+                "serviceAccount": {"annotations": {"azure.workload.identity/client-id": "another"}},
+            }),
+            &["and azureKeyVault.clientId"],
+        ),
+        (
+            "a plain-HTTP vault",
+            json!({"azureKeyVault": {"vaultURI": "http://myvault.vault.azure.net/"}}),
+            &["vaultURI"],
+        ),
+        (
+            "a vault URI with a path",
+            json!({"azureKeyVault": {"vaultURI": "https://myvault.vault.azure.net/certificates/signer"}}),
+            &["vaultURI"],
+        ),
+        (
+            "Key Vault with the resource's spelling",
+            json!({"azureKeyVault": {"vaultUri": VAULT_URI}}),
+            &["azureKeyVault", "vaultUri"],
+        ),
+        (
+            "a certificate in Ratify's older form",
+            json!({"azureKeyVault": {"certificates": [{"certificateName": "signer"}]}}),
+            &["certificateName"],
+        ),
+        (
+            "not a Go duration",
+            json!({"azureKeyVault": {"refreshInterval": "1d"}}),
+            &["refreshInterval"],
+        ),
+        (
+            "IRSA with another spelling",
+            json!({"awsIrsa": {"roleARN": ROLE_ARN}}),
+            &["awsIrsa", "roleARN"],
+        ),
+        (
+            "not a role ARN",
+            json!({"awsIrsa": {"roleArn": "vouch-ecr"}}),
+            &["roleArn"],
+        ),
+        (
+            "IRSA on a service account the chart does not make",
+            json!({"awsIrsa": {"roleArn": ROLE_ARN}, "serviceAccount": {"create": false, "name": "vouch-irsa"}}),
+            &[
+                "awsIrsa.roleArn is an annotation of the ServiceAccount",
+                "annotate serviceaccount vouch-irsa eks.amazonaws.com/role-arn=",
+                "awsEcrBasic",
+            ],
+        ),
+        (
+            "IRSA beside the workload identity",
+            json!({"awsIrsa": {"roleArn": ROLE_ARN}, "azureWorkloadIdentity": {"clientId": CLIENT_ID}}),
+            &["azureWorkloadIdentity.clientId and awsIrsa.roleArn each give the chart's Store"],
+        ),
+        (
+            "registry credentials beside IRSA",
+            json!({"awsIrsa": {"roleArn": ROLE_ARN}, "registryCredentials": {"existingSecret": "pull"}}),
+            &[
+                "registryCredentials are read by the Store's dockerConfig auth provider only",
+                "awsEcrBasic (from awsIrsa.roleArn)",
+            ],
+        ),
+        (
+            "a service account annotation contradicting IRSA",
+            json!({
+                "awsIrsa": {"roleArn": ROLE_ARN},
+                "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/other"}},
+            }),
+            &[
+                "serviceAccount.annotations gives eks.amazonaws.com/role-arn",
+                "keep it in awsIrsa.roleArn only",
+            ],
         ),
     ];
     for helm in helms() {

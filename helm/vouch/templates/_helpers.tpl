@@ -136,6 +136,10 @@ ConfigMap holds them as they are, the objects get the release namespace where ne
 {{- range $name, $pem := $certificateStores -}}
 {{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "CertificateStore" "metadata" (dict "name" $name) "spec" (dict "provider" "inline" "parameters" (dict "value" $pem))) -}}
 {{- end -}}
+{{- $keyVault := include "vouch.keyVaultProvider" . | fromJson -}}
+{{- if $keyVault -}}
+{{- $docs = append $docs $keyVault -}}
+{{- end -}}
 {{- $storeSpec := dict "name" "oras" -}}
 {{- $storeParameters := dict -}}
 {{- if $c.store.useHttp -}}
@@ -150,7 +154,11 @@ ConfigMap holds them as they are, the objects get the release namespace where ne
 {{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "Store" "metadata" (dict "name" $c.store.name) "spec" $storeSpec) -}}
 {{- $certStores := $c.verifier.verificationCertStores -}}
 {{- if not $certStores -}}
-{{- $certStores = dict "certs" (keys $certificateStores | sortAlpha) -}}
+{{- $certs := keys $certificateStores | sortAlpha -}}
+{{- if $keyVault -}}
+{{- $certs = append $certs $keyVault.metadata.name -}}
+{{- end -}}
+{{- $certStores = dict "certs" $certs -}}
 {{- end -}}
 {{- $verifierParameters := dict "verificationCertStores" $certStores "trustPolicyDoc" $c.verifier.trustPolicyDoc -}}
 {{- $docs = append $docs (dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "Verifier" "metadata" (dict "name" $c.verifier.name) "spec" (dict "name" "notation" "artifactTypes" $c.verifier.artifactTypes "parameters" $verifierParameters)) -}}
@@ -164,7 +172,8 @@ ConfigMap holds them as they are, the objects get the release namespace where ne
 {{/*
 The auth provider of the Store the chart makes, as JSON ({} for none, which is vouch's
 dockerConfig): config.store.authProvider verbatim, else azureWorkloadIdentity with
-azureWorkloadIdentity.clientId (and its endpoints) when that is set.
+azureWorkloadIdentity.clientId (and its endpoints) when that is set, else awsEcrBasic with
+awsIrsa.roleArn. (Both identities at once without config.store.authProvider stop the render.)
 */}}
 {{- define "vouch.storeAuthProvider" -}}
 {{- $wi := .Values.azureWorkloadIdentity -}}
@@ -176,28 +185,80 @@ azureWorkloadIdentity.clientId (and its endpoints) when that is set.
 {{- $_ := set $provider "endpoints" $wi.endpoints -}}
 {{- end -}}
 {{- toJson $provider -}}
+{{- else if .Values.awsIrsa.roleArn -}}
+{{- dict "name" "awsEcrBasic" | toJson -}}
 {{- else -}}
 {{- toJson dict -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Whether the chart makes the Store (neither config.raw nor config.create=false). */}}
+{{/*
+Whether the chart makes the Ratify resources, the Store and the KeyManagementProvider among
+them (neither config.raw nor config.create=false).
+*/}}
 {{- define "vouch.makesStore" -}}
 {{- if and .Values.config.create (not .Values.config.raw) -}}true{{- end -}}
 {{- end -}}
 
 {{/*
-The ServiceAccount's annotations: serviceAccount.annotations and, with
-azureWorkloadIdentity.clientId, the workload identity webhook's client-id (and tenant-id).
+The client ID of the Microsoft Entra identity the pod runs as (the ServiceAccount's
+client-id annotation, and the pod label that has AKS's webhook project its federated token):
+azureWorkloadIdentity.clientId, else, with azureKeyVault.enabled, the Key Vault identity's
+(azureKeyVault.clientId). Empty: no workload identity.
+*/}}
+{{- define "vouch.azureClientId" -}}
+{{- $wi := .Values.azureWorkloadIdentity -}}
+{{- if $wi.clientId -}}
+{{- $wi.clientId -}}
+{{- else if .Values.azureKeyVault.enabled -}}
+{{- .Values.azureKeyVault.clientId -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The KeyManagementProvider (type azurekeyvault) the chart makes with azureKeyVault.enabled, as
+JSON ({} when it makes none: off, or config.raw / config.create=false). The identity is
+azureKeyVault.clientId/tenantId, else azureWorkloadIdentity's.
+*/}}
+{{- define "vouch.keyVaultProvider" -}}
+{{- $kv := .Values.azureKeyVault -}}
+{{- if and $kv.enabled (include "vouch.makesStore" .) -}}
+{{- $certificates := list -}}
+{{- range $kv.certificates -}}
+{{- $item := dict "name" .name -}}
+{{- if .version -}}
+{{- $_ := set $item "version" .version -}}
+{{- end -}}
+{{- $certificates = append $certificates $item -}}
+{{- end -}}
+{{- $parameters := dict "vaultURI" $kv.vaultURI "tenantID" (default .Values.azureWorkloadIdentity.tenantId $kv.tenantId) "clientID" (default .Values.azureWorkloadIdentity.clientId $kv.clientId) "certificates" $certificates -}}
+{{- $spec := dict "type" "azurekeyvault" "parameters" $parameters -}}
+{{- if $kv.refreshInterval -}}
+{{- $_ := set $spec "refreshInterval" $kv.refreshInterval -}}
+{{- end -}}
+{{- dict "apiVersion" "config.ratify.deislabs.io/v1beta1" "kind" "KeyManagementProvider" "metadata" (dict "name" $kv.name) "spec" $spec | toJson -}}
+{{- else -}}
+{{- toJson dict -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The ServiceAccount's annotations: serviceAccount.annotations; with an Azure identity
+(vouch.azureClientId) the workload identity webhook's client-id (and
+azureWorkloadIdentity.tenantId's tenant-id); with awsIrsa.roleArn the EKS pod identity
+webhook's role-arn.
 */}}
 {{- define "vouch.serviceAccountAnnotations" -}}
 {{- $annotations := deepCopy (default dict .Values.serviceAccount.annotations) -}}
 {{- $wi := .Values.azureWorkloadIdentity -}}
-{{- if $wi.clientId -}}
-{{- $_ := set $annotations "azure.workload.identity/client-id" $wi.clientId -}}
+{{- with include "vouch.azureClientId" . -}}
+{{- $_ := set $annotations "azure.workload.identity/client-id" . -}}
 {{- if $wi.tenantId -}}
 {{- $_ := set $annotations "azure.workload.identity/tenant-id" $wi.tenantId -}}
 {{- end -}}
+{{- end -}}
+{{- with .Values.awsIrsa.roleArn -}}
+{{- $_ := set $annotations "eks.amazonaws.com/role-arn" . -}}
 {{- end -}}
 {{- toJson $annotations -}}
 {{- end -}}
@@ -264,8 +325,8 @@ Deployment, which every render has.
 {{- fail "config.create is false, so the chart creates no Ratify resources and would ignore config.raw and config.certificateStores: unset them, or set config.create=true" -}}
 {{- end -}}
 {{- else if not $v.config.raw -}}
-{{- if not $v.config.certificateStores -}}
-{{- fail "config.certificateStores is empty: vouch needs the certificates you trust (--set-file config.certificateStores.certstore-inline=ca.pem), or your Ratify resources in config.raw, or (config.source=kubernetes) config.create=false to use the resources already in the cluster" -}}
+{{- if and (not $v.config.certificateStores) (not $v.azureKeyVault.enabled) -}}
+{{- fail "config.certificateStores is empty: vouch needs the certificates you trust (--set-file config.certificateStores.certstore-inline=ca.pem), or an Azure Key Vault holding them (azureKeyVault.enabled=true), or your Ratify resources in config.raw, or (config.source=kubernetes) config.create=false to use the resources already in the cluster" -}}
 {{- end -}}
 {{- range $name, $pem := $v.config.certificateStores -}}
 {{- if not (include "vouch.isPemCertificate" (default "" $pem)) -}}
@@ -312,20 +373,59 @@ Deployment, which every render has.
 {{- if and $wi.tenantId (not $v.serviceAccount.create) -}}
 {{- fail (printf "azureWorkloadIdentity.tenantId is an annotation of the ServiceAccount, and serviceAccount.create is false: annotate yours (kubectl -n %s annotate serviceaccount %s azure.workload.identity/tenant-id=%s) and unset azureWorkloadIdentity.tenantId" .Release.Namespace (include "vouch.serviceAccountName" .) $wi.tenantId) -}}
 {{- end -}}
-{{- range $key, $value := dict "azure.workload.identity/client-id" $wi.clientId "azure.workload.identity/tenant-id" $wi.tenantId -}}
-{{- $given := get (default dict $v.serviceAccount.annotations) $key -}}
-{{- if and $value $given (ne $given $value) -}}
-{{- fail (printf "serviceAccount.annotations gives %s %q and the azureWorkloadIdentity values %q: keep it in azureWorkloadIdentity only" $key $given $value) -}}
-{{- end -}}
-{{- end -}}
 {{- else if or $wi.tenantId $wi.endpoints -}}
 {{- fail "azureWorkloadIdentity.tenantId and azureWorkloadIdentity.endpoints take effect only with azureWorkloadIdentity.clientId (the client ID of the identity vouch runs as): set it, or unset them" -}}
+{{- end -}}
+{{- $kv := $v.azureKeyVault -}}
+{{- if $kv.enabled -}}
+{{- if not (include "vouch.azureClientId" .) -}}
+{{- fail "azureKeyVault.enabled needs the client ID of the Microsoft Entra identity that reads the vault: set azureKeyVault.clientId, or azureWorkloadIdentity.clientId when the identity that pulls from Azure Container Registry reads the vault too (az identity show -g <group> -n <identity> --query clientId -o tsv)" -}}
+{{- end -}}
+{{- if include "vouch.makesStore" . -}}
+{{- if not $kv.vaultURI -}}
+{{- fail "azureKeyVault.vaultURI is required with azureKeyVault.enabled: the vault's URI, https://<vault name>.vault.azure.net/ (az keyvault show -n <vault> --query properties.vaultUri -o tsv)" -}}
+{{- end -}}
+{{- if not (default $wi.tenantId $kv.tenantId) -}}
+{{- fail "azureKeyVault.tenantId is required with azureKeyVault.enabled: the directory (tenant) ID of the identity that reads the vault (az account show --query tenantId -o tsv); vouch asks that tenant for the vault's token" -}}
+{{- end -}}
+{{- if not $kv.certificates -}}
+{{- fail "azureKeyVault.certificates is empty: list the vault's certificates to trust, e.g. --set azureKeyVault.certificates[0].name=<certificate name> (a version too to pin one; without, the newest enabled version)" -}}
+{{- end -}}
+{{- if hasKey (default dict $v.config.certificateStores) $kv.name -}}
+{{- fail (printf "azureKeyVault.name %q is also a key of config.certificateStores, and CertificateStores and KeyManagementProviders share one name space: rename one" $kv.name) -}}
+{{- end -}}
+{{- else if or $kv.vaultURI $kv.certificates -}}
+{{- fail "azureKeyVault.vaultURI and azureKeyVault.certificates go into the KeyManagementProvider the chart makes, and with config.raw or config.create=false the Ratify resources are yours: put them in your KeyManagementProvider (type azurekeyvault) and unset them here (azureKeyVault.enabled then only gives the pod the workload identity of azureKeyVault.clientId)" -}}
+{{- end -}}
+{{- else if or $kv.vaultURI $kv.certificates $kv.clientId $kv.tenantId -}}
+{{- fail "azureKeyVault.vaultURI, .certificates, .clientId and .tenantId take effect only with azureKeyVault.enabled=true: set it, or unset them" -}}
+{{- end -}}
+{{- $aws := $v.awsIrsa -}}
+{{- if $aws.roleArn -}}
+{{- if not $v.serviceAccount.create -}}
+{{- fail (printf "awsIrsa.roleArn is an annotation of the ServiceAccount, and serviceAccount.create is false: annotate yours (kubectl -n %s annotate serviceaccount %s eks.amazonaws.com/role-arn=%s), unset awsIrsa.roleArn and set config.store.authProvider.name=awsEcrBasic" .Release.Namespace (include "vouch.serviceAccountName" .) $aws.roleArn) -}}
+{{- end -}}
+{{- if and $wi.clientId (include "vouch.makesStore" .) (not $v.config.store.authProvider) -}}
+{{- fail "azureWorkloadIdentity.clientId and awsIrsa.roleArn each give the chart's Store its auth provider, and a Store has one: keep one, or say which in config.store.authProvider (the other then only gives the pod its identity)" -}}
+{{- end -}}
+{{- end -}}
+{{- $clientIdFrom := ternary "azureWorkloadIdentity.clientId" "azureKeyVault.clientId" (not (empty $wi.clientId)) -}}
+{{- range $key, $from := dict "azure.workload.identity/client-id" (list (include "vouch.azureClientId" .) $clientIdFrom) "azure.workload.identity/tenant-id" (list $wi.tenantId "azureWorkloadIdentity.tenantId") "eks.amazonaws.com/role-arn" (list $aws.roleArn "awsIrsa.roleArn") -}}
+{{- $value := index $from 0 -}}
+{{- $given := get (default dict $v.serviceAccount.annotations) $key -}}
+{{- if and $value $given (ne $given $value) -}}
+{{- fail (printf "serviceAccount.annotations gives %s %q and %s %q: keep it in %s only" $key $given (index $from 1) $value (index $from 1)) -}}
+{{- end -}}
 {{- end -}}
 {{- if include "vouch.makesStore" . -}}
 {{- $auth := include "vouch.storeAuthProvider" . | fromJson -}}
 {{- $authName := default "dockerConfig" $auth.name -}}
 {{- if and (include "vouch.registrySecretName" .) (ne $authName "dockerConfig") -}}
-{{- fail (printf "registryCredentials are read by the Store's dockerConfig auth provider only, and the Store's auth provider is %s (%s): unset registryCredentials, or the auth provider" $authName (ternary "config.store.authProvider" "from azureWorkloadIdentity.clientId" (not (empty $v.config.store.authProvider)))) -}}
+{{- $from := "config.store.authProvider" -}}
+{{- if not $v.config.store.authProvider -}}
+{{- $from = ternary "from azureWorkloadIdentity.clientId" "from awsIrsa.roleArn" (not (empty $wi.clientId)) -}}
+{{- end -}}
+{{- fail (printf "registryCredentials are read by the Store's dockerConfig auth provider only, and the Store's auth provider is %s (%s): unset registryCredentials, or the auth provider" $authName $from) -}}
 {{- end -}}
 {{- if and (eq $authName "k8Secrets") (not $fromKubernetes) -}}
 {{- fail "config.store.authProvider k8Secrets reads pull Secrets through the Kubernetes API, which vouch calls with config.source=kubernetes only: set that (with rbac.pullSecrets=true), or use registryCredentials (dockerConfig)" -}}
