@@ -40,13 +40,15 @@
 //!   KeyManagementProvider's identity and the permissions the README names (without them it
 //!   refuses to start, or the status says Forbidden).
 //! * AWS IRSA: the ServiceAccount's role-arn annotation and the Store's `awsEcrBasic`, loaded
-//!   by `vouch-config` (no STS or ECR double: not run).
+//!   by `vouch-config`; the rendered pod, given what EKS's webhook adds for that annotation
+//!   (its environment, a token for the chart's service account), pulls from a registry that
+//!   wants the ECR password with a token from testkit's STS and ECR doubles.
 //!
 //! Not covered, for want of a cluster: `lookup` keeping the generated Secret across
 //! upgrades, Helm creating the CRDs before the resources on install, RBAC enforcement
 //! itself (the double authorizes everything; the rules are compared with the request log),
-//! the API server's and Gatekeeper's admission of the objects, the real workload identity
-//! webhook (modelled from its source), and EKS's pod identity webhook with STS and ECR. A
+//! the API server's and Gatekeeper's admission of the objects, and the real workload
+//! identity and EKS pod identity webhooks (modelled from their sources). A
 //! registry CA in use over HTTPS is not either: vouch reaches loopback registries over
 //! plain HTTP.
 
@@ -3560,6 +3562,155 @@ fn aws_irsa_annotates_the_service_account_and_gives_the_store_aws_ecr_basic() {
         assert_eq!(service_account_annotations(&plain), Value::Null);
         assert_eq!(store_spec(&plain), json!({"name": "oras"}));
     }
+}
+
+/// What EKS's pod identity webhook does to the rendered pod (amazon-eks-pod-identity-webhook,
+/// `pkg/handler`): nothing unless the pod's ServiceAccount has the role-arn annotation; with
+/// it, a token for STS's audience projected for that service account (written to
+/// `token_file`, as the kubelet would, signed by the double's cluster issuer) and the
+/// environment naming the role, the token and the region, plus, for the test only, the
+/// double's endpoints and CA ([`vouch_testkit::aws::Aws::pod_env`]).
+fn eks_pod_identity_webhook(
+    render: &Render,
+    aws: &vouch_testkit::aws::Aws,
+    token_file: &Path,
+) -> BTreeMap<String, String> {
+    let account = str_of(
+        &render.pod_spec()["serviceAccountName"],
+        "serviceAccountName",
+    );
+    let Some(role) = render.one("ServiceAccount", account)["metadata"]["annotations"]
+        [IRSA_ANNOTATION]
+        .as_str()
+    else {
+        return BTreeMap::new();
+    };
+    let token = aws.sign_web_identity_token(
+        &vouch_testkit::aws::WebIdentityClaims {
+            issuer: aws.oidc_issuer(),
+            subject: format!("system:serviceaccount:{}:{account}", render.namespace),
+            audience: vouch_testkit::aws::STS_AUDIENCE.to_owned(),
+        },
+        time::Duration::hours(24),
+    );
+    std::fs::write(token_file, token).expect("the projected token");
+    aws.pod_env(role, token_file)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+/// The rendered pod, mutated as EKS's webhook does from the rendered ServiceAccount, pulls
+/// from a registry that wants the ECR password (testkit's ECR registry) with a token from
+/// testkit's ECR double, as the role whose trust policy names the subject the README gives;
+/// without `awsIrsa` the same pod is anonymous and refused.
+#[test]
+fn the_rendered_pod_with_the_eks_webhooks_mutation_pulls_from_ecr_as_the_role() {
+    use vouch_testkit::aws::{Aws, EcrRegistry};
+
+    let aws = Aws::start().expect("the AWS double");
+    let role = aws.role_arn("vouch-ecr");
+    aws.allow_role(
+        &role,
+        &format!("system:serviceaccount:{GATEKEEPER_NS}:{RELEASE}"),
+    );
+    let registry = EcrRegistry::start(&aws)
+        .expect("docker-registry with the ECR password (apt-get install -y docker-registry)");
+    let pki = TestPki::new(KeyKind::EcP256).expect("pki");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(registry.pusher().push_signed_and_unsigned("demo/app", &pki))
+        .expect("push demo/app:signed and :unsigned");
+    let (signed, unsigned) = (
+        format!("{}/demo/app:signed", registry.addr()),
+        format!("{}/demo/app:unsigned", registry.addr()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("eks-token");
+    let values = configmap_source(merge(
+        base_values(&pki.root().pem),
+        json!({"mtls": {"enabled": false}, "awsIrsa": {"roleArn": role}}),
+    ));
+    for helm in helms() {
+        let render = helm.template_ok(GATEKEEPER_NS, &values, &[]);
+        let env = eks_pod_identity_webhook(&render, &aws, &token_file);
+        assert_eq!(env["AWS_ROLE_ARN"], role, "the webhook mutates the pod");
+        aws.clear_requests();
+        let pod = run_pod_with_env(&render, &[], None, &env);
+        let (status, response) = call_provider(
+            &pod,
+            render.one("Provider", "ratify-provider"),
+            None,
+            &[signed.clone(), unsigned.clone()],
+        )
+        .unwrap_or_else(|e| panic!("/verify failed: {e}\nvouch log:\n{}", pod.log()));
+        assert_eq!(status, 200, "{response:#}");
+        assert_eq!(
+            item(&response, &signed)["value"]["isSuccess"],
+            true,
+            "the signed image, pulled with the role's ECR token, must pass: {response:#}\n\
+             vouch log:\n{}",
+            pod.log()
+        );
+        assert_eq!(
+            item(&response, &unsigned)["value"]["isSuccess"],
+            false,
+            "{response:#}"
+        );
+        assert!(!aws.requests().is_empty(), "vouch asked STS and ECR");
+    }
+
+    // Another service account than the role's trust policy names: STS refuses, and vouch's
+    // log says so (the loopback registry is not named as ECR, so vouch falls back to
+    // anonymous access there, which the registry refuses; an ECR-named one gets the error).
+    let render = helms()[0].template_ok(
+        GATEKEEPER_NS,
+        &merge(values.clone(), json!({"serviceAccount": {"name": "vouch-other"}})),
+        &[],
+    );
+    let env = eks_pod_identity_webhook(&render, &aws, &token_file);
+    let pod = run_pod_with_env(&render, &[], None, &env);
+    let (_, response) = call_provider(
+        &pod,
+        render.one("Provider", "ratify-provider"),
+        None,
+        std::slice::from_ref(&signed),
+    )
+    .unwrap_or_else(|e| panic!("/verify failed: {e}\nvouch log:\n{}", pod.log()));
+    assert_eq!(
+        item(&response, &signed)["value"]["isSuccess"],
+        false,
+        "{response:#}"
+    );
+    let log = pod.log();
+    assert!(
+        log.contains("AccessDenied") && log.contains(&role),
+        "the log names STS's refusal and the role:\n{log}"
+    );
+
+    // Without the role the same pod is anonymous, and the registry refuses it.
+    let anonymous = configmap_source(merge(
+        base_values(&pki.root().pem),
+        json!({"mtls": {"enabled": false}}),
+    ));
+    let render = helms()[0].template_ok(GATEKEEPER_NS, &anonymous, &[]);
+    assert!(
+        eks_pod_identity_webhook(&render, &aws, &token_file).is_empty(),
+        "no annotation, no mutation"
+    );
+    let pod = run_pod(&render, &[], None);
+    let (_, response) = call_provider(
+        &pod,
+        render.one("Provider", "ratify-provider"),
+        None,
+        std::slice::from_ref(&signed),
+    )
+    .unwrap_or_else(|e| panic!("/verify failed: {e}\nvouch log:\n{}", pod.log()));
+    assert_eq!(
+        item(&response, &signed)["value"]["isSuccess"],
+        false,
+        "the registry must refuse anonymous pulls: {response:#}"
+    );
 }
 
 #[test]
