@@ -3579,9 +3579,8 @@ fn eks_pod_identity_webhook(
         &render.pod_spec()["serviceAccountName"],
         "serviceAccountName",
     );
-    let Some(role) = render.one("ServiceAccount", account)["metadata"]["annotations"]
-        [IRSA_ANNOTATION]
-        .as_str()
+    let Some(role) =
+        render.one("ServiceAccount", account)["metadata"]["annotations"][IRSA_ANNOTATION].as_str()
     else {
         return BTreeMap::new();
     };
@@ -3665,7 +3664,10 @@ fn the_rendered_pod_with_the_eks_webhooks_mutation_pulls_from_ecr_as_the_role() 
     // anonymous access there, which the registry refuses; an ECR-named one gets the error).
     let render = helms()[0].template_ok(
         GATEKEEPER_NS,
-        &merge(values.clone(), json!({"serviceAccount": {"name": "vouch-other"}})),
+        &merge(
+            values.clone(),
+            json!({"serviceAccount": {"name": "vouch-other"}}),
+        ),
         &[],
     );
     let env = eks_pod_identity_webhook(&render, &aws, &token_file);
