@@ -48,6 +48,7 @@ pub mod pki;
 mod ratify;
 pub mod registry;
 pub mod revocation;
+mod serving;
 
 pub use crate::image::{ManifestForm, Pusher};
 pub use crate::pki::{KeyKind, LeafProfile, PkiOptions, TestCert, TestPki};

@@ -333,7 +333,15 @@ impl Aws {
         let (sts_listener, sts) = server::bind_loopback()?;
         let (ecr_listener, ecr) = server::bind_loopback()?;
         let (both_listener, both) = server::bind_loopback()?;
-        let tls = generate_tls(region)?;
+        let tls = crate::serving::serving_tls(
+            "vouch-testkit AWS double CA",
+            "sts.amazonaws.com",
+            &[
+                "sts.amazonaws.com".to_owned(),
+                format!("sts.{region}.amazonaws.com"),
+                format!("api.ecr.{region}.amazonaws.com"),
+            ],
+        )?;
         let dir = tempfile::Builder::new()
             .prefix("vouch-aws-")
             .tempdir()
@@ -815,69 +823,6 @@ fn iso8601(unix: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
-}
-
-struct Tls {
-    ca_pem: String,
-    config: Arc<rustls::ServerConfig>,
-}
-
-/// A fresh CA and a serving certificate it issued for loopback and the AWS host names.
-fn generate_tls(region: &str) -> anyhow::Result<Tls> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
-    };
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
-    let ca_key = KeyPair::generate_for(alg).context("CA key")?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).context("CA params")?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "vouch-testkit AWS double CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::CrlSign,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).context("self-sign the CA")?;
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate_for(alg).context("server key")?;
-    let mut params = CertificateParams::new(vec![
-        "localhost".to_owned(),
-        "sts.amazonaws.com".to_owned(),
-        format!("sts.{region}.amazonaws.com"),
-        format!("api.ecr.{region}.amazonaws.com"),
-    ])
-    .context("server params")?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "sts.amazonaws.com");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &issuer)
-        .context("issue the serving certificate")?;
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .context("serving certificate")?;
-    Ok(Tls {
-        ca_pem: ca_cert.pem(),
-        config: Arc::new(config),
-    })
 }
 
 #[cfg(test)]

@@ -476,7 +476,11 @@ impl KeyVault {
     /// access tokens of `entra`.
     pub fn start(entra: &Entra) -> anyhow::Result<Self> {
         let (listener, addr) = server::bind_loopback()?;
-        let tls = generate_tls()?;
+        let tls = crate::serving::serving_tls(
+            "vouch-testkit Key Vault double CA",
+            "vault.azure.test",
+            &[],
+        )?;
         let dir = tempfile::Builder::new()
             .prefix("vouch-keyvault-")
             .tempdir()
@@ -1497,64 +1501,6 @@ fn jwk_from_json(text: &str) -> anyhow::Result<Map<String, Value>> {
         jwk.insert("key_ops".to_owned(), default_key_ops(&kty));
     }
     Ok(jwk)
-}
-
-struct Tls {
-    ca_pem: String,
-    config: Arc<rustls::ServerConfig>,
-}
-
-/// A fresh CA and a serving certificate it issued for `127.0.0.1` and `localhost`.
-fn generate_tls() -> anyhow::Result<Tls> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
-    };
-    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
-    let ca_key = KeyPair::generate_for(alg).context("CA key")?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).context("CA params")?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "vouch-testkit Key Vault double CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::CrlSign,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).context("self-sign the CA")?;
-    let issuer = Issuer::new(ca, ca_key);
-
-    let key = KeyPair::generate_for(alg).context("server key")?;
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned()]).context("server params")?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "vault.azure.test");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &issuer)
-        .context("issue the serving certificate")?;
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .context("serving certificate")?;
-    Ok(Tls {
-        ca_pem: ca_cert.pem(),
-        config: Arc::new(config),
-    })
 }
 
 #[cfg(test)]
