@@ -103,6 +103,22 @@ impl RemoteCertificates for KeyVaultFetcher {
             }
         }
     }
+
+    fn ready(&self) -> Result<(), String> {
+        for (source, entry) in lock(&self.entries).iter() {
+            match &entry.state {
+                RemoteState::Ready { .. } => {}
+                RemoteState::Pending => {
+                    return Err(format!(
+                        "waiting for the first read of Azure Key Vault {}",
+                        source.vault_uri
+                    ));
+                }
+                RemoteState::Failed(why) => return Err(why.clone()),
+            }
+        }
+        Ok(())
+    }
 }
 
 impl KeyVaultFetcher {

@@ -280,13 +280,18 @@ async fn run(client: Client, options: Options, publish: watch::Sender<Published>
     let mut events = futures::stream::select_all(streams);
     let mut kinds: Vec<KindState> = KINDS.iter().map(|_| KindState::default()).collect();
     let mut set = ResourceSet::new(Some(options.namespace.clone()));
+    let mut remote_lookup = None;
     let mut remote_changes = match options.remote {
         Some(remote) => {
+            remote_lookup = Some(Arc::clone(&remote.lookup));
             set.set_remote(remote.lookup);
             Some(remote.changes)
         }
         None => None,
     };
+    // Not ready to answer until every Key Vault source has been read once (as `vouch serve
+    // --config` does not start before); afterwards a failing source only fails itself.
+    let mut remote_read_once = remote_lookup.is_none();
     let mut statuses = StatusBook::default();
     let writer = options
         .write_status
@@ -358,10 +363,20 @@ async fn run(client: Client, options: Options, publish: watch::Sender<Published>
                 "the config.ratify.deislabs.io resources in force make no usable configuration: {e}"
             )),
         };
+        let state = match remote_lookup.as_ref().map(|r| r.ready()) {
+            Some(Err(why)) if !remote_read_once => PublishedState::Pending(why),
+            _ => {
+                remote_read_once = true;
+                state
+            }
+        };
         if last_revision != Some(evaluation.revision) {
             match &state {
                 PublishedState::Unusable(why) => {
                     tracing::error!(error = %why, "configuration from the Kubernetes API unusable; every key is answered with an error")
+                }
+                PublishedState::Pending(why) => {
+                    tracing::warn!(waiting = %why, "configuration from the Kubernetes API read; not ready until its Key Vault sources have been read once")
                 }
                 _ => tracing::info!(
                     revision = evaluation.revision,

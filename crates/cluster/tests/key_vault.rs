@@ -152,6 +152,11 @@ async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation
     .await;
     assert_eq!(status()["issuccess"], json!(false));
     assert!(trusted(&receiver.borrow()).is_none(), "nothing in force");
+    // And vouch is not ready to answer: the vault has never been read.
+    match &receiver.borrow().state {
+        PublishedState::Pending(why) => assert!(why.contains("Forbidden"), "{why}"),
+        other => panic!("pending until the vault is read: {other:?}"),
+    }
 
     // Granted: within a refresh, the provider is in force with the vault's CA.
     vault.grant(TENANT, CLIENT);

@@ -69,6 +69,12 @@ pub enum RemoteState {
 pub trait RemoteCertificates: Send + Sync + fmt::Debug {
     /// The state of `source`'s certificates.
     fn lookup(&self, source: &KeyVaultSource) -> RemoteState;
+
+    /// `Ok` when every source asked about has been read successfully at least once; else
+    /// what is awaited or failing (a server is not ready to start answering before that).
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Parses a Go duration (`1h`, `30m`, `1h30m`, `90s`, `500ms`), as Ratify's

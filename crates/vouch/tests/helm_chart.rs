@@ -1121,6 +1121,17 @@ fn start_pod(
     cluster: Option<&Cluster>,
     extra_env: &BTreeMap<String, String>,
 ) -> Result<Pod, String> {
+    let pod = spawn_pod(render, cluster_objects, cluster, extra_env)?;
+    wait_ready(pod)
+}
+
+/// Starts the rendered pod's `vouch serve` and returns at once (see [`wait_ready`]).
+fn spawn_pod(
+    render: &Render,
+    cluster_objects: &[Value],
+    cluster: Option<&Cluster>,
+    extra_env: &BTreeMap<String, String>,
+) -> Result<Pod, String> {
     let in_cluster = |kind: &str, name: &str| {
         cluster_objects
             .iter()
@@ -1285,21 +1296,22 @@ fn start_pod(
         .stderr(err)
         .spawn()
         .expect("start vouch serve");
-    let mut pod = Pod {
+    Ok(Pod {
         child,
         log,
         https,
         health,
         metrics,
         _dir: dir,
-    };
+    })
+}
+
+/// Waits up to 30 s for the pod's `/readyz`; what vouch said if it exits first.
+fn wait_ready(mut pod: Pod) -> Result<Pod, String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = pod.child.try_wait().expect("wait") {
-            return Err(format!(
-                "vouch serve {args:?} exited with {status}:\n{}",
-                pod.log()
-            ));
+            return Err(format!("vouch serve exited with {status}:\n{}", pod.log()));
         }
         if http_get(pod.health, "/readyz").0 == 200 {
             break;
@@ -3429,7 +3441,7 @@ fn the_rendered_pod_trusts_the_ca_it_reads_from_key_vault() {
             vault.revoke(TENANT_ID, KV_CLIENT_ID);
         }
         cluster.install(&render);
-        let pod = run_pod_with_env(&render, &[], Some(&cluster), &env);
+        let pod = spawn_pod(&render, &[], Some(&cluster), &env).unwrap_or_else(|e| panic!("{e}"));
         let kmp = ratify_document(&render, "KeyManagementProvider").expect("KMP");
         if i == 0 {
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -3440,6 +3452,8 @@ fn the_rendered_pod_trusts_the_ca_it_reads_from_key_vault() {
                     .is_some_and(|e| e.contains("Forbidden") && e.contains("signing-ca"))
                 {
                     assert_eq!(status["issuccess"], false, "{status:#}");
+                    // Not ready before the vault has been read once.
+                    assert_eq!(http_get(pod.health, "/readyz").0, 503, "{}", pod.log());
                     break;
                 }
                 assert!(
@@ -3452,6 +3466,7 @@ fn the_rendered_pod_trusts_the_ca_it_reads_from_key_vault() {
             // Granted: read again (vouch retries a failed source), then in force.
             grant();
         }
+        let pod = wait_ready(pod).unwrap_or_else(|e| panic!("{e}"));
         wait_accepted(
             &cluster,
             &pod,
