@@ -26,6 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +64,8 @@ struct Entry {
     state: RemoteState,
     /// When to fetch next; `None`: now.
     due: Option<Instant>,
+    /// The newest configuration round that asked about it.
+    seen: u64,
 }
 
 /// Fetches and holds the certificates of Key Vault sources.
@@ -71,6 +74,8 @@ pub struct KeyVaultFetcher {
     options: HttpOptions,
     env: Environment,
     entries: Mutex<BTreeMap<KeyVaultSource, Entry>>,
+    /// The newest configuration round begun (see [`RemoteCertificates::begin_round`]).
+    round: AtomicU64,
     entra: Mutex<HashMap<AzureIdentity, Arc<EntraTokens>>>,
     wake: Notify,
     revision: watch::Sender<u64>,
@@ -86,15 +91,20 @@ impl fmt::Debug for KeyVaultFetcher {
 
 impl RemoteCertificates for KeyVaultFetcher {
     fn lookup(&self, source: &KeyVaultSource) -> RemoteState {
+        let round = self.round.load(Ordering::SeqCst);
         let mut entries = lock(&self.entries);
-        match entries.get(source) {
-            Some(entry) => entry.state.clone(),
+        match entries.get_mut(source) {
+            Some(entry) => {
+                entry.seen = entry.seen.max(round);
+                entry.state.clone()
+            }
             None => {
                 entries.insert(
                     source.clone(),
                     Entry {
                         state: RemoteState::Pending,
                         due: None,
+                        seen: round,
                     },
                 );
                 drop(entries);
@@ -105,7 +115,11 @@ impl RemoteCertificates for KeyVaultFetcher {
     }
 
     fn ready(&self) -> Result<(), String> {
+        let round = self.round.load(Ordering::SeqCst);
         for (source, entry) in lock(&self.entries).iter() {
+            if entry.seen < round {
+                continue; // not named by the newest configuration
+            }
             match &entry.state {
                 RemoteState::Ready { .. } => {}
                 RemoteState::Pending => {
@@ -118,6 +132,17 @@ impl RemoteCertificates for KeyVaultFetcher {
             }
         }
         Ok(())
+    }
+
+    fn begin_round(&self) {
+        self.round.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end_round(&self) {
+        // Kept one round more, so that a load running beside another does not lose a
+        // source the other still names.
+        let round = self.round.load(Ordering::SeqCst);
+        lock(&self.entries).retain(|_, entry| entry.seen + 1 >= round);
     }
 }
 
@@ -134,6 +159,7 @@ impl KeyVaultFetcher {
             options: options.clone(),
             env,
             entries: Mutex::new(BTreeMap::new()),
+            round: AtomicU64::new(0),
             entra: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             revision: watch::channel(0).0,

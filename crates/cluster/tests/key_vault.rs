@@ -26,7 +26,7 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn kmp(vault: &str) -> Value {
+fn kmp(vault: &str, certificate: &str) -> Value {
     json!({
         "apiVersion": GV,
         "kind": "KeyManagementProvider",
@@ -38,7 +38,7 @@ fn kmp(vault: &str) -> Value {
                 "vaultURI": vault,
                 "tenantID": TENANT,
                 "clientID": CLIENT,
-                "certificates": [{"name": "signer"}],
+                "certificates": [{"name": certificate}],
             },
         },
     })
@@ -85,65 +85,107 @@ fn trusted(published: &Published) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation() {
-    let entra = Entra::start().expect("Entra double");
-    let federated = entra.register(TENANT, CLIENT);
-    let vault = KeyVault::start(&entra).expect("Key Vault double");
-    let first = TestPki::new(KeyKind::EcP256).expect("pki");
-    let second = TestPki::new(KeyKind::EcP256).expect("pki");
-    vault
-        .add_certificate(
-            "signer",
-            &[first.leaf().pem.clone(), first.root().pem.clone()],
-            SecretFormat::Pem,
-        )
-        .expect("add");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, federated).expect("token");
+/// Entra and Key Vault doubles (certificate `signer` holding `first`'s chain), a fetcher
+/// trusting them, and the API double with the CRDs, a KeyManagementProvider naming
+/// `certificate` and a Verifier trusting it, watched by vouch.
+struct Fixture {
+    /// Serves the tokens the vault checks.
+    _entra: Entra,
+    vault: KeyVault,
+    first: TestPki,
+    second: TestPki,
+    api: KubeApi,
+    receiver: watch::Receiver<Published>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
 
-    let mut http = vouch_cloud::HttpOptions::default();
-    http.extra_root_certificates = vec![vault.ca_pem().into_bytes(), entra.ca_pem().into_bytes()];
-    let authority = entra.authority_host();
-    let token_path = token_file.to_string_lossy().into_owned();
-    let fetcher = KeyVaultFetcher::with_env(
-        &http,
-        Arc::new(move |name: &str| match name {
-            "AZURE_FEDERATED_TOKEN_FILE" => Some(token_path.clone()),
-            "AZURE_AUTHORITY_HOST" => Some(authority.clone()),
-            _ => None,
-        }),
-    )
-    .expect("fetcher");
-    tokio::spawn(Arc::clone(&fetcher).run());
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
-    let api = KubeApi::start(KubeApiOptions::http()).expect("API double");
-    api.apply_yaml(&vouch_cluster::crds_yaml()).expect("CRDs");
-    // Not granted yet: the provider's status says so.
-    api.put(kmp(&vault.vault_uri())).expect("kmp");
-    api.put(verifier()).expect("verifier");
-    let (client, _) = vouch_cluster::connect(Some(&api.kubeconfig()))
-        .await
-        .expect("client");
-    let (sender, receiver) = watch::channel(Published::pending("not yet"));
-    let _task = vouch_cluster::spawn(
-        client,
-        vouch_cluster::Options {
-            namespace: NAMESPACE.to_owned(),
-            write_status: true,
-            remote: Some(vouch_cluster::Remote {
-                changes: fetcher.subscribe(),
-                lookup: fetcher.clone(),
+impl Fixture {
+    async fn start(certificate: &str) -> Fixture {
+        let entra = Entra::start().expect("Entra double");
+        let federated = entra.register(TENANT, CLIENT);
+        let vault = KeyVault::start(&entra).expect("Key Vault double");
+        let first = TestPki::new(KeyKind::EcP256).expect("pki");
+        let second = TestPki::new(KeyKind::EcP256).expect("pki");
+        vault
+            .add_certificate(
+                "signer",
+                &[first.leaf().pem.clone(), first.root().pem.clone()],
+                SecretFormat::Pem,
+            )
+            .expect("add");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, federated).expect("token");
+
+        let mut http = vouch_cloud::HttpOptions::default();
+        http.extra_root_certificates =
+            vec![vault.ca_pem().into_bytes(), entra.ca_pem().into_bytes()];
+        let authority = entra.authority_host();
+        let token_path = token_file.to_string_lossy().into_owned();
+        let fetcher = KeyVaultFetcher::with_env(
+            &http,
+            Arc::new(move |name: &str| match name {
+                "AZURE_FEDERATED_TOKEN_FILE" => Some(token_path.clone()),
+                "AZURE_AUTHORITY_HOST" => Some(authority.clone()),
+                _ => None,
             }),
-        },
-        sender,
-    );
-    let status = || {
-        api.get(GV, "KeyManagementProvider", None, "kmp-akv")
+        )
+        .expect("fetcher");
+        tokio::spawn(Arc::clone(&fetcher).run());
+
+        let api = KubeApi::start(KubeApiOptions::http()).expect("API double");
+        api.apply_yaml(&vouch_cluster::crds_yaml()).expect("CRDs");
+        api.put(kmp(&vault.vault_uri(), certificate)).expect("kmp");
+        api.put(verifier()).expect("verifier");
+        let (client, _) = vouch_cluster::connect(Some(&api.kubeconfig()))
+            .await
+            .expect("client");
+        let (sender, receiver) = watch::channel(Published::pending("not yet"));
+        let task = vouch_cluster::spawn(
+            client,
+            vouch_cluster::Options {
+                namespace: NAMESPACE.to_owned(),
+                write_status: true,
+                remote: Some(vouch_cluster::Remote {
+                    changes: fetcher.subscribe(),
+                    lookup: fetcher.clone(),
+                }),
+            },
+            sender,
+        );
+        Fixture {
+            _entra: entra,
+            vault,
+            first,
+            second,
+            api,
+            receiver,
+            task,
+            _dir: dir,
+        }
+    }
+
+    fn status(&self) -> Value {
+        self.api
+            .get(GV, "KeyManagementProvider", None, "kmp-akv")
             .map(|o| o["status"].clone())
             .unwrap_or_default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation() {
+    // Not granted yet: the provider's status says so.
+    let f = Fixture::start("signer").await;
+    let (vault, first, second, receiver) = (&f.vault, &f.first, &f.second, &f.receiver);
+    let status = || f.status();
     wait_for("a Forbidden status", || {
         status()["error"]
             .as_str()
@@ -199,4 +241,29 @@ async fn a_key_vault_provider_reports_its_fetch_in_status_and_follows_a_rotation
         trusted(&receiver.borrow()).is_some_and(|t| t == vec![second.root().der.clone()]),
         "the last good set stays"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_fixed_before_its_first_read_makes_vouch_ready_with_the_fixed_one() {
+    // A typo in the certificate's name: Key Vault has none, so vouch is not ready.
+    let f = Fixture::start("singer").await;
+    f.vault.grant(TENANT, CLIENT);
+    wait_for("CertificateNotFound in the status", || {
+        f.status()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("CertificateNotFound"))
+    })
+    .await;
+    assert!(matches!(
+        f.receiver.borrow().state,
+        PublishedState::Pending(_)
+    ));
+    // Fixed: the source it named no longer counts, the new one is read, vouch is ready.
+    f.api
+        .put(kmp(&f.vault.vault_uri(), "signer"))
+        .expect("fixed kmp");
+    wait_for("the CA in force", || {
+        trusted(&f.receiver.borrow()).is_some_and(|t| t == vec![f.first.root().der.clone()])
+    })
+    .await;
 }

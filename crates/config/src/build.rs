@@ -84,14 +84,18 @@ pub(crate) fn build(
     let documents = sources
         .iter()
         .flat_map(|source| parse_documents(&source.name, &source.text));
-    build_documents(
-        origin,
-        documents,
-        &Resolution {
-            default_namespace: None,
-            remote,
-        },
-    )
+    if let Some(remote) = &remote {
+        remote.begin_round();
+    }
+    let resolution = Resolution {
+        default_namespace: None,
+        remote,
+    };
+    let config = build_documents(origin, documents, &resolution);
+    if let Some(remote) = &resolution.remote {
+        remote.end_round();
+    }
+    config
 }
 
 /// [`build`] from documents already split and read.

@@ -70,11 +70,21 @@ pub trait RemoteCertificates: Send + Sync + fmt::Debug {
     /// The state of `source`'s certificates.
     fn lookup(&self, source: &KeyVaultSource) -> RemoteState;
 
-    /// `Ok` when every source asked about has been read successfully at least once; else
-    /// what is awaited or failing (a server is not ready to start answering before that).
+    /// `Ok` when every source the newest configuration asked about has been read
+    /// successfully at least once; else what is awaited or failing (a server is not ready
+    /// to start answering before that).
     fn ready(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// A configuration is about to be built (every source it names will be looked up);
+    /// [`end_round`](Self::end_round) follows. Sources a configuration stopped naming (an
+    /// edited or deleted resource) are then forgotten: not fetched any more, and not
+    /// awaited by [`ready`](Self::ready).
+    fn begin_round(&self) {}
+
+    /// The configuration begun with [`begin_round`](Self::begin_round) is built.
+    fn end_round(&self) {}
 }
 
 /// Parses a Go duration (`1h`, `30m`, `1h30m`, `90s`, `500ms`), as Ratify's

@@ -226,6 +226,19 @@ impl ResourceSet {
     /// Reconciles: takes every newest version that builds, refuses the others (keeping their
     /// previous version), and builds the configuration of what is in force.
     pub fn evaluate(&mut self) -> Evaluation {
+        // Every resource seen is built below (candidates and those in force), so the remote
+        // sources asked about are exactly those the resources name now.
+        if let Some(remote) = &self.resolution.remote {
+            remote.begin_round();
+        }
+        let evaluation = self.reconcile();
+        if let Some(remote) = &self.resolution.remote {
+            remote.end_round();
+        }
+        evaluation
+    }
+
+    fn reconcile(&mut self) -> Evaluation {
         // Newest versions not yet in force, tried one by one until none more can be taken
         // (one may need another: a Verifier and the store it names).
         loop {
