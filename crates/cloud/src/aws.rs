@@ -30,7 +30,7 @@ use futures::future::BoxFuture;
 use reqwest::Url;
 use vouch_oci::{CredentialSource, SourcedCredential};
 
-use crate::http::{Http, HttpOptions, form};
+use crate::http::{Http, HttpOptions, authority, form};
 use crate::renew::{Renewing, Timed};
 
 /// ECR's JSON target of GetAuthorizationToken.
@@ -240,10 +240,7 @@ impl EcrCredentials {
         let who = format!("{:?}", self.identity);
         let url = Url::parse(&self.identity.ecr_endpoint)
             .map_err(|e| format!("{who}: the ECR endpoint is not a URL: {e}"))?;
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
+        let host = authority(&url);
         let body = b"{}";
         let amz_date = amz_date(SystemTime::now());
         let headers = [
@@ -318,13 +315,8 @@ impl EcrCredentials {
         let proxy_host = data["proxyEndpoint"]
             .as_str()
             .and_then(|p| Url::parse(p).ok())
-            .and_then(|u| {
-                let host = u.host_str()?.to_ascii_lowercase();
-                Some(match u.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-            });
+            .map(|u| authority(&u).to_ascii_lowercase())
+            .filter(|host| !host.is_empty());
         tracing::debug!(identity = %who, lifetime_secs = lifetime.as_secs(), "ECR token obtained");
         Ok(Timed::new(
             EcrToken {

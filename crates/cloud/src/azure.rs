@@ -37,7 +37,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use vouch_oci::{CredentialSource, SourcedCredential};
 
-use crate::http::{Answer, Http, HttpOptions, form};
+use crate::http::{Answer, Http, HttpOptions, authority, form};
 use crate::renew::{Renewing, Timed};
 
 /// The Entra resource (audience) of Azure Container Registry.
@@ -285,12 +285,7 @@ impl EntraTokens {
                 (request, url)
             }
         };
-        let place = format!(
-            "{}://{}{}",
-            endpoint.scheme(),
-            endpoint.host_str().unwrap_or_default(),
-            endpoint.port().map(|p| format!(":{p}")).unwrap_or_default()
-        );
+        let place = format!("{}://{}", endpoint.scheme(), authority(&endpoint));
         let answer = self
             .http
             .send(request)
@@ -444,14 +439,10 @@ impl AcrCredentials {
         options: &HttpOptions,
     ) -> Result<Self, String> {
         let endpoints = if endpoints.is_empty() {
-            [
-                "*.azurecr.io",
-                "*.azurecr.cn",
-                "*.azurecr.de",
-                "*.azurecr.us",
-            ]
-            .map(str::to_owned)
-            .to_vec()
+            vouch_config::DEFAULT_AZURE_REGISTRY_ENDPOINTS
+                .iter()
+                .map(|e| (*e).to_owned())
+                .collect()
         } else {
             endpoints
         };

@@ -143,3 +143,13 @@ pub(crate) fn form(
         )
         .body(body.finish())
 }
+
+/// `host[:port]` of `url` (the port only when not the scheme's default): a registry's name,
+/// or the `Host` a request is signed for. Empty for a URL without a host.
+pub(crate) fn authority(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}

@@ -1352,8 +1352,6 @@ fn header_value(text: &str) -> Option<HeaderValue> {
     Some(v)
 }
 
-/// The error for a response whose status is not a success, with what its body (read up to
-/// `MAX_ERROR_BODY`) says.
 /// `host[:port]` of `url` (the port only when not the scheme's default), as registries are
 /// named in references.
 fn url_authority(url: &Url) -> String {
@@ -1364,6 +1362,8 @@ fn url_authority(url: &Url) -> String {
     }
 }
 
+/// The error for a response whose status is not a success, with what its body (read up to
+/// `MAX_ERROR_BODY`) says.
 async fn status_error(
     reference: &Reference,
     operation: &str,
