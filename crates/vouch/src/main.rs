@@ -174,16 +174,9 @@ fn main() -> ExitCode {
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let mut options = EngineOptions::default();
-    options.registry_timeout = args.registry_timeout;
-    options.extra_root_certificates = read_registry_cas(&args.registry_ca_file)?;
-    // Half the registry deadline for each identity request (Entra, token exchange), so a
-    // slow identity endpoint is named as such before the registry call's deadline.
-    options.cloud_http.timeout = args.registry_timeout / 2;
+    let mut options = engine_options(args.registry_timeout, &args.registry_ca_file)?;
     // Azure Key Vault certificate sources: read once, before the configuration is built.
-    let key_vault = vouch_cloud::keyvault::KeyVaultFetcher::new(&options.cloud_http)
-        .map_err(|e| anyhow::anyhow!("cannot start the Key Vault client: {e}"))?;
-    let fetching = tokio::spawn(Arc::clone(&key_vault).run());
+    let (key_vault, fetching) = start_key_vault(&options)?;
     let remote = Arc::clone(&key_vault) as Arc<dyn vouch_config::RemoteCertificates>;
     let config = match &args.config {
         Some(path) => {
@@ -272,9 +265,37 @@ pub(crate) async fn verify_all(
     results
 }
 
+/// The engine options `vouch verify` and `vouch serve` share: the registry deadline, the
+/// registry CA files, and half that deadline for each identity request (Entra, token
+/// exchange, Key Vault, STS, ECR), so a slow identity endpoint is named as such before the
+/// registry call's deadline.
+pub(crate) fn engine_options(
+    registry_timeout: std::time::Duration,
+    registry_ca_files: &[PathBuf],
+) -> anyhow::Result<EngineOptions> {
+    let mut options = EngineOptions::default();
+    options.registry_timeout = registry_timeout;
+    options.extra_root_certificates = read_registry_cas(registry_ca_files)?;
+    options.cloud_http.timeout = registry_timeout / 2;
+    Ok(options)
+}
+
+/// The Azure Key Vault fetcher of `options`' identity client, fetching on a task.
+pub(crate) fn start_key_vault(
+    options: &EngineOptions,
+) -> anyhow::Result<(
+    Arc<vouch_cloud::keyvault::KeyVaultFetcher>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let key_vault = vouch_cloud::keyvault::KeyVaultFetcher::new(&options.cloud_http)
+        .map_err(|e| anyhow::anyhow!("cannot start the Key Vault client: {e}"))?;
+    let fetching = tokio::spawn(Arc::clone(&key_vault).run());
+    Ok((key_vault, fetching))
+}
+
 /// The registry CA files (`--registry-ca-file`), read at start: an unreadable or empty one is
 /// an error naming it.
-pub(crate) fn read_registry_cas(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+fn read_registry_cas(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     paths
         .iter()
         .map(|path| {

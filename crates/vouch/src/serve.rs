@@ -197,16 +197,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.config_reload_interval = args.config_check_interval;
     options.max_connections = connection_cap(args.max_connections);
 
-    let mut engine_options = EngineOptions::default();
-    engine_options.registry_timeout = args.registry_timeout;
-    engine_options.extra_root_certificates = crate::read_registry_cas(&args.registry_ca_file)?;
-    // Half the registry deadline for each identity request (Entra, token exchange), so a
-    // slow identity endpoint is named as such before the registry call's deadline.
-    engine_options.cloud_http.timeout = args.registry_timeout / 2;
+    let engine_options = crate::engine_options(args.registry_timeout, &args.registry_ca_file)?;
     // Azure Key Vault certificate sources: fetched in the background, refreshed.
-    let key_vault = KeyVaultFetcher::new(&engine_options.cloud_http)
-        .map_err(|e| anyhow::anyhow!("cannot start the Key Vault client: {e}"))?;
-    tokio::spawn(Arc::clone(&key_vault).run());
+    let (key_vault, _fetching) = crate::start_key_vault(&engine_options)?;
     let loader: Arc<dyn BackendLoader> = match &args.config {
         Some(config) => {
             // Learn the Key Vault sources and fetch them before the first load, so that
