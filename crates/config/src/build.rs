@@ -509,13 +509,11 @@ fn key_vault_source(
         "vaultURI",
         "the vault's URI, e.g. https://myvault.vault.azure.net/",
     )?;
-    let vault_ok = vault_uri
-        .strip_prefix("https://")
-        .or_else(|| vault_uri.strip_prefix("http://"))
-        .is_some_and(|rest| {
-            let host = rest.trim_end_matches('/');
-            !host.is_empty() && !host.contains('/') && !host.contains('?') && !host.contains('#')
-        });
+    // HTTPS only: every request carries a bearer token for the vault.
+    let vault_ok = vault_uri.strip_prefix("https://").is_some_and(|rest| {
+        let host = rest.trim_end_matches('/');
+        !host.is_empty() && !host.contains('/') && !host.contains('?') && !host.contains('#')
+    });
     if !vault_ok {
         return Err(ctx.err(
             "spec.parameters.vaultURI",

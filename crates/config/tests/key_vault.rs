@@ -220,6 +220,11 @@ fn bad_parameters_are_refused_with_their_field() {
             "spec.parameters.vaultURI",
         ),
         (
+            "vaultURI: https://myvault.vault.azure.net/",
+            "vaultURI: http://myvault.vault.azure.net/",
+            "spec.parameters.vaultURI",
+        ),
+        (
             "refreshInterval: 1h30m",
             "refreshInterval: often",
             "spec.refreshInterval",
